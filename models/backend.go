@@ -1,0 +1,61 @@
+package models
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend" // pure Go: works everywhere
+	_ "github.com/gomlx/go-xla/compute/xla" // XLA/PJRT: CPU plugin or CUDA, when installed (no auto-download)
+)
+
+// BackendEnvVar selects the backend when no --backend flag is given (GoMLX's own variable).
+const BackendEnvVar = compute.ConfigEnvVar
+
+// backendPreference is tried in order when nothing is chosen: the fastest
+// that loads here wins. "xla:cuda" needs a GPU and the CUDA PJRT plugin,
+// "xla:cpu" the CPU PJRT plugin (both installed by tools/setup/backend.sh),
+// "go" always works.
+var backendPreference = []string{"xla:cuda", "xla:cpu", "go"}
+
+// NewBackend creates the named backend ("go", "xla:cpu", "xla:cuda"). An empty
+// name uses $GOMLX_BACKEND, else the first of backendPreference that loads.
+func NewBackend(name string) (compute.Backend, error) {
+	if name == "" {
+		name = os.Getenv(BackendEnvVar)
+	}
+	if name != "" {
+		b, err := compute.NewWithConfig(name)
+		if err != nil {
+			return nil, fmt.Errorf("backend %q did not load (%v): use one of %s, and run `make setup` for the native ones", name, firstLine(err), strings.Join(backendPreference, ", "))
+		}
+		return b, nil
+	}
+	var errs []string
+	for _, cand := range backendPreference {
+		b, err := compute.NewWithConfig(cand)
+		if err == nil {
+			return b, nil
+		}
+		errs = append(errs, cand+": "+firstLine(err))
+	}
+	return nil, fmt.Errorf("no backend loads here (%s)", strings.Join(errs, "; "))
+}
+
+// MustNewBackend is NewBackend for notebooks: it panics on error.
+func MustNewBackend(name string) compute.Backend {
+	b, err := NewBackend(name)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

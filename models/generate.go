@@ -1,0 +1,469 @@
+package models
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// Steering adds Coeff·Vector to the residual stream entering block Layer, at
+// every position of the prompt and of the reply (activation addition).
+type Steering struct {
+	Layer  int
+	Coeff  float32
+	Vector []float32 // [d_model]
+}
+
+// GenerateOptions control a batched generation.
+type GenerateOptions struct {
+	MaxNewTokens int
+	// Temperature 0 is greedy decoding; otherwise tokens are sampled after
+	// temperature, top-k (0: off) and top-p (0 or 1: off) filtering, in
+	// Hugging Face's order.
+	Temperature float64
+	TopK        int
+	TopP        float64
+	// Seed drives sampling. Each row draws from its own generator seeded by
+	// (Seed, RowSeeds[i]) — RowSeeds defaults to the row index — so a
+	// completion does not depend on which batch it was generated in.
+	Seed     uint64
+	RowSeeds []uint64
+	// Capture returns each row's mean residual stream over its own reply
+	// tokens (generated ids up to, not including, the stop token).
+	Capture bool
+	// Steer applies to every row; SteerRows, when set, gives each row its own.
+	Steer     []Steering
+	SteerRows [][]Steering
+	// Ablate, when set, is a unit direction removed everywhere (see Interventions.Ablate).
+	Ablate []float32
+	// OnStep, when set, is called after every decoding step.
+	OnStep func(step, maxSteps int)
+}
+
+// Generation is the result of GenerateIDs, one entry per prompt.
+type Generation struct {
+	Tokens  [][]int32 // generated ids; ends with the stop token when Stopped
+	Text    []string  // decoded reply without the stop token and special tokens
+	Stopped []bool    // the reply ended on a stop token (else it hit MaxNewTokens)
+	// Means[i] is row i's mean residual stream over its reply tokens,
+	// [n_layers+1][d_model], with Capture; nil for a row with an empty reply.
+	Means [][][]float64
+	// Steps counts decoding steps run (the loop stops when every row has stopped).
+	Steps int
+}
+
+// ReplyIDs returns the reply tokens of row i without the stop token: the
+// tokens averaged by Capture.
+func (g *Generation) ReplyIDs(i int) []int32 {
+	if g.Stopped[i] {
+		return g.Tokens[i][:len(g.Tokens[i])-1]
+	}
+	return g.Tokens[i]
+}
+
+// EncodePrompt renders one user message with the chat template and tokenizes it.
+func (m *Model) EncodePrompt(userMessage string) (text string, ids []int32, err error) {
+	text, err = m.Template.UserPrompt(userMessage)
+	if err != nil {
+		return "", nil, err
+	}
+	ids, err = m.Tokenizer.Encode(text)
+	return text, ids, err
+}
+
+// Generate renders each user message with the chat template and generates replies.
+func (m *Model) Generate(userMessages []string, opts GenerateOptions) (*Generation, error) {
+	prompts := make([][]int32, len(userMessages))
+	for i, u := range userMessages {
+		_, ids, err := m.EncodePrompt(u)
+		if err != nil {
+			return nil, err
+		}
+		prompts[i] = ids
+	}
+	return m.GenerateIDs(prompts, opts)
+}
+
+// bucket rounds n up to a multiple of step, so that the few compiled shapes
+// are reused across batches.
+func bucket(n, step int) int { return (n + step - 1) / step * step }
+
+// GenerateIDs generates replies for a batch of tokenized prompts, left-padded
+// into one KV cache of static shape: one compiled prefill and one compiled
+// decoding step serve the whole batch, with no recompilation per token.
+func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generation, error) {
+	if len(prompts) == 0 {
+		return &Generation{}, nil
+	}
+	if opts.MaxNewTokens <= 0 {
+		return nil, fmt.Errorf("max_new_tokens must be positive, got %d", opts.MaxNewTokens)
+	}
+	longest := 0
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return nil, fmt.Errorf("prompt %d is empty", i)
+		}
+		longest = max(longest, len(p))
+	}
+	if longest+opts.MaxNewTokens > m.Config.ContextLength {
+		return nil, fmt.Errorf("prompt of %d tokens plus max_new_tokens %d exceeds the model's context of %d tokens: shorten the prompt or lower --max_new_tokens", longest, opts.MaxNewTokens, m.Config.ContextLength)
+	}
+	s, err := m.newSession(prompts, bucket(longest, 16), opts)
+	if err != nil {
+		return nil, err
+	}
+	B := len(prompts)
+	gen := &Generation{Tokens: make([][]int32, B), Text: make([]string, B), Stopped: make([]bool, B)}
+	rngs := make([]*rand.Rand, B)
+	for i := range B {
+		rowSeed := uint64(i)
+		if i < len(opts.RowSeeds) {
+			rowSeed = opts.RowSeeds[i]
+		}
+		rngs[i] = rand.New(rand.NewPCG(opts.Seed, rowSeed))
+	}
+	var sums [][]float64 // [B][(n_layers+1)*d_model]
+	counts := make([]int, B)
+	if opts.Capture {
+		sums = make([][]float64, B)
+		for i := range sums {
+			sums[i] = make([]float64, (m.Config.NumLayers+1)*m.Config.DModel)
+		}
+	}
+	addCapture := func(captured []float32, mask []float32) {
+		// captured: [n_layers+1, B, d_model] sums over this step's masked positions.
+		L1, D := m.Config.NumLayers+1, m.Config.DModel
+		for b := range B {
+			if mask[b] == 0 {
+				continue
+			}
+			counts[b]++
+			for l := range L1 {
+				row := captured[(l*B+b)*D : (l*B+b+1)*D]
+				acc := sums[b][l*D : (l+1)*D]
+				for d, v := range row {
+					acc[d] += float64(v) // float64: sums over many tokens stay exact enough
+				}
+			}
+		}
+	}
+
+	// Prefill: the whole (left-padded) prompt; nothing is captured from it.
+	tokens := make([]int32, B*s.prefillLen)
+	for b, p := range prompts {
+		copy(tokens[b*s.prefillLen+s.pads[b]:], p)
+	}
+	logits, _, err := s.step(tokens, s.prefillLen, 0, nil)
+	if err != nil {
+		return nil, err
+	}
+	next := make([]int32, B)
+	mask := make([]float32, B)
+	for step := 0; ; step++ {
+		// Choose each active row's next token from the last logits.
+		active := 0
+		for b := range B {
+			mask[b] = 0
+			if gen.Stopped[b] || len(gen.Tokens[b]) >= opts.MaxNewTokens {
+				continue
+			}
+			tok := sampleToken(logits[b*m.Config.VocabSize:(b+1)*m.Config.VocabSize], &opts, rngs[b])
+			gen.Tokens[b] = append(gen.Tokens[b], tok)
+			next[b] = tok
+			if slices.Contains(m.StopTokens, tok) {
+				gen.Stopped[b] = true
+			} else {
+				mask[b] = 1 // a reply token: its residual stream is captured when it is fed
+				active++
+			}
+		}
+		// Feed the chosen tokens. When no row will sample again, this last
+		// step is only needed to capture the final reply tokens.
+		moreToSample := false
+		for b := range B {
+			if !gen.Stopped[b] && len(gen.Tokens[b]) < opts.MaxNewTokens {
+				moreToSample = true
+			}
+		}
+		if !moreToSample && (!opts.Capture || active == 0) {
+			break
+		}
+		var captured []float32
+		logits, captured, err = s.step(next, 1, s.prefillLen+step, mask)
+		if err != nil {
+			return nil, err
+		}
+		gen.Steps++
+		if opts.Capture {
+			addCapture(captured, mask)
+		}
+		if opts.OnStep != nil {
+			opts.OnStep(step+1, opts.MaxNewTokens)
+		}
+		if !moreToSample {
+			break
+		}
+	}
+	s.close()
+
+	for b := range B {
+		gen.Text[b] = m.Tokenizer.Decode(gen.ReplyIDs(b))
+	}
+	if opts.Capture {
+		gen.Means = make([][][]float64, B)
+		for b := range B {
+			if counts[b] == 0 {
+				continue
+			}
+			gen.Means[b] = splitMeans(sums[b], counts[b], m.Config.NumLayers+1, m.Config.DModel)
+		}
+	}
+	return gen, nil
+}
+
+// splitMeans divides flat sums [layers*d] by count into [layers][d].
+func splitMeans(sum []float64, count, layers, d int) [][]float64 {
+	out := make([][]float64, layers)
+	for l := range layers {
+		out[l] = make([]float64, d)
+		for j := range d {
+			out[l][j] = sum[l*d+j] / float64(count)
+		}
+	}
+	return out
+}
+
+// session holds the KV cache and intervention inputs of one batch.
+type session struct {
+	m          *Model
+	exec       *graph.Exec
+	iv         Interventions
+	batch      int
+	prefillLen int   // bucketed prompt length: slots [0, prefillLen) hold the left-padded prompts
+	slots      int   // cache length T
+	pads       []int // left padding per row
+	keyValid   *tensors.Tensor
+	kv         []*tensors.Tensor // K per layer, then V per layer
+	steer      *tensors.Tensor
+	ablate     *tensors.Tensor
+}
+
+func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptions) (*session, error) {
+	c := &m.Config
+	iv := Interventions{Capture: opts.Capture, Steer: len(opts.Steer) > 0 || len(opts.SteerRows) > 0, Ablate: opts.Ablate != nil}
+	exec, err := m.exec(iv)
+	if err != nil {
+		return nil, err
+	}
+	B := len(prompts)
+	// +1: with Capture the last reply token is fed once more to read its residual stream.
+	s := &session{m: m, exec: exec, iv: iv, batch: B, prefillLen: prefillLen,
+		slots: bucket(prefillLen+opts.MaxNewTokens+1, 64), pads: make([]int, B)}
+	valid := make([]float32, B*s.slots)
+	for b, p := range prompts {
+		s.pads[b] = prefillLen - len(p)
+		for t := s.pads[b]; t < s.slots; t++ {
+			valid[b*s.slots+t] = 1 // slots past the prompt are masked causally until written
+		}
+	}
+	s.keyValid = tensors.FromFlatDataAndDimensions(valid, B, s.slots)
+	for range 2 * c.NumLayers {
+		s.kv = append(s.kv, tensors.FromShape(shapes.Make(dtypes.Float32, B, c.NumKVHeads, s.slots, c.HeadDim)))
+	}
+	if iv.Steer {
+		steer := make([]float32, B*c.NumLayers*c.DModel)
+		for b := range B {
+			rowSteer := opts.Steer
+			if opts.SteerRows != nil {
+				rowSteer = opts.SteerRows[b]
+			}
+			for _, st := range rowSteer {
+				if st.Layer < 0 || st.Layer >= c.NumLayers || len(st.Vector) != c.DModel {
+					return nil, fmt.Errorf("steering at layer %d with a %d-vector: want a layer in [0, %d) and a %d-vector", st.Layer, len(st.Vector), c.NumLayers, c.DModel)
+				}
+				row := steer[(b*c.NumLayers+st.Layer)*c.DModel:]
+				for d, v := range st.Vector {
+					row[d] += st.Coeff * v
+				}
+			}
+		}
+		s.steer = tensors.FromFlatDataAndDimensions(steer, B, c.NumLayers, c.DModel)
+	}
+	if iv.Ablate {
+		if len(opts.Ablate) != c.DModel {
+			return nil, fmt.Errorf("ablation direction has %d values, want d_model=%d", len(opts.Ablate), c.DModel)
+		}
+		s.ablate = tensors.FromFlatDataAndDimensions(slices.Clone(opts.Ablate), c.DModel)
+	}
+	return s, nil
+}
+
+// step runs n new tokens per row ([B*n] ids) at cache slot offset and returns
+// the last position's logits [B*vocab] and, with Capture, the sums
+// [(n_layers+1)*B*d_model] over the positions where captureMask ([B*n]) is 1.
+func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (logits, captured []float32, err error) {
+	B := s.batch
+	positions := make([]int32, B*n)
+	for b := range B {
+		for j := range n {
+			positions[b*n+j] = int32(offset + j - s.pads[b])
+		}
+	}
+	args := make([]any, 0, len(s.m.weightList)+len(s.kv)+8)
+	for _, w := range s.m.weightList {
+		args = append(args, w)
+	}
+	args = append(args,
+		tensors.FromFlatDataAndDimensions(tokens, B, n),
+		tensors.FromFlatDataAndDimensions(positions, B, n),
+		s.keyValid, int32(offset))
+	for _, t := range s.kv {
+		args = append(args, t)
+	}
+	if s.iv.Capture {
+		if captureMask == nil {
+			captureMask = make([]float32, B*n)
+		}
+		args = append(args, tensors.FromFlatDataAndDimensions(captureMask, B, n))
+	}
+	if s.iv.Steer {
+		args = append(args, s.steer)
+	}
+	if s.iv.Ablate {
+		args = append(args, s.ablate)
+	}
+	outs, err := s.exec.Call(args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("model step: %w", err)
+	}
+	for i, t := range s.kv {
+		_ = t.FinalizeAll()
+		s.kv[i] = outs[1+i]
+	}
+	if logits, err = tensors.CopyFlatData[float32](outs[0]); err != nil {
+		return nil, nil, err
+	}
+	_ = outs[0].FinalizeAll()
+	if s.iv.Capture {
+		last := outs[len(outs)-1]
+		if captured, err = tensors.CopyFlatData[float32](last); err != nil {
+			return nil, nil, err
+		}
+		_ = last.FinalizeAll()
+	}
+	return logits, captured, nil
+}
+
+// close frees the session's device memory.
+func (s *session) close() {
+	for _, t := range s.kv {
+		_ = t.FinalizeAll()
+	}
+	s.kv = nil
+}
+
+// sampleToken picks the next token from one row's logits.
+func sampleToken(logits []float32, o *GenerateOptions, rng *rand.Rand) int32 {
+	if o.Temperature <= 0 {
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i // first maximum wins, as torch.argmax
+			}
+		}
+		return int32(best)
+	}
+	// Candidates sorted by logit, descending; top-k keeps the first k.
+	idx := topIndices(logits, o.TopK)
+	k := len(idx)
+	// Softmax with temperature over the candidates.
+	probs := make([]float64, k)
+	top := float64(logits[idx[0]])
+	var total float64
+	for i, id := range idx {
+		probs[i] = math.Exp((float64(logits[id]) - top) / o.Temperature)
+		total += probs[i]
+	}
+	// Top-p: the smallest prefix whose mass reaches p (the top token always stays).
+	if o.TopP > 0 && o.TopP < 1 {
+		var cum float64
+		for i := range probs {
+			cum += probs[i] / total
+			if cum >= o.TopP {
+				probs, idx = probs[:i+1], idx[:i+1]
+				break
+			}
+		}
+		total = 0
+		for _, p := range probs {
+			total += p
+		}
+	}
+	r := rng.Float64() * total
+	for i, p := range probs {
+		r -= p
+		if r < 0 {
+			return idx[i]
+		}
+	}
+	return idx[len(idx)-1]
+}
+
+// topIndices returns the indices of the k largest logits, sorted descending
+// (ties: lower index first); k <= 0 or k >= len means all of them.
+func topIndices(logits []float32, k int) []int32 {
+	less := func(a, b int32) bool { // a ranks below b
+		if logits[a] != logits[b] {
+			return logits[a] < logits[b]
+		}
+		return a > b
+	}
+	var idx []int32
+	if k <= 0 || k >= len(logits) {
+		idx = make([]int32, len(logits))
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+	} else {
+		// One pass with a min-heap of the k best: O(vocab·log k), not a full sort per token.
+		h := make([]int32, 0, k)
+		down := func(i int) {
+			for {
+				l, smallest := 2*i+1, i
+				if l < len(h) && less(h[l], h[smallest]) {
+					smallest = l
+				}
+				if r := l + 1; r < len(h) && less(h[r], h[smallest]) {
+					smallest = r
+				}
+				if smallest == i {
+					return
+				}
+				h[i], h[smallest] = h[smallest], h[i]
+				i = smallest
+			}
+		}
+		for i := range logits {
+			id := int32(i)
+			if len(h) < k {
+				h = append(h, id)
+				for j := len(h) - 1; j > 0 && less(h[j], h[(j-1)/2]); j = (j - 1) / 2 {
+					h[j], h[(j-1)/2] = h[(j-1)/2], h[j]
+				}
+			} else if less(h[0], id) {
+				h[0] = id
+				down(0)
+			}
+		}
+		idx = h
+	}
+	sort.Slice(idx, func(a, b int) bool { return less(idx[b], idx[a]) })
+	return idx
+}

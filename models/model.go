@@ -1,0 +1,127 @@
+package models
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// Tokenizer is what a Model needs from its tokenizer (models/tokenizer implements it).
+type Tokenizer interface {
+	// Encode tokenizes text as it is: special tokens written in the text
+	// (e.g. "<|im_start|>") map to their ids, and nothing is added.
+	Encode(text string) ([]int32, error)
+	// Decode turns ids back into text, skipping special tokens.
+	Decode(ids []int32) string
+	// TokenID looks up a token by its exact string.
+	TokenID(token string) (int32, bool)
+}
+
+// Model is a loaded chat model: config, weights on a backend, tokenizer and
+// chat template. It is safe for use by one goroutine at a time.
+type Model struct {
+	Config    Config
+	Source    string // what was loaded: the resolved file or folder
+	Backend   compute.Backend
+	Tokenizer Tokenizer
+	Template  *ChatTemplate
+	// StopTokens end a reply: the EOS token and the template's end-of-turn token.
+	StopTokens []int32
+
+	weights    *Params[*tensors.Tensor]
+	weightList []*tensors.Tensor // visit order: the first inputs of every graph
+
+	mu    sync.Mutex
+	execs map[Interventions]*graph.Exec
+}
+
+// newModel uploads the weights and prepares the stop tokens.
+func newModel(cfg Config, source string, backend compute.Backend, w *Params[*tensors.Tensor], tok Tokenizer, tmpl *ChatTemplate) (*Model, error) {
+	m := &Model{Config: cfg, Source: source, Backend: backend, Tokenizer: tok, Template: tmpl,
+		weights: w, execs: map[Interventions]*graph.Exec{}}
+	m.weightList = w.flat(&m.Config)
+	for _, t := range m.weightList {
+		if err := t.ToDevice(backend, 0); err != nil {
+			return nil, fmt.Errorf("move weights to the %s backend: %w", backend.Name(), err)
+		}
+	}
+	if cfg.EOS >= 0 {
+		m.StopTokens = append(m.StopTokens, cfg.EOS)
+	}
+	// Chat models end a turn with a template token that is not always the
+	// checkpoint's EOS (SmolLM2 and Qwen use <|im_end|>, Llama 3 <|eot_id|>).
+	for _, s := range []string{"<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>", "<|endoftext|>"} {
+		if id, ok := tok.TokenID(s); ok && !containsID(m.StopTokens, id) && strings.Contains(tmpl.Source, s) {
+			m.StopTokens = append(m.StopTokens, id)
+		}
+	}
+	return m, nil
+}
+
+func containsID(ids []int32, id int32) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// exec returns the compiled step program for a set of interventions.
+func (m *Model) exec(iv Interventions) (*graph.Exec, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.execs[iv]; ok {
+		return e, nil
+	}
+	e, err := graph.NewExec(m.Backend, m.stepGraph(iv))
+	if err != nil {
+		return nil, err
+	}
+	// Shapes are bucketed (batch, prompt length, cache length), so a run
+	// compiles a handful of programs; allow plenty before refusing.
+	e.SetMaxCache(256)
+	m.execs[iv] = e
+	return e, nil
+}
+
+// Alias is the model's own name, used for output folders.
+func (m *Model) Alias() string { return m.Config.Name }
+
+// NumParameters counts the weights (tied embeddings counted once).
+func (m *Model) NumParameters() int64 {
+	var n int64
+	for _, t := range m.weightList {
+		n += int64(t.Shape().Size())
+	}
+	return n
+}
+
+// Close releases the weights on the backend.
+func (m *Model) Close() {
+	for _, t := range m.weightList {
+		t.FinalizeAll()
+	}
+	m.weightList = nil
+}
+
+// fileExists reports whether path is an existing regular file.
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// dirName is the last element of a folder path, used as a model name.
+func dirName(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return filepath.Base(dir)
+	}
+	return filepath.Base(abs)
+}
