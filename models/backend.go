@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute"
-	_ "github.com/gomlx/compute/gobackend" // pure Go: works everywhere
+	_ "github.com/gomlx/compute/gobackend"  // pure Go: works everywhere
 	_ "github.com/gomlx/go-xla/compute/xla" // XLA/PJRT: CPU plugin or CUDA, when installed (no auto-download)
 )
 

@@ -3,9 +3,9 @@ package models
 import (
 	"math"
 
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads better unqualified, as in GoMLX's own examples.
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads better unqualified, as in GoMLX's own examples.
 )
 
 // Interventions fixes, when a graph is built, which captures and
@@ -172,14 +172,14 @@ func attention(c *Config, b *BlockParams[*Node], x, cos, sin, mask, kCache, vCac
 	vNew = DynamicUpdateSlice(vCache, Transpose(v, 1, 2), []*Node{zero, zero, offset, zero})
 
 	// Query head h uses key head h / group (Hugging Face's repeat_kv order).
-	qg := Reshape(Transpose(q, 1, 2), batch, nKV, group, seq, hd)             // [B, KV, G, S, hd]
-	scores := Einsum("bkgsd,bktd->bkgst", qg, kNew)                            // [B, KV, G, S, T]
+	qg := Reshape(Transpose(q, 1, 2), batch, nKV, group, seq, hd) // [B, KV, G, S, hd]
+	scores := Einsum("bkgsd,bktd->bkgst", qg, kNew)               // [B, KV, G, S, T]
 	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
 	// A large finite negative, not -inf: a fully masked row (a left-padding
 	// query) must stay finite so no NaN reaches the cache.
 	scores = Where(BroadcastToDims(mask, scores.Shape().Dimensions...), scores, Scalar(x.Graph(), dtypes.Float32, -1e9))
 	probs := Softmax(scores, -1)
-	ctx := Einsum("bkgst,bktd->bkgsd", probs, vNew)                            // [B, KV, G, S, hd]
+	ctx := Einsum("bkgst,bktd->bkgsd", probs, vNew) // [B, KV, G, S, hd]
 	ctx = Reshape(Transpose(Reshape(ctx, batch, c.NumHeads, seq, hd), 1, 2), batch, seq, c.NumHeads*hd)
 	return linear(ctx, b.O, nil), kNew, vNew
 }
@@ -191,7 +191,7 @@ func attentionMask(x *stepInputs) *Node {
 	batch, seq := x.tokens.Shape().Dim(0), x.tokens.Shape().Dim(1)
 	slots := x.keyValid.Shape().Dim(1)
 	qSlot := Add(Iota(g, shapes.Make(dtypes.Int32, seq, 1), 0), x.offset) // [S, 1]
-	kSlot := Iota(g, shapes.Make(dtypes.Int32, 1, slots), 1)             // [1, T]
+	kSlot := Iota(g, shapes.Make(dtypes.Int32, 1, slots), 1)              // [1, T]
 	causal := Reshape(LessOrEqual(kSlot, qSlot), 1, seq, slots)           // [1, S, T]
 	valid := Reshape(GreaterThan(x.keyValid, ScalarZero(g, dtypes.Float32)), batch, 1, slots)
 	return Reshape(LogicalAnd(causal, valid), batch, 1, 1, seq, slots)
