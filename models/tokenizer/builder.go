@@ -5,6 +5,7 @@ package tokenizer
 // can be unit-tested and fuzzed without the native library.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -330,7 +331,9 @@ func SupportedPreTokenizers() []string {
 // are only added by the post-processor when tokenizer.ggml.add_bos_token /
 // add_eos_token are true.
 //
-// Any successful result loads in Hugging Face tokenizers.
+// The unknown token id is only used for "llama" (byte-level BPE needs none).
+// The result is meant to always load in Hugging Face tokenizers (merges are
+// checked against the vocabulary, as the library does).
 func BuildJSONFromGGUF(meta *GGUFMetadata) ([]byte, error) {
 	if meta == nil {
 		return nil, fmt.Errorf("tokenizer: nil GGUF metadata")
@@ -385,7 +388,14 @@ func BuildJSONFromGGUF(meta *GGUFMetadata) ([]byte, error) {
 		return nil, err
 	}
 	doc.PostProcessor = templateProcessor(meta, doc.PostProcessor)
-	return json.Marshal(doc)
+	// Like json.Marshal, but keeps "<|im_end|>" readable (no HTML escaping).
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("tokenizer: encoding tokenizer.json: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // tokenizerJSON mirrors the top level of a Hugging Face tokenizer.json.
@@ -436,7 +446,7 @@ func (m *GGUFMetadata) tokenType(id int) int32 {
 // addedTokens returns the tokens that must be matched whole in the input:
 // control and unknown tokens (special) and user-defined tokens (not special).
 func addedTokens(meta *GGUFMetadata) []addedToken {
-	var out []addedToken
+	out := []addedToken{} // Never null: the library wants a list.
 	seen := make(map[string]bool)
 	for id, tok := range meta.Tokens {
 		t := meta.tokenType(id)
