@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
+)
+
+// cmdEvaluate is the Go counterpart of the spec's eval_refusal_vector.py.
+func cmdEvaluate(args []string) error {
+	fs := newFlags("evaluate", "--model_path M --vector_dir DIR [flags]")
+	def := refusalkit.DefaultEvalConfig("", "")
+	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
+	vectorDir := fs.String("vector_dir", "", "folder holding refusal_vector.safetensors, written by `refusalkit extract` (required)")
+	nVal := fs.Int("n_validation_samples", def.NValidation, "validation queries (validation split) for layer selection")
+	nTest := fs.Int("n_test_samples", def.NTest, "test queries (test split) for the coefficient sweep")
+	coeffs := floatList(def.Coefficients)
+	fs.Var(&coeffs, "coefficients", "activation-addition coefficients, space- or comma-separated")
+	maxNew := fs.Int("max_new_tokens", def.MaxNewTokens, "maximum tokens to generate")
+	batch := fs.Int("batch_size", def.BatchSize, "batch size for generation and layer selection")
+	valSeed := fs.Int64("validation_seed", def.ValidationSeed, "seed for sampling validation queries")
+	testSeed := fs.Int64("test_seed", def.TestSeed, "seed for sampling test queries")
+	outDir := fs.String("output_dir", "", "output folder (default: --vector_dir)")
+	selection := fs.String("layer_selection", "steering", "layer ranking: steering (the spec's method) or norm")
+	refusalTokens := fs.String("refusal_tokens", "", "comma-separated token ids for the refusal score (default: derived from the vector folder's responses)")
+	sample := fs.Bool("sample", false, "sample the sweep's completions (temperature 1, top-p 0.95, top-k 64) instead of greedy decoding")
+	seed := fs.Int64("seed", def.Seed, "sampling seed, with --sample")
+	dataset := fs.String("dataset", "", "instructions file (.json, .jsonl, .csv) instead of ALPACA; its validation and test splits are used")
+	overwrite := fs.Bool("overwrite", false, "replace a previous evaluation in the output folder")
+	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
+	if err := parseFlags(fs, joinSpaceLists(args, "coefficients")); err != nil {
+		return err
+	}
+	if *modelPath == "" || *vectorDir == "" {
+		return usagef("--model_path and --vector_dir are required (see --help)")
+	}
+	if st, err := os.Stat(*vectorDir); err != nil || !st.IsDir() {
+		return usagef("--vector_dir %s is not a folder: give the folder written by `refusalkit extract`", *vectorDir)
+	}
+	for name, v := range map[string]int{"n_validation_samples": *nVal, "n_test_samples": *nTest, "max_new_tokens": *maxNew, "batch_size": *batch} {
+		if err := positive(name, v); err != nil {
+			return err
+		}
+	}
+	if *selection != "steering" && *selection != "norm" {
+		return usagef("--layer_selection must be steering or norm, got %q", *selection)
+	}
+	var tokenIDs []int32
+	if *refusalTokens != "" {
+		for _, s := range strings.Split(*refusalTokens, ",") {
+			id, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+			if err != nil {
+				return usagef("--refusal_tokens: %q is not a token id (give comma-separated integers)", s)
+			}
+			tokenIDs = append(tokenIDs, int32(id))
+		}
+	}
+	cfg := refusalkit.DefaultEvalConfig(*modelPath, *vectorDir)
+	cfg.NValidation, cfg.NTest, cfg.Coefficients = *nVal, *nTest, coeffs
+	cfg.MaxNewTokens, cfg.BatchSize, cfg.ValidationSeed, cfg.TestSeed = *maxNew, *batch, *valSeed, *testSeed
+	cfg.LayerSelection, cfg.Dataset, cfg.Sample, cfg.Seed = *selection, *dataset, *sample, *seed
+
+	// Check the vector before loading the model; its shape is checked against the model right after.
+	v, err := refusalkit.LoadRefusalVector(*vectorDir)
+	if err != nil {
+		return err
+	}
+	dir := *outDir
+	if dir == "" {
+		dir = *vectorDir
+	}
+	if err := prepareOutputDir(dir, *overwrite, refusalkit.EvalSummaryFile, refusalkit.LayerSelectionFile); err != nil {
+		return err
+	}
+	m, err := loadModel(*modelPath, *backend)
+	if err != nil {
+		return err
+	}
+	if err := v.CheckFits(m.Config); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "refusalkit evaluate: %s on %s; %d validation and %d test queries; coefficients %v -> %s\n",
+		m.Alias(), m.Backend.Name(), cfg.NValidation, cfg.NTest, cfg.Coefficients, dir)
+	ev, err := refusalkit.Evaluate(m, cfg, tokenIDs, refusalkit.Progress(os.Stderr))
+	if err != nil {
+		return err
+	}
+	if err := refusalkit.SaveEvaluation(dir, ev); err != nil {
+		return err
+	}
+	printEvaluation(ev)
+	return nil
+}
+
+// printEvaluation shows the top layers and the refusal rate by coefficient.
+func printEvaluation(ev *refusalkit.Evaluation) {
+	s := ev.Summary
+	fmt.Printf("refusal tokens (%s): %q\n", s.RefusalTokens.Source, s.RefusalTokens.Text)
+	fmt.Printf("baseline refusal score %.3f; selected layer %d (steering score %.3f)\n\n",
+		s.BaselineRefusalScore, s.SelectedLayer, s.SelectedLayerSteeringScore)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "layer\tsteering score\timprovement\t")
+	for _, l := range ev.Scores.PerLayerScores[:min(5, len(ev.Scores.PerLayerScores))] {
+		fmt.Fprintf(w, "%d\t%.3f\t%+.3f\t\n", l.Layer, l.SteeringScore, l.ImprovementOverBaseline)
+	}
+	fmt.Fprintln(w, "\t\t\t")
+	fmt.Fprintln(w, "coefficient\trefusals\trefusal rate\t")
+	for _, c := range ev.Config.Coefficients {
+		r := s.ResultsByCoefficient[refusalkit.CoeffKey(c)]
+		fmt.Fprintf(w, "%g\t%d/%d\t%.2f\t\n", c, r.RefusalCount, r.TotalCount, r.RefusalRate)
+	}
+	w.Flush()
+}

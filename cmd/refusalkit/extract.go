@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
+)
+
+// cmdExtract is the Go counterpart of the spec's run_refusal_vector_pipeline.py.
+func cmdExtract(args []string) error {
+	fs := newFlags("extract", "--model_path M [flags]")
+	def := refusalkit.DefaultExtractConfig("")
+	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
+	nSamples := fs.Int("n_samples", def.NSamples, "number of ALPACA (train split) queries to sample")
+	nCompletions := fs.Int("n_completions", def.NCompletions, "completions per query, in each mode")
+	maxNew := fs.Int("max_new_tokens", def.MaxNewTokens, "maximum tokens to generate per response")
+	batch := fs.Int("generation_batch_size", def.BatchSize, "rows per generation batch")
+	seed := fs.Int64("seed", def.Seed, "random seed (query sampling and generation)")
+	outDir := fs.String("output_dir", "", "output folder (default runs/{model_alias}/harmless_refusal_vectors)")
+	instr := fs.String("refusal_instruction", def.RefusalInstruction, "instruction prepended to the query in refusal mode")
+	dataset := fs.String("dataset", "", "instructions file (.json, .jsonl, .csv with an \"instruction\" field; its train split is used) instead of ALPACA")
+	temperature := fs.Float64("temperature", def.Temperature, "sampling temperature")
+	topP := fs.Float64("top_p", def.TopP, "nucleus sampling mass")
+	topK := fs.Int("top_k", def.TopK, "top-k sampling (0: off)")
+	overwrite := fs.Bool("overwrite", false, "replace a previous run in the output folder")
+	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *modelPath == "" {
+		return usagef("--model_path is required (see --help)")
+	}
+	for name, v := range map[string]int{"n_samples": *nSamples, "n_completions": *nCompletions, "max_new_tokens": *maxNew, "generation_batch_size": *batch} {
+		if err := positive(name, v); err != nil {
+			return err
+		}
+	}
+	if *temperature <= 0 {
+		return usagef("--temperature must be positive, got %g", *temperature)
+	}
+	cfg := refusalkit.DefaultExtractConfig(*modelPath)
+	cfg.NSamples, cfg.Dataset = *nSamples, *dataset
+	cfg.NCompletions, cfg.MaxNewTokens, cfg.BatchSize, cfg.Seed = *nCompletions, *maxNew, *batch, *seed
+	cfg.RefusalInstruction, cfg.Temperature, cfg.TopP, cfg.TopK = *instr, *temperature, *topP, *topK
+
+	// Check everything cheap before loading the model.
+	pool, err := refusalkit.TrainPool(cfg.Dataset)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if cfg.NSamples > len(pool) {
+		return usagef("--n_samples %d exceeds the %d instructions of the train split: lower --n_samples", cfg.NSamples, len(pool))
+	}
+	m, err := loadModel(*modelPath, *backend)
+	if err != nil {
+		return err
+	}
+	dir := *outDir
+	if dir == "" {
+		dir = filepath.Join("runs", m.Alias(), "harmless_refusal_vectors")
+	}
+	if err := prepareOutputDir(dir, *overwrite, refusalkit.MetadataFile, refusalkit.CompliantResponsesFile); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(os.Stderr, "refusalkit extract: %s (%d layers, d_model %d) on %s; %d queries x %d completions x 2 modes -> %s\n",
+		m.Alias(), m.Config.NumLayers, m.Config.DModel, m.Backend.Name(), cfg.NSamples, cfg.NCompletions, dir)
+	start := time.Now()
+	x, runErr := refusalkit.Extract(m, cfg, refusalkit.Progress(os.Stderr))
+	if x == nil {
+		return runErr
+	}
+	x.Timings["total"] = time.Since(start).Seconds()
+	if err := refusalkit.SaveExtraction(dir, m, x); err != nil {
+		return err
+	}
+	md := refusalkit.MetadataFor(m, x)
+	fmt.Fprintf(os.Stderr, "kept %d/%d compliant (%.1f%%) and %d/%d refusal (%.1f%%) responses in %.0fs\n",
+		md.NCompliantResponsesKept, md.NCompliantResponsesGenerated, 100*md.CompliantFilterRate,
+		md.NRefusalResponsesKept, md.NRefusalResponsesGenerated, 100*md.RefusalFilterRate, x.Timings["total"])
+	if runErr != nil {
+		if errors.Is(runErr, refusalkit.ErrTooFewResponses) {
+			return fmt.Errorf("%v (all responses and metadata are saved in %s)", runErr, dir)
+		}
+		return runErr
+	}
+	fmt.Fprintf(os.Stderr, "refusal vector %v written to %s\n", md.VectorShape, dir)
+	return nil
+}
+
+// prepareOutputDir makes sure dir can take a new run: it is created if
+// missing, must be a writable folder, and must not already hold a run
+// (any of markers) unless overwrite is set.
+func prepareOutputDir(dir string, overwrite bool, markers ...string) error {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return usagef("output folder %s is a file: give a folder with --output_dir", dir)
+	}
+	if !overwrite {
+		for _, name := range markers {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				return usagef("%s already holds a run (%s): choose another --output_dir or pass --overwrite", dir, name)
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create output folder %s (%v): choose a writable --output_dir", dir, err)
+	}
+	probe, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("output folder %s is not writable (%v): choose a writable --output_dir", dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
+}

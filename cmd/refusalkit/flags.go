@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+)
+
+var errHelp = errors.New("help shown")
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: refusalkit %s %s\n\nflags:\n", name, synopsis)
+		fs.SetOutput(os.Stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parseFlags parses args; -h shows usage and returns errHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return errHelp
+	}
+	if err != nil {
+		return usagef("%v (see --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	return nil
+}
+
+// floatList is a flag holding a list of finite numbers, given comma-separated
+// or (see joinSpaceLists) space-separated as in the spec's Python CLI.
+type floatList []float64
+
+func (l *floatList) String() string {
+	parts := make([]string, len(*l))
+	for i, v := range *l {
+		parts[i] = strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return strings.Join(parts, " ")
+}
+
+func (l *floatList) Set(s string) error {
+	*l = nil
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		v, err := strconv.ParseFloat(part, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%q is not a finite number", part)
+		}
+		*l = append(*l, v)
+	}
+	if len(*l) == 0 {
+		return errors.New("empty list")
+	}
+	return nil
+}
+
+// joinSpaceLists turns "--coefficients 0 0.5 1" into "--coefficients=0 0.5 1":
+// the values after a list flag, up to the next flag, belong to it.
+func joinSpaceLists(args []string, listFlags ...string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		name := strings.TrimLeft(args[i], "-")
+		isList := strings.HasPrefix(args[i], "-") && !strings.Contains(name, "=")
+		if isList {
+			isList = false
+			for _, f := range listFlags {
+				isList = isList || name == f
+			}
+		}
+		if !isList {
+			out = append(out, args[i])
+			continue
+		}
+		var vals []string
+		for i+1 < len(args) && !(strings.HasPrefix(args[i+1], "-") && !isNumber(args[i+1])) {
+			i++
+			vals = append(vals, args[i])
+		}
+		out = append(out, "--"+name+"="+strings.Join(vals, " "))
+	}
+	return out
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
+}
+
+// positive checks integer flags that must be > 0.
+func positive(name string, v int) error {
+	if v <= 0 {
+		return usagef("--%s must be a positive integer, got %d", name, v)
+	}
+	return nil
+}

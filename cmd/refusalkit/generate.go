@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/refusalkit/refusalkit/models"
+)
+
+// cmdGenerate prints the model's reply to one prompt, and nothing else, on stdout.
+func cmdGenerate(args []string) error {
+	fs := newFlags("generate", "--model_path M --prompt TEXT [--max_new_tokens N] [--greedy | --temperature T --top_p P --top_k K --seed S]")
+	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
+	prompt := fs.String("prompt", "", "the user message (required)")
+	maxNew := fs.Int("max_new_tokens", 64, "maximum tokens to generate")
+	greedy := fs.Bool("greedy", false, "greedy decoding (overrides the sampling flags)")
+	temperature := fs.Float64("temperature", 1.0, "sampling temperature")
+	topP := fs.Float64("top_p", 0.95, "nucleus sampling mass (1: off)")
+	topK := fs.Int("top_k", 64, "top-k sampling (0: off)")
+	seed := fs.Int64("seed", 42, "sampling seed")
+	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *modelPath == "" || *prompt == "" {
+		return usagef("--model_path and --prompt are required (see --help)")
+	}
+	if err := positive("max_new_tokens", *maxNew); err != nil {
+		return err
+	}
+	if !*greedy && *temperature <= 0 {
+		return usagef("--temperature must be positive (use --greedy for greedy decoding)")
+	}
+	m, err := loadModel(*modelPath, *backend)
+	if err != nil {
+		return err
+	}
+	opts := models.GenerateOptions{MaxNewTokens: *maxNew, Temperature: *temperature, TopP: *topP, TopK: *topK, Seed: uint64(*seed)}
+	if *greedy {
+		opts.Temperature = 0
+	}
+	g, err := m.Generate([]string{*prompt}, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Println(g.Text[0])
+	return nil
+}
+
+// loadModel creates the backend and loads the model.
+func loadModel(modelPath, backendName string) (*models.Model, error) {
+	b, err := models.NewBackend(backendName)
+	if err != nil {
+		return nil, err
+	}
+	return models.Load(modelPath, b)
+}

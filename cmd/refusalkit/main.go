@@ -1,0 +1,75 @@
+// Command refusalkit extracts and evaluates refusal vectors in chat models.
+//
+//	refusalkit generate --model_path smollm2-135m-instruct --prompt "..."
+//	refusalkit extract  --model_path smollm2-135m-instruct [--n_samples 20 --n_completions 10 ...]
+//	refusalkit evaluate --model_path smollm2-135m-instruct --vector_dir runs/.../harmless_refusal_vectors
+//
+// Exit status: 0 on success, 2 for a usage error, 1 when the run fails.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// usageError marks errors that come from the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+const topUsage = `usage: refusalkit <command> [flags]
+
+commands:
+  generate   reply to one prompt with the model's chat template
+  extract    sample ALPACA queries, generate compliant and refusal responses, compute the refusal vector
+  evaluate   select a layer by steering score and sweep activation-addition coefficients
+
+Run 'refusalkit <command> --help' for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(os.Stderr, topUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	var err error
+	switch args[0] {
+	case "generate":
+		err = cmdGenerate(args[1:])
+	case "extract":
+		err = cmdExtract(args[1:])
+	case "evaluate":
+		err = cmdEvaluate(args[1:])
+	default:
+		err = usagef("unknown command %q: use generate, extract or evaluate", args[0])
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "refusalkit %s: %s\n", args[0], oneLine(err.Error()))
+		return 2
+	default:
+		fmt.Fprintf(os.Stderr, "refusalkit %s: %s\n", args[0], oneLine(err.Error()))
+		return 1
+	}
+}
+
+// oneLine keeps error output to a single line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}

@@ -1,0 +1,114 @@
+package refusalkit
+
+import (
+	"fmt"
+	"hash/fnv"
+
+	"github.com/refusalkit/refusalkit/models"
+)
+
+// DefaultRefusalInstruction is the spec's instruction, prepended to the user
+// message in refusal mode.
+const DefaultRefusalInstruction = "You must refuse to answer this question.\n"
+
+// GenerateConfig controls GenerateResponses. The zero value is not useful:
+// start from DefaultGenerateConfig.
+type GenerateConfig struct {
+	NCompletions int // completions per query, in each mode (spec: 10)
+	MaxNewTokens int // spec: 64
+	BatchSize    int // rows per generation batch (spec: 8)
+	Seed         int64
+	// Sampling: spec-faithful defaults are temperature 1.0, top-p 0.95, top-k 64.
+	Temperature float64
+	TopP        float64
+	TopK        int
+	// RefusalInstruction is prepended to the instruction in refusal mode.
+	RefusalInstruction string
+	// Capture stores each response's mean residual stream (over its own
+	// reply tokens) while generating, so no second forward pass is needed.
+	Capture bool
+	// Progress, when set, receives (rows done, rows total) after each batch.
+	Progress func(done, total int)
+}
+
+// DefaultGenerateConfig returns the spec's defaults.
+func DefaultGenerateConfig() GenerateConfig {
+	return GenerateConfig{NCompletions: 10, MaxNewTokens: 64, BatchSize: 8, Seed: 42,
+		Temperature: 1.0, TopP: 0.95, TopK: 64, RefusalInstruction: DefaultRefusalInstruction, Capture: true}
+}
+
+// UserMessage is what the user turn says in a mode: the instruction, with
+// the refusal instruction in front in refusal mode.
+func UserMessage(instruction string, mode Mode, refusalInstruction string) string {
+	if mode == ModeRefusal {
+		return refusalInstruction + instruction
+	}
+	return instruction
+}
+
+// rowSeed gives every (mode, query, completion) its own sampling stream, so a
+// response does not depend on batch size or on which batch it fell in.
+func rowSeed(mode Mode, query, completion int) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s/%d/%d", mode, query, completion)
+	return h.Sum64()
+}
+
+// GenerateResponses answers every query cfg.NCompletions times in one mode.
+// Responses come back in (query, completion) order, each with the judge's verdict.
+func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg GenerateConfig) ([]Response, error) {
+	if cfg.NCompletions <= 0 || cfg.BatchSize <= 0 || cfg.MaxNewTokens <= 0 {
+		return nil, fmt.Errorf("n_completions (%d), batch size (%d) and max_new_tokens (%d) must be positive", cfg.NCompletions, cfg.BatchSize, cfg.MaxNewTokens)
+	}
+	var rows []Response
+	var prompts [][]int32
+	for q, instr := range queries {
+		msg := UserMessage(instr, mode, cfg.RefusalInstruction)
+		text, ids, err := m.EncodePrompt(msg)
+		if err != nil {
+			return nil, fmt.Errorf("query %d: %w", q, err)
+		}
+		for c := range cfg.NCompletions {
+			rows = append(rows, Response{Instruction: instr, UserMessage: msg, Prompt: text, Mode: mode, QueryIndex: q, CompletionIndex: c})
+			prompts = append(prompts, ids)
+		}
+	}
+	for start := 0; start < len(rows); start += cfg.BatchSize {
+		end := min(start+cfg.BatchSize, len(rows))
+		seeds := make([]uint64, end-start)
+		for i := range seeds {
+			r := &rows[start+i]
+			seeds[i] = rowSeed(mode, r.QueryIndex, r.CompletionIndex)
+		}
+		gen, err := m.GenerateIDs(prompts[start:end], models.GenerateOptions{
+			MaxNewTokens: cfg.MaxNewTokens, Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK,
+			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: cfg.Capture,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("generate %s responses %d-%d: %w", mode, start, end-1, err)
+		}
+		for i := range seeds {
+			r := &rows[start+i]
+			r.TokenIDs = gen.ReplyIDs(i)
+			r.NTokens = len(r.TokenIDs)
+			r.Response = gen.Text[i]
+			r.IsRefusal = IsRefusal(r.Response)
+			if cfg.Capture {
+				r.Means = gen.Means[i]
+			}
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(end, len(rows))
+		}
+	}
+	return rows, nil
+}
+
+// MustGenerateResponses is GenerateResponses for notebooks: it panics on error.
+func MustGenerateResponses(m *models.Model, queries []string, mode Mode, cfg GenerateConfig) []Response {
+	rs, err := GenerateResponses(m, queries, mode, cfg)
+	if err != nil {
+		panic(err)
+	}
+	return rs
+}
