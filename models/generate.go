@@ -43,6 +43,9 @@ type GenerateOptions struct {
 	SteerRows [][]Steering
 	// Ablate, when set, is a unit direction removed everywhere (see Interventions.Ablate).
 	Ablate []float32
+	// IgnoreStop generates exactly MaxNewTokens tokens, through stop tokens
+	// (for comparisons with references that do the same).
+	IgnoreStop bool
 	// OnStep, when set, is called after every decoding step.
 	OnStep func(step, maxSteps int)
 }
@@ -177,7 +180,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 			tok := sampleToken(logits[b*m.Config.VocabSize:(b+1)*m.Config.VocabSize], &opts, rngs[b])
 			gen.Tokens[b] = append(gen.Tokens[b], tok)
 			next[b] = tok
-			if slices.Contains(m.StopTokens, tok) {
+			if !opts.IgnoreStop && slices.Contains(m.StopTokens, tok) {
 				gen.Stopped[b] = true
 			} else {
 				mask[b] = 1 // a reply token: its residual stream is captured when it is fed

@@ -4,32 +4,36 @@ import (
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/schollz/progressbar/v3"
+	"time"
 )
 
-// Progress returns a callback drawing one progress bar per stage on w: the
-// count, the rate in rows per second, and the time left.
+// Progress returns a callback that reports each stage on w as it advances:
+// the count, the rate, the elapsed time and the time left, on one line that
+// is redrawn in place (a new line when the stage is done).
 func Progress(w io.Writer) func(stage string, done, total int) {
 	var mu sync.Mutex
-	bars := map[string]*progressbar.ProgressBar{}
+	starts := map[string]time.Time{}
 	return func(stage string, done, total int) {
 		mu.Lock()
 		defer mu.Unlock()
-		bar, ok := bars[stage]
+		start, ok := starts[stage]
 		if !ok {
-			bar = progressbar.NewOptions(total,
-				progressbar.OptionSetWriter(w),
-				progressbar.OptionSetDescription(fmt.Sprintf("%-20s", stage)),
-				progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(),
-				progressbar.OptionSetItsString("rows"),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetWidth(24),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-			)
-			bars[stage] = bar
+			start = time.Now()
+			starts[stage] = start
 		}
-		_ = bar.Set(done)
+		elapsed := time.Since(start)
+		line := fmt.Sprintf("%-20s %5d/%-5d %3.0f%%  %s elapsed", stage, done, total, 100*float64(done)/float64(max(total, 1)), roundDur(elapsed))
+		if done > 0 && elapsed > 0 {
+			rate := float64(done) / elapsed.Seconds()
+			left := time.Duration(float64(total-done) / rate * float64(time.Second))
+			line += fmt.Sprintf("  %.2f/s  %s left", rate, roundDur(left))
+		}
+		end := "\r"
+		if done >= total {
+			end = "\n"
+		}
+		fmt.Fprintf(w, "\r%-90s%s", line, end)
 	}
 }
+
+func roundDur(d time.Duration) time.Duration { return d.Round(time.Second) }
