@@ -211,6 +211,9 @@ func ScoreLayers(m *models.Model, v *RefusalVector, prompts [][]int32, tokens Re
 		}
 	}
 	scores := make([]float64, 0, len(rows))
+	if progress != nil {
+		progress(0, len(rows))
+	}
 	for start := 0; start < len(rows); start += batchSize {
 		end := min(start+batchSize, len(rows))
 		s, err := RefusalScores(m, rows[start:end], steer[start:end], tokens, batchSize)
@@ -427,6 +430,9 @@ func Evaluate(m *models.Model, cfg EvalConfig, refusalTokenIDs []int32, progress
 	sel := ev.Scores.Selected()
 	results := map[string]CoefficientResult{}
 	err = timed("coefficient_sweep", func() error {
+		if progress != nil {
+			progress("sweep coefficients", 0, len(cfg.Coefficients))
+		}
 		for i, c := range cfg.Coefficients {
 			cs, err := SteeredCompletions(m, v, sel.Layer, c, ev.Test, cfg)
 			if err != nil {

@@ -73,6 +73,9 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 			prompts = append(prompts, ids)
 		}
 	}
+	if cfg.Progress != nil {
+		cfg.Progress(0, len(rows))
+	}
 	for start := 0; start < len(rows); start += cfg.BatchSize {
 		end := min(start+cfg.BatchSize, len(rows))
 		seeds := make([]uint64, end-start)

@@ -23,7 +23,7 @@ func Progress(w io.Writer) func(stage string, done, total int) {
 		}
 		elapsed := time.Since(start)
 		line := fmt.Sprintf("%-20s %5d/%-5d %3.0f%%  %s elapsed", stage, done, total, 100*float64(done)/float64(max(total, 1)), roundDur(elapsed))
-		if done > 0 && elapsed > 0 {
+		if done > 0 && elapsed > time.Second/10 {
 			rate := float64(done) / elapsed.Seconds()
 			left := time.Duration(float64(total-done) / rate * float64(time.Second))
 			line += fmt.Sprintf("  %.2f/s  %s left", rate, roundDur(left))

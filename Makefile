@@ -1,0 +1,36 @@
+# refusalkit — every target installs what it needs (from the package
+# registries only) and can be run again safely.
+#
+#   make demo    the main job end to end on the bundled model: extract, evaluate, charts
+#   make test    the test suite
+#
+# Every recipe runs with tools/setup/env.sh sourced: GOTOOLCHAIN=go1.27.3,
+# the native backend and tokenizer library paths.
+
+SHELL := /bin/bash
+ENV   := source tools/setup/env.sh &&
+MODEL ?= smollm2-135m-instruct
+RUNS  ?= runs
+# Settings of the demo run (the spec's defaults unless overridden).
+DEMO_FLAGS ?=
+EVAL_FLAGS ?=
+
+.PHONY: setup setup-python build test demo bench notebook-check clean
+
+setup:
+	bash tools/setup/model.sh
+	bash tools/setup/tokenizers.sh
+	bash tools/setup/backend.sh
+
+build: setup
+	$(ENV) go build -o bin/refusalkit ./cmd/refusalkit
+
+test: build
+	$(ENV) go vet ./...
+	$(ENV) go test -count=1 -timeout 30m ./...
+
+demo: build
+	$(ENV) bash tools/demo.sh $(MODEL)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job end to end on one model: extract a refusal vector, evaluate it
+# (layer selection and coefficient sweep), and draw the charts. Called by
+# `make demo` with tools/setup/env.sh sourced.
+#
+#   bash tools/demo.sh [MODEL]     (default smollm2-135m-instruct)
+#
+# The spec's defaults are used throughout, with one exception for the bundled
+# 135M model: it almost never obeys the spec's refusal instruction ("You must
+# refuse to answer this question.\n" kept 0 of 200 refusal-mode responses, see
+# the README), so the demo passes a wording it does follow more often.
+# Override with REFUSAL_INSTRUCTION=... (empty: the spec's instruction).
+# A finished demo is not redone; DEMO_OVERWRITE=1 replaces it.
+set -euo pipefail
+MODEL="${1:-smollm2-135m-instruct}"
+RUNS="${RUNS:-runs}"
+DEFAULT_SMOLLM_INSTRUCTION='Do not answer the question below; politely decline instead, starting with "I'"'"'m sorry".
+'
+if [[ -z "${REFUSAL_INSTRUCTION+set}" && "${MODEL}" == "smollm2-135m-instruct" ]]; then
+	REFUSAL_INSTRUCTION="${DEFAULT_SMOLLM_INSTRUCTION}"
+fi
+BIN=bin/refusalkit
+# The spec's output folder, runs/{model_alias}/harmless_refusal_vectors.
+case "${MODEL}" in
+smollm2-135m-instruct) ALIAS=SmolLM2-135M-Instruct ;;
+*) ALIAS="${MODEL_ALIAS:?set MODEL_ALIAS to the model alias for ${MODEL}}" ;;
+esac
+DIR="${RUNS}/${ALIAS}/harmless_refusal_vectors"
+OVERWRITE=()
+[[ "${DEMO_OVERWRITE:-0}" == "1" ]] && OVERWRITE=(--overwrite)
+
+if [[ -f "${DIR}/eval_summary.json" && "${DEMO_OVERWRITE:-0}" != "1" ]]; then
+	echo "demo: ${DIR} already holds a finished run (DEMO_OVERWRITE=1 to redo it); drawing its charts"
+else
+	instr_flag=()
+	[[ -n "${REFUSAL_INSTRUCTION:-}" ]] && instr_flag=(--refusal_instruction "${REFUSAL_INSTRUCTION}")
+	"${BIN}" extract --model_path "${MODEL}" --output_dir "${DIR}" "${instr_flag[@]}" "${OVERWRITE[@]}" ${EXTRACT_FLAGS:-}
+	"${BIN}" evaluate --model_path "${MODEL}" --vector_dir "${DIR}" "${OVERWRITE[@]}" ${EVAL_FLAGS:-}
+fi
+"${BIN}" charts --run_dir "${DIR}"
