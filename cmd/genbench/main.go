@@ -1,0 +1,173 @@
+// Command genbench measures batched generation speed of the bundled model on
+// every backend that loads here, and each backend's float32 matmul
+// throughput, and prints a table.
+//
+//	go run ./cmd/genbench [--backends go,xla:cpu] [--batches 1,8,32,64] [--tokens 32]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/refusalkit/refusalkit/models"
+)
+
+func main() {
+	backends := flag.String("backends", "go,xla:cpu", "comma-separated backends to measure (those that fail to load are reported and skipped)")
+	batches := flag.String("batches", "1,8,32,64", "comma-separated batch sizes")
+	tokens := flag.Int("tokens", 32, "new tokens per row (generated through stop tokens)")
+	modelPath := flag.String("model_path", models.DefaultModel, "model")
+	flag.Parse()
+
+	fmt.Printf("machine: %s/%s, %d CPUs; model %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *modelPath)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "backend\tbatch\ttokens/s\tms/step\tprefill s\tmatmul GFLOP/s\t")
+	for _, name := range strings.Split(*backends, ",") {
+		b, err := newBackend(name)
+		if err != nil {
+			fmt.Fprintf(w, "%s\t-\tdid not load: %s\t\t\t\t\n", name, firstLine(err))
+			continue
+		}
+		gflops, err := matmulGFLOPS(b, 64, 576, 1536)
+		if err != nil {
+			fmt.Fprintf(w, "%s\t-\tmatmul failed: %s\t\t\t\t\n", name, firstLine(err))
+			continue
+		}
+		m, err := models.Load(*modelPath, b)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "genbench: %v\n", err)
+			os.Exit(1)
+		}
+		for _, bs := range ints(*batches) {
+			r, err := measure(m, bs, *tokens)
+			if err != nil {
+				fmt.Fprintf(w, "%s\t%d\tfailed: %s\t\t\t\t\n", name, bs, firstLine(err))
+				continue
+			}
+			fmt.Fprintf(w, "%s\t%d\t%.1f\t%.1f\t%.2f\t%.1f\t\n", b.Name(), bs, r.tokensPerSec, r.msPerStep, r.prefill, gflops)
+			w.Flush()
+		}
+		m.Close()
+	}
+	w.Flush()
+}
+
+type result struct {
+	tokensPerSec, msPerStep, prefill float64
+}
+
+// measure generates `tokens` tokens for bs rows twice (the first run pays for
+// compilation) and reports the second: decoding tokens per second.
+func measure(m *models.Model, bs, tokens int) (result, error) {
+	prompts := make([]string, bs)
+	for i := range prompts {
+		prompts[i] = fmt.Sprintf("Give me fact number %d about the ocean.", i+1)
+	}
+	run := func(n int) (time.Duration, error) {
+		start := time.Now()
+		_, err := m.Generate(prompts, models.GenerateOptions{MaxNewTokens: n, IgnoreStop: true, Temperature: 1, TopK: 64, TopP: 0.95, Seed: 1})
+		return time.Since(start), err
+	}
+	if _, err := run(tokens); err != nil { // compile prefill and step
+		return result{}, err
+	}
+	prefill, err := run(1) // prefill plus one sampled token, no decoding step
+	if err != nil {
+		return result{}, err
+	}
+	total, err := run(tokens)
+	if err != nil {
+		return result{}, err
+	}
+	decode := total - prefill
+	steps := float64(tokens - 1)
+	return result{
+		tokensPerSec: float64(bs*tokens) / total.Seconds(),
+		msPerStep:    decode.Seconds() * 1000 / steps,
+		prefill:      prefill.Seconds(),
+	}, nil
+}
+
+// matmulGFLOPS times a float32 [m,k]x[k,n] product on the backend (inputs
+// on the device, median of repeated runs after a warm-up).
+func matmulGFLOPS(b compute.Backend, m, k, n int) (float64, error) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := func(size int) []float32 {
+		x := make([]float32, size)
+		for i := range x {
+			x[i] = rng.Float32() - 0.5
+		}
+		return x
+	}
+	x := tensors.FromFlatDataAndDimensions(fill(m*k), m, k)
+	y := tensors.FromFlatDataAndDimensions(fill(k*n), k, n)
+	for _, t := range []*tensors.Tensor{x, y} {
+		if err := t.MaterializeOnDevice(b, false, 0); err != nil {
+			return 0, err
+		}
+	}
+	exec, err := graph.NewExec(b, func(x, y *graph.Node) *graph.Node { return graph.MatMul(x, y) })
+	if err != nil {
+		return 0, err
+	}
+	once := func() (time.Duration, error) {
+		start := time.Now()
+		out, err := exec.Call1(x, y)
+		if err != nil {
+			return 0, err
+		}
+		_, err = tensors.CopyFlatData[float32](out) // wait for the result
+		return time.Since(start), err
+	}
+	var times []time.Duration
+	for i := 0; i < 30; i++ {
+		d, err := once()
+		if err != nil {
+			return 0, err
+		}
+		if i >= 3 {
+			times = append(times, d)
+		}
+	}
+	slices.Sort(times)
+	return 2 * float64(m*k*n) / times[len(times)/2].Seconds() / 1e9, nil
+}
+
+func newBackend(name string) (b compute.Backend, err error) {
+	defer func() { // compute panics on unregistered names
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return models.NewBackend(name)
+}
+
+func ints(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && v > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
