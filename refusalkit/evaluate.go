@@ -196,12 +196,20 @@ func (s *LayerScores) Selected() LayerScore { return s.PerLayerScores[0] }
 // The last row (the final hidden state) has no block after it, so adding
 // it could not steer anything. Rows are batched across layers: each forward
 // pass holds batchSize (prompt, layer) pairs.
-func ScoreLayers(m *models.Model, v *RefusalVector, prompts [][]int32, tokens RefusalTokens, batchSize int, progress func(done, total int)) (*LayerScores, error) {
+func ScoreLayers(m *models.Model, v *RefusalVector, instructions []string, tokens RefusalTokens, batchSize int, progress func(done, total int)) (*LayerScores, error) {
+	if err := v.CheckFits(m.Config); err != nil {
+		return nil, err
+	}
+	_, prompts, err := encodePrompts(m, instructions)
+	if err != nil {
+		return nil, err
+	}
 	base, err := RefusalScores(m, prompts, nil, tokens, batchSize)
 	if err != nil {
 		return nil, err
 	}
-	out := &LayerScores{BaselineRefusalScore: mean(base), Method: "steering_based", RefusalTokens: tokens, Coefficient: 1.0}
+	out := &LayerScores{BaselineRefusalScore: mean(base), Method: "steering_based", RefusalTokens: tokens, Coefficient: 1.0,
+		ValidationQueries: instructions}
 	var rows [][]int32
 	var steer [][]models.Steering
 	for l := range v.NLayers {
@@ -322,6 +330,25 @@ func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff floa
 	return out, nil
 }
 
+// SweepCoefficients runs SteeredCompletions for every coefficient of cfg.
+func SweepCoefficients(m *models.Model, v *RefusalVector, layer int, instructions []string, cfg EvalConfig, progress func(done, total int)) (map[float64][]EvalCompletion, error) {
+	out := map[float64][]EvalCompletion{}
+	if progress != nil {
+		progress(0, len(cfg.Coefficients))
+	}
+	for i, c := range cfg.Coefficients {
+		cs, err := SteeredCompletions(m, v, layer, c, instructions, cfg)
+		if err != nil {
+			return nil, err
+		}
+		out[c] = cs
+		if progress != nil {
+			progress(i+1, len(cfg.Coefficients))
+		}
+	}
+	return out, nil
+}
+
 // Tally counts refusals among completions.
 func Tally(cs []EvalCompletion) CoefficientResult {
 	r := CoefficientResult{TotalCount: len(cs)}
@@ -409,45 +436,34 @@ func Evaluate(m *models.Model, cfg EvalConfig, refusalTokenIDs []int32, progress
 	if err != nil {
 		return nil, err
 	}
-	_, valPrompts, err := encodePrompts(m, ev.Validation)
-	if err != nil {
-		return nil, err
-	}
 	var layerProgress func(done, total int)
 	if progress != nil {
 		layerProgress = func(done, total int) { progress("score layers", done, total) }
 	}
 	if err := timed("layer_selection", func() (err error) {
-		ev.Scores, err = ScoreLayers(m, v, valPrompts, tokens, cfg.BatchSize, layerProgress)
+		ev.Scores, err = ScoreLayers(m, v, ev.Validation, tokens, cfg.BatchSize, layerProgress)
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	ev.Scores.ValidationSeed, ev.Scores.ValidationQueries = cfg.ValidationSeed, ev.Validation
+	ev.Scores.ValidationSeed = cfg.ValidationSeed
 	if cfg.LayerSelection == "norm" {
 		ev.Scores = NormLayerScores(ev.Scores)
 	}
 	sel := ev.Scores.Selected()
-	results := map[string]CoefficientResult{}
-	err = timed("coefficient_sweep", func() error {
-		if progress != nil {
-			progress("sweep coefficients", 0, len(cfg.Coefficients))
-		}
-		for i, c := range cfg.Coefficients {
-			cs, err := SteeredCompletions(m, v, sel.Layer, c, ev.Test, cfg)
-			if err != nil {
-				return err
-			}
-			ev.Completions[c] = cs
-			results[CoeffKey(c)] = Tally(cs)
-			if progress != nil {
-				progress("sweep coefficients", i+1, len(cfg.Coefficients))
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	var sweepProgress func(done, total int)
+	if progress != nil {
+		sweepProgress = func(done, total int) { progress("sweep coefficients", done, total) }
+	}
+	if err := timed("coefficient_sweep", func() (err error) {
+		ev.Completions, err = SweepCoefficients(m, v, sel.Layer, ev.Test, cfg, sweepProgress)
+		return err
+	}); err != nil {
 		return nil, err
+	}
+	results := map[string]CoefficientResult{}
+	for c, cs := range ev.Completions {
+		results[CoeffKey(c)] = Tally(cs)
 	}
 	decoding := "greedy"
 	if cfg.Sample {
@@ -498,4 +514,40 @@ func timer(into map[string]float64) func(stage string, f func() error) error {
 		into[stage] = time.Since(start).Seconds()
 		return err
 	}
+}
+
+// MustScoreLayers is ScoreLayers for notebooks.
+func MustScoreLayers(m *models.Model, v *RefusalVector, instructions []string, tokens RefusalTokens, batchSize int) *LayerScores {
+	s, err := ScoreLayers(m, v, instructions, tokens, batchSize, nil)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// MustSweepCoefficients is SweepCoefficients for notebooks.
+func MustSweepCoefficients(m *models.Model, v *RefusalVector, layer int, instructions []string, cfg EvalConfig) map[float64][]EvalCompletion {
+	out, err := SweepCoefficients(m, v, layer, instructions, cfg, nil)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// MustEvalQueries is EvalQueries for notebooks.
+func MustEvalQueries(dataset string, split Split, n int, seed int64, exclude map[string]bool) []string {
+	qs, err := EvalQueries(dataset, split, n, seed, exclude)
+	if err != nil {
+		panic(err)
+	}
+	return qs
+}
+
+// MustDeriveRefusalTokens is DeriveRefusalTokens for notebooks.
+func MustDeriveRefusalTokens(m *models.Model, refusal, compliant []Response) RefusalTokens {
+	rt, err := DeriveRefusalTokens(m, refusal, compliant)
+	if err != nil {
+		panic(err)
+	}
+	return rt
 }

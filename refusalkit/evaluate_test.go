@@ -92,12 +92,13 @@ func TestScoreLayersSortedWithImprovement(t *testing.T) {
 		t.Fatal(err)
 	}
 	v = v.Scaled(20) // a vector large enough to move the tiny model
-	_, prompts, err := encodePrompts(m, []string{"val one", "val two", "val three"})
+	val := []string{"val one", "val two", "val three"}
+	_, prompts, err := encodePrompts(m, val)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tokens := RefusalTokens{IDs: []int32{'I', 'N'}}
-	s, err := ScoreLayers(m, v, prompts, tokens, 4, nil)
+	s, err := ScoreLayers(m, v, val, tokens, 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

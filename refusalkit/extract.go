@@ -3,6 +3,7 @@ package refusalkit
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/refusalkit/refusalkit/models"
@@ -210,4 +211,33 @@ func SaveExtraction(dir string, m *models.Model, x *Extraction) error {
 		}
 	}
 	return WriteJSONAtomic(filepath.Join(dir, MetadataFile), MetadataFor(m, x))
+}
+
+// MustTrainPool is TrainPool for notebooks.
+func MustTrainPool(dataset string) []string {
+	pool, err := TrainPool(dataset)
+	if err != nil {
+		panic(err)
+	}
+	return pool
+}
+
+// MustSampleQueries is SampleQueries for notebooks.
+func MustSampleQueries(instructions []string, n int, seed int64) []string {
+	qs, err := SampleQueries(instructions, n, seed)
+	if err != nil {
+		panic(err)
+	}
+	return qs
+}
+
+// Peek prints the first n responses, one short block each, for a quick look.
+func Peek(w io.Writer, rs []Response, n int) {
+	for i, r := range rs[:min(n, len(rs))] {
+		verdict := "complies"
+		if r.IsRefusal {
+			verdict = "REFUSES"
+		}
+		fmt.Fprintf(w, "[%d] %s | %s\n    %q\n", i, verdict, r.Instruction, r.Response)
+	}
 }
