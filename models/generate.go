@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -60,6 +61,8 @@ type Generation struct {
 	Means [][][]float64
 	// Steps counts decoding steps run (the loop stops when every row has stopped).
 	Steps int
+	// Prefill and Decode are the wall times of the two phases (decoding includes sampling).
+	Prefill, Decode time.Duration
 }
 
 // ReplyIDs returns the reply tokens of row i without the stop token: the
@@ -118,11 +121,12 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	if longest+opts.MaxNewTokens > m.Config.ContextLength {
 		return nil, fmt.Errorf("prompt of %d tokens plus max_new_tokens %d exceeds the model's context of %d tokens: shorten the prompt or lower --max_new_tokens", longest, opts.MaxNewTokens, m.Config.ContextLength)
 	}
-	s, err := m.newSession(prompts, bucket(longest, 16), opts)
+	B := len(prompts)
+	uniq, rowOf := distinctPrompts(prompts, opts)
+	s, err := m.newSession(uniq, bucket(longest, 16), opts)
 	if err != nil {
 		return nil, err
 	}
-	B := len(prompts)
 	gen := &Generation{Tokens: make([][]int32, B), Text: make([]string, B), Stopped: make([]bool, B)}
 	rngs := make([]*rand.Rand, B)
 	for i := range B {
@@ -159,14 +163,31 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	}
 
 	// Prefill: the whole (left-padded) prompt; nothing is captured from it.
-	tokens := make([]int32, B*s.prefillLen)
-	for b, p := range prompts {
-		copy(tokens[b*s.prefillLen+s.pads[b]:], p)
+	// Each distinct prompt is prefilled once and rows sharing it (the n
+	// completions of one query) copy its KV cache: the fan-out.
+	start := time.Now()
+	U := len(s.prompts)
+	tokens := make([]int32, U*s.prefillLen)
+	for u, p := range s.prompts {
+		copy(tokens[u*s.prefillLen+s.pads[u]:], p)
 	}
-	logits, _, err := s.step(tokens, s.prefillLen, 0, nil)
+	uniqLogits, _, err := s.step(tokens, s.prefillLen, 0, nil)
 	if err != nil {
 		return nil, err
 	}
+	V := m.Config.VocabSize
+	logits := uniqLogits
+	if U < B {
+		if err := s.fanOut(rowOf, prompts, opts); err != nil {
+			return nil, err
+		}
+		logits = make([]float32, B*V)
+		for b, u := range rowOf {
+			copy(logits[b*V:(b+1)*V], uniqLogits[u*V:(u+1)*V])
+		}
+	}
+	gen.Prefill = time.Since(start)
+	start = time.Now()
 	next := make([]int32, B)
 	mask := make([]float32, B)
 	for step := 0; ; step++ {
@@ -215,6 +236,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 		}
 	}
 	s.close()
+	gen.Decode = time.Since(start)
 
 	for b := range B {
 		gen.Text[b] = m.Tokenizer.Decode(gen.ReplyIDs(b))
@@ -229,6 +251,30 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 		}
 	}
 	return gen, nil
+}
+
+// distinctPrompts lists each distinct prompt once and maps every row to it.
+// Rows with their own steering (SteerRows) are never merged.
+func distinctPrompts(prompts [][]int32, opts GenerateOptions) (uniq [][]int32, rowOf []int) {
+	rowOf = make([]int, len(prompts))
+	if opts.SteerRows != nil {
+		for i := range rowOf {
+			rowOf[i] = i
+		}
+		return prompts, rowOf
+	}
+	seen := map[string]int{}
+	for i, p := range prompts {
+		key := fmt.Sprint(p)
+		u, ok := seen[key]
+		if !ok {
+			u = len(uniq)
+			seen[key] = u
+			uniq = append(uniq, p)
+		}
+		rowOf[i] = u
+	}
+	return uniq, rowOf
 }
 
 // splitMeans divides flat sums [layers*d] by count into [layers][d].
@@ -252,6 +298,7 @@ type session struct {
 	prefillLen int   // bucketed prompt length: slots [0, prefillLen) hold the left-padded prompts
 	slots      int   // cache length T
 	pads       []int // left padding per row
+	prompts    [][]int32
 	keyValid   *tensors.Tensor
 	kv         []*tensors.Tensor // K per layer, then V per layer
 	steer      *tensors.Tensor
@@ -267,7 +314,7 @@ func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptio
 	}
 	B := len(prompts)
 	// +1: with Capture the last reply token is fed once more to read its residual stream.
-	s := &session{m: m, exec: exec, iv: iv, batch: B, prefillLen: prefillLen,
+	s := &session{m: m, exec: exec, iv: iv, batch: B, prefillLen: prefillLen, prompts: prompts,
 		slots: bucket(prefillLen+opts.MaxNewTokens+1, 64), pads: make([]int, B)}
 	valid := make([]float32, B*s.slots)
 	for b, p := range prompts {
@@ -277,9 +324,6 @@ func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptio
 		}
 	}
 	s.keyValid = tensors.FromFlatDataAndDimensions(valid, B, s.slots)
-	for range 2 * c.NumLayers {
-		s.kv = append(s.kv, tensors.FromShape(shapes.Make(dtypes.Float32, B, c.NumKVHeads, s.slots, c.HeadDim)))
-	}
 	if iv.Steer {
 		steer := make([]float32, B*c.NumLayers*c.DModel)
 		for b := range B {
@@ -319,6 +363,11 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 			positions[b*n+j] = int32(offset + j - s.pads[b])
 		}
 	}
+	if s.kv == nil {
+		if err := s.zeroCache(); err != nil {
+			return nil, nil, err
+		}
+	}
 	args := make([]any, 0, len(s.m.weightList)+len(s.kv)+8)
 	for _, w := range s.m.weightList {
 		args = append(args, w)
@@ -328,7 +377,12 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 		tensors.FromFlatDataAndDimensions(positions, B, n),
 		s.keyValid, int32(offset))
 	for _, t := range s.kv {
-		args = append(args, t)
+		// Donated: the backend may update the cache in place instead of copying it every step.
+		d, err := graph.DonateTensorBuffer(t, s.m.Backend, 0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("model step: %w", err)
+		}
+		args = append(args, d)
 	}
 	if s.iv.Capture {
 		if captureMask == nil {
@@ -346,8 +400,7 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 	if err != nil {
 		return nil, nil, fmt.Errorf("model step: %w", err)
 	}
-	for i, t := range s.kv {
-		_ = t.FinalizeAll()
+	for i := range s.kv {
 		s.kv[i] = outs[1+i]
 	}
 	if logits, err = tensors.CopyFlatData[float32](outs[0]); err != nil {
@@ -362,6 +415,59 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 		_ = last.FinalizeAll()
 	}
 	return logits, captured, nil
+}
+
+// zeroCache creates the empty KV cache on the device (no host buffers).
+func (s *session) zeroCache() error {
+	c := &s.m.Config
+	exec, err := s.m.auxExec("zero_cache", func(g *graph.Graph, in []*graph.Node) []*graph.Node {
+		keyValid := in[0] // [B, T]: only its shape is used
+		shape := shapes.Make(dtypes.Float32, keyValid.Shape().Dim(0), c.NumKVHeads, keyValid.Shape().Dim(1), c.HeadDim)
+		out := make([]*graph.Node, 2*c.NumLayers)
+		for i := range out {
+			out[i] = graph.Zeros(g, shape)
+		}
+		return out
+	})
+	if err != nil {
+		return err
+	}
+	s.kv, err = exec.Call(s.keyValid)
+	return err
+}
+
+// fanOut turns a session over distinct prompts into one over all rows:
+// row b gets a copy of the KV cache of distinct prompt rowOf[b].
+func (s *session) fanOut(rowOf []int, prompts [][]int32, opts GenerateOptions) error {
+	full, err := s.m.newSession(prompts, s.prefillLen, opts)
+	if err != nil {
+		return err
+	}
+	exec, err := s.m.auxExec("fan_out", func(g *graph.Graph, in []*graph.Node) []*graph.Node {
+		idx := graph.ExpandAxes(in[0], -1) // [B, 1]
+		out := make([]*graph.Node, len(in)-1)
+		for i, cache := range in[1:] {
+			out[i] = graph.Gather(cache, idx) // [B, KV, T, hd]
+		}
+		return out
+	})
+	if err != nil {
+		return err
+	}
+	idx := make([]int32, len(rowOf))
+	for b, u := range rowOf {
+		idx[b] = int32(u)
+	}
+	args := []any{tensors.FromFlatDataAndDimensions(idx, len(idx))}
+	for _, t := range s.kv {
+		args = append(args, t)
+	}
+	if full.kv, err = exec.Call(args...); err != nil {
+		return fmt.Errorf("fan out the KV cache: %w", err)
+	}
+	s.close()
+	*s = *full
+	return nil
 }
 
 // close frees the session's device memory.

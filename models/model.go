@@ -39,6 +39,7 @@ type Model struct {
 
 	mu    sync.Mutex
 	execs map[Interventions]*graph.Exec
+	aux   map[string]*graph.Exec
 }
 
 // newModel uploads the weights and prepares the stop tokens.
@@ -88,6 +89,25 @@ func (m *Model) exec(iv Interventions) (*graph.Exec, error) {
 	// compiles a handful of programs; allow plenty before refusing.
 	e.SetMaxCache(256)
 	m.execs[iv] = e
+	return e, nil
+}
+
+// auxExec returns a named helper program (KV-cache set-up), compiled once per input shape.
+func (m *Model) auxExec(name string, fn func(g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.aux[name]; ok {
+		return e, nil
+	}
+	e, err := graph.NewExec(m.Backend, fn)
+	if err != nil {
+		return nil, err
+	}
+	e.SetMaxCache(256)
+	if m.aux == nil {
+		m.aux = map[string]*graph.Exec{}
+	}
+	m.aux[name] = e
 	return e, nil
 }
 

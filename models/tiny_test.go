@@ -264,3 +264,35 @@ func TestAblationRemovesDirection(t *testing.T) {
 		}
 	}
 }
+
+// Rows sharing a prompt are prefilled once and fan out; each must still get
+// what it would get alone (same seed stream), captures included.
+func TestFanOutMatchesSeparateRows(t *testing.T) {
+	m := newTinyForTest(t, TinyConfig())
+	ids := promptIDs(t, m, []string{"shared prompt", "other"})
+	rows := [][]int32{ids[0], ids[0], ids[1], ids[0]}
+	opts := GenerateOptions{MaxNewTokens: 10, Temperature: 1, TopK: 20, Seed: 9, RowSeeds: []uint64{1, 2, 3, 4}, Capture: true}
+	all, err := m.GenerateIDs(rows, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range rows {
+		one := opts
+		one.RowSeeds = []uint64{opts.RowSeeds[i]}
+		alone, err := m.GenerateIDs([][]int32{p}, one)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalIDs(all.Tokens[i], alone.Tokens[0]) {
+			t.Errorf("row %d: %v in the fanned-out batch, %v alone", i, all.Tokens[i], alone.Tokens[0])
+		}
+		for l := range alone.Means[0] {
+			if d := maxAbsDiff(all.Means[i][l], alone.Means[0][l]); d > 1e-4 {
+				t.Errorf("row %d boundary %d: capture differs by %g", i, l, d)
+			}
+		}
+	}
+	if equalIDs(all.Tokens[0], all.Tokens[1]) {
+		t.Errorf("rows 0 and 1 share a prompt but have different seeds, yet sampled the same reply: fan-out copied more than the cache")
+	}
+}

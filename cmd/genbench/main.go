@@ -75,28 +75,20 @@ func measure(m *models.Model, bs, tokens int) (result, error) {
 	for i := range prompts {
 		prompts[i] = fmt.Sprintf("Give me fact number %d about the ocean.", i+1)
 	}
-	run := func(n int) (time.Duration, error) {
-		start := time.Now()
-		_, err := m.Generate(prompts, models.GenerateOptions{MaxNewTokens: n, IgnoreStop: true, Temperature: 1, TopK: 64, TopP: 0.95, Seed: 1})
-		return time.Since(start), err
-	}
-	if _, err := run(tokens); err != nil { // compile prefill and step
+	opts := models.GenerateOptions{MaxNewTokens: tokens, IgnoreStop: true, Temperature: 1, TopK: 64, TopP: 0.95, Seed: 1}
+	if _, err := m.Generate(prompts, opts); err != nil { // the first run compiles prefill and step
 		return result{}, err
 	}
-	prefill, err := run(1) // prefill plus one sampled token, no decoding step
+	start := time.Now()
+	g, err := m.Generate(prompts, opts)
 	if err != nil {
 		return result{}, err
 	}
-	total, err := run(tokens)
-	if err != nil {
-		return result{}, err
-	}
-	decode := total - prefill
-	steps := float64(tokens - 1)
+	total := time.Since(start)
 	return result{
 		tokensPerSec: float64(bs*tokens) / total.Seconds(),
-		msPerStep:    decode.Seconds() * 1000 / steps,
-		prefill:      prefill.Seconds(),
+		msPerStep:    g.Decode.Seconds() * 1000 / float64(g.Steps),
+		prefill:      g.Prefill.Seconds(),
 	}, nil
 }
 
