@@ -49,6 +49,8 @@ type GenerateOptions struct {
 	IgnoreStop bool
 	// OnStep, when set, is called after every decoding step.
 	OnStep func(step, maxSteps int)
+
+	streams bool // keep the stream entering every block (LayerSweep)
 }
 
 // Generation is the result of GenerateIDs, one entry per prompt.
@@ -303,11 +305,13 @@ type session struct {
 	kv         []*tensors.Tensor // K per layer, then V per layer
 	steer      *tensors.Tensor
 	ablate     *tensors.Tensor
+	streams    *tensors.Tensor // with Interventions.Streams: [n_layers, B, S, d_model] of the last step
 }
 
 func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptions) (*session, error) {
 	c := &m.Config
-	iv := Interventions{Capture: opts.Capture, Steer: len(opts.Steer) > 0 || len(opts.SteerRows) > 0, Ablate: opts.Ablate != nil}
+	iv := Interventions{Capture: opts.Capture, Steer: len(opts.Steer) > 0 || len(opts.SteerRows) > 0, Ablate: opts.Ablate != nil,
+		Streams: opts.streams}
 	exec, err := m.exec(iv)
 	if err != nil {
 		return nil, err
@@ -407,6 +411,10 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 		return nil, nil, err
 	}
 	_ = outs[0].FinalizeAll()
+	if s.iv.Streams {
+		s.streams = outs[len(outs)-1] // stays on the device for the suffix passes
+		outs = outs[:len(outs)-1]
+	}
 	if s.iv.Capture {
 		last := outs[len(outs)-1]
 		if captured, err = tensors.CopyFlatData[float32](last); err != nil {
@@ -476,6 +484,10 @@ func (s *session) close() {
 		_ = t.FinalizeAll()
 	}
 	s.kv = nil
+	if s.streams != nil {
+		_ = s.streams.FinalizeAll()
+		s.streams = nil
+	}
 }
 
 // sampleToken picks the next token from one row's logits.

@@ -296,3 +296,38 @@ func TestFanOutMatchesSeparateRows(t *testing.T) {
 		t.Errorf("rows 0 and 1 share a prompt but have different seeds, yet sampled the same reply: fan-out copied more than the cache")
 	}
 }
+
+// The lean layer sweep (one clean pass, then only the blocks from l on) must
+// give the logits of a full forward pass steered at l.
+func TestLayerSweepMatchesFullForward(t *testing.T) {
+	m := newTinyForTest(t, TinyConfig())
+	ids := promptIDs(t, m, append(tinyPrompts, "third prompt"))
+	vectors := make([][]float32, m.Config.NumLayers)
+	for l := range vectors {
+		vectors[l] = randomVector(m.Config.DModel, 10+l)
+	}
+	base, steered, err := m.LayerSweep(ids, vectors, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := m.Forward(ids, ForwardOptions{})
+	for i := range ids {
+		if d := maxAbsDiff32(base[i], plain.Logits[i]); d > 1e-5 {
+			t.Errorf("row %d: base logits differ by %g", i, d)
+		}
+	}
+	for l, v := range vectors {
+		full, err := m.Forward(ids, ForwardOptions{Steer: []Steering{{Layer: l, Coeff: 1, Vector: v}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ids {
+			if d := maxAbsDiff32(steered[l][i], full.Logits[i]); d > 1e-4 {
+				t.Errorf("layer %d row %d: lean sweep differs from a full steered pass by %g", l, i, d)
+			}
+			if d := maxAbsDiff32(steered[l][i], base[i]); d < 1e-4 {
+				t.Errorf("layer %d row %d: steering changed nothing; the test proves nothing", l, i)
+			}
+		}
+	}
+}

@@ -28,6 +28,9 @@ type Interventions struct {
 	// input and from every attention and MLP output (directional ablation,
 	// Arditi et al. 2024). Input: [d_model].
 	Ablate bool
+	// Streams returns the whole residual stream entering every block,
+	// [n_layers, batch, seq, d_model], for the lean layer sweep.
+	Streams bool
 }
 
 // stepInputs are the graph inputs after the weights, for one step that
@@ -42,20 +45,21 @@ type stepInputs struct {
 	capture   *Node // [B, S] float32 mask, with Interventions.Capture
 	steer     *Node // [n_layers, d_model], with Interventions.Steer
 	ablate    *Node // [d_model] unit vector, with Interventions.Ablate
+
+	keepStreams bool // return the stream entering every block (Interventions.Streams)
 }
 
 // stepGraph returns the graph function of one step: the forward pass over
 // the new tokens, reading and extending the KV cache. Its outputs are the
 // last position's logits [B, vocab], the updated caches (K then V per
-// layer), and with Capture the masked sums [n_layers+1, B, d_model].
+// layer), with Capture the masked sums [n_layers+1, B, d_model], and with
+// Streams the stream entering every block, [n_layers, B, S, d_model].
 func (m *Model) stepGraph(iv Interventions) func(g *Graph, in []*Node) []*Node {
 	c := m.Config
 	nWeights := len(m.weightList)
 	return func(g *Graph, in []*Node) []*Node {
 		w := fromFlat(&c, in[:nWeights])
-		rest := in[nWeights:]
-		x := stepInputs{tokens: rest[0], positions: rest[1], keyValid: rest[2], offset: rest[3]}
-		rest = rest[4:]
+		x, rest := stepInputsFrom(&c, in[nWeights:])
 		x.kCache, x.vCache = rest[:c.NumLayers], rest[c.NumLayers:2*c.NumLayers]
 		rest = rest[2*c.NumLayers:]
 		if iv.Capture {
@@ -67,32 +71,78 @@ func (m *Model) stepGraph(iv Interventions) func(g *Graph, in []*Node) []*Node {
 		if iv.Ablate {
 			x.ablate = rest[0]
 		}
-		logits, kOut, vOut, captured := forward(&c, w, &x)
-		out := append([]*Node{logits}, kOut...)
-		out = append(out, vOut...)
+		x.keepStreams = iv.Streams
+		o := forward(&c, w, x, 0, nil)
+		out := append([]*Node{o.logits}, o.kOut...)
+		out = append(out, o.vOut...)
 		if iv.Capture {
-			out = append(out, captured)
+			out = append(out, o.captured)
+		}
+		if iv.Streams {
+			out = append(out, o.streams)
 		}
 		return out
 	}
 }
 
-// forward runs the decoder over the step's new tokens.
-func forward(c *Config, w *Params[*Node], x *stepInputs) (logits *Node, kOut, vOut []*Node, captured *Node) {
-	g := x.tokens.Graph()
+// stepInputsFrom reads the inputs every step starts with: tokens,
+// positions, key validity and cache offset.
+func stepInputsFrom(c *Config, in []*Node) (*stepInputs, []*Node) {
+	return &stepInputs{tokens: in[0], positions: in[1], keyValid: in[2], offset: in[3]}, in[4:]
+}
+
+// suffixGraph runs blocks start..n_layers-1 of a plain forward pass from the
+// clean residual stream entering block start (taken from a Streams output),
+// with steering: the lean layer sweep, which does not recompute the blocks
+// before the steered one. Inputs after the weights: tokens, positions,
+// keyValid, offset (0), streams [n_layers, B, S, d_model], steer
+// [B, n_layers, d_model]. Output: the last position's logits.
+func (m *Model) suffixGraph(start int) func(g *Graph, in []*Node) []*Node {
+	c := m.Config
+	nWeights := len(m.weightList)
+	return func(g *Graph, in []*Node) []*Node {
+		w := fromFlat(&c, in[:nWeights])
+		x, rest := stepInputsFrom(&c, in[nWeights:])
+		streams := rest[0]
+		x.steer = rest[1]
+		batch, seq := x.tokens.Shape().Dim(0), x.tokens.Shape().Dim(1)
+		cacheShape := shapes.Make(dtypes.Float32, batch, c.NumKVHeads, seq, c.HeadDim)
+		x.kCache, x.vCache = make([]*Node, c.NumLayers), make([]*Node, c.NumLayers)
+		for i := start; i < c.NumLayers; i++ {
+			x.kCache[i], x.vCache[i] = Zeros(g, cacheShape), Zeros(g, cacheShape)
+		}
+		h := Reshape(Slice(streams, AxisElem(start)), batch, seq, c.DModel)
+		return []*Node{forward(&c, w, x, start, h).logits}
+	}
+}
+
+// stepOutputs are forward's results (see stepGraph).
+type stepOutputs struct {
+	logits     *Node
+	kOut, vOut []*Node
+	captured   *Node
+	streams    *Node
+}
+
+// forward runs the decoder over the step's new tokens: blocks start..n_layers-1,
+// from the embedded tokens when start is 0, else from h, the stream entering block start.
+func forward(c *Config, w *Params[*Node], x *stepInputs, start int, h *Node) (o stepOutputs) {
 	batch, seq := x.tokens.Shape().Dim(0), x.tokens.Shape().Dim(1)
 	cos, sin := ropeTables(c, x.positions) // [B, S, 1, head_dim]
 	mask := attentionMask(x)               // [B, 1, 1, S, T] bool
 
-	var rows []*Node // captured boundary sums, each [B, d_model]
+	var rows []*Node    // captured boundary sums, each [B, d_model]
+	var streams []*Node // the stream entering each block, each [B, S, d_model]
 	capture := func(h *Node) {
 		if x.capture != nil {
 			rows = append(rows, Einsum("bsd,bs->bd", h, x.capture))
 		}
 	}
 
-	h := Gather(w.Embed, ExpandAxes(x.tokens, -1)) // [B, S, d_model]
-	for i := range c.NumLayers {
+	if start == 0 {
+		h = Gather(w.Embed, ExpandAxes(x.tokens, -1)) // [B, S, d_model]
+	}
+	for i := start; i < c.NumLayers; i++ {
 		b := &w.Blocks[i]
 		// The residual stream entering block i: interventions, then capture.
 		if x.ablate != nil {
@@ -102,9 +152,12 @@ func forward(c *Config, w *Params[*Node], x *stepInputs) (logits *Node, kOut, vO
 			h = Add(h, Slice(x.steer, AxisRange(), AxisElem(i))) // [B, 1, d_model] at every position
 		}
 		capture(h)
+		if x.keepStreams {
+			streams = append(streams, h)
+		}
 
 		attn, k, v := attention(c, b, rmsNorm(c, h, b.AttnNorm), cos, sin, mask, x.kCache[i], x.vCache[i], x.offset)
-		kOut, vOut = append(kOut, k), append(vOut, v)
+		o.kOut, o.vOut = append(o.kOut, k), append(o.vOut, v)
 		if x.ablate != nil {
 			attn = ablate(attn, x.ablate)
 		}
@@ -119,7 +172,10 @@ func forward(c *Config, w *Params[*Node], x *stepInputs) (logits *Node, kOut, vO
 	h = rmsNorm(c, h, w.FinalNorm)
 	capture(h)
 	if x.capture != nil {
-		captured = Stack(rows, 0) // [n_layers+1, B, d_model]
+		o.captured = Stack(rows, 0) // [n_layers+1, B, d_model]
+	}
+	if x.keepStreams {
+		o.streams = Stack(streams, 0) // [n_layers, B, S, d_model]
 	}
 
 	head := w.LMHead
@@ -127,9 +183,8 @@ func forward(c *Config, w *Params[*Node], x *stepInputs) (logits *Node, kOut, vO
 		head = w.Embed // tied: the output projection is the embedding matrix
 	}
 	last := Reshape(Slice(h, AxisRange(), AxisElem(seq-1)), batch, c.DModel)
-	logits = Einsum("bd,vd->bv", last, head) // [B, vocab]
-	_ = g
-	return
+	o.logits = Einsum("bd,vd->bv", last, head) // [B, vocab]
+	return o
 }
 
 // rmsNorm: x / sqrt(mean(x²) + eps) · weight, over the last axis (Zhang & Sennrich 2019).

@@ -191,11 +191,11 @@ type LayerScores struct {
 func (s *LayerScores) Selected() LayerScore { return s.PerLayerScores[0] }
 
 // ScoreLayers computes the steering score of every row of v that sits before
-// a block (0..n_layers−1): the mean refusal score over the prompts when
+// a block (0..n_layers−1): the mean refusal score over the instructions when
 // 1.0 × v[l] is added to the stream entering block l at every position.
 // The last row (the final hidden state) has no block after it, so adding
-// it could not steer anything. Rows are batched across layers: each forward
-// pass holds batchSize (prompt, layer) pairs.
+// it could not steer anything. It uses the model's lean layer sweep: one
+// clean pass per batch, then only blocks l..n_layers−1 for layer l.
 func ScoreLayers(m *models.Model, v *RefusalVector, instructions []string, tokens RefusalTokens, batchSize int, progress func(done, total int)) (*LayerScores, error) {
 	if err := v.CheckFits(m.Config); err != nil {
 		return nil, err
@@ -204,43 +204,61 @@ func ScoreLayers(m *models.Model, v *RefusalVector, instructions []string, token
 	if err != nil {
 		return nil, err
 	}
+	base, steered, err := m.LayerSweep(prompts, v.Data[:v.NLayers], batchSize, progress)
+	if err != nil {
+		return nil, err
+	}
+	scores := func(logits [][]float32) []float64 {
+		out := make([]float64, len(logits))
+		for i, l := range logits {
+			out[i] = RefusalScore(l, tokens.IDs)
+		}
+		return out
+	}
+	perLayer := make([][]float64, v.NLayers)
+	for l := range perLayer {
+		perLayer[l] = scores(steered[l])
+	}
+	return layerScores(v, instructions, tokens, scores(base), perLayer), nil
+}
+
+// ScoreLayersNaive computes the same scores as ScoreLayers the way the
+// spec's method reads: a full steered forward pass per layer and batch.
+// It is kept as the baseline the benchmark compares with.
+func ScoreLayersNaive(m *models.Model, v *RefusalVector, instructions []string, tokens RefusalTokens, batchSize int) (*LayerScores, error) {
+	_, prompts, err := encodePrompts(m, instructions)
+	if err != nil {
+		return nil, err
+	}
 	base, err := RefusalScores(m, prompts, nil, tokens, batchSize)
 	if err != nil {
 		return nil, err
 	}
-	out := &LayerScores{BaselineRefusalScore: mean(base), Method: "steering_based", RefusalTokens: tokens, Coefficient: 1.0,
-		ValidationQueries: instructions}
-	var rows [][]int32
-	var steer [][]models.Steering
-	for l := range v.NLayers {
-		for _, p := range prompts {
-			rows = append(rows, p)
-			steer = append(steer, []models.Steering{v.Steering(l, 1.0)})
+	perLayer := make([][]float64, v.NLayers)
+	for l := range perLayer {
+		steer := make([][]models.Steering, len(prompts))
+		for i := range steer {
+			steer[i] = []models.Steering{v.Steering(l, 1.0)}
 		}
-	}
-	scores := make([]float64, 0, len(rows))
-	if progress != nil {
-		progress(0, len(rows))
-	}
-	for start := 0; start < len(rows); start += batchSize {
-		end := min(start+batchSize, len(rows))
-		s, err := RefusalScores(m, rows[start:end], steer[start:end], tokens, batchSize)
-		if err != nil {
+		if perLayer[l], err = RefusalScores(m, prompts, steer, tokens, batchSize); err != nil {
 			return nil, err
 		}
-		scores = append(scores, s...)
-		if progress != nil {
-			progress(end, len(rows))
-		}
 	}
+	return layerScores(v, instructions, tokens, base, perLayer), nil
+}
+
+// layerScores assembles layer_selection_scores.json from per-prompt scores.
+func layerScores(v *RefusalVector, instructions []string, tokens RefusalTokens, base []float64, perLayer [][]float64) *LayerScores {
+	out := &LayerScores{BaselineRefusalScore: mean(base), Method: "steering_based", RefusalTokens: tokens, Coefficient: 1.0,
+		ValidationQueries: instructions}
 	norms := v.Norms()
-	for l := range v.NLayers {
-		s := mean(scores[l*len(prompts) : (l+1)*len(prompts)])
-		out.PerLayerScores = append(out.PerLayerScores, LayerScore{Layer: l, SteeringScore: s,
-			ImprovementOverBaseline: s - out.BaselineRefusalScore, VectorNorm: norms[l]})
+	for l, s := range perLayer {
+		score := mean(s)
+		out.PerLayerScores = append(out.PerLayerScores, LayerScore{Layer: l, SteeringScore: score,
+			ImprovementOverBaseline: score - out.BaselineRefusalScore, VectorNorm: norms[l]})
 	}
 	SortLayerScores(out.PerLayerScores)
-	return out, nil
+	return out
 }
 
 // NormLayerScores ranks the steerable layers by the vector's L2 norm (the

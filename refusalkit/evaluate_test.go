@@ -129,7 +129,16 @@ func TestScoreLayersSortedWithImprovement(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d := math.Abs(mean(alone) - l0.SteeringScore); d > 1e-4 {
-		t.Errorf("layer %d: batched score %g, alone %g", l0.Layer, l0.SteeringScore, mean(alone))
+		t.Errorf("layer %d: lean-sweep score %g, full steered pass %g", l0.Layer, l0.SteeringScore, mean(alone))
+	}
+	naive, err := ScoreLayersNaive(m, v, val, tokens, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range naive.PerLayerScores {
+		if l.Layer != s.PerLayerScores[i].Layer || math.Abs(l.SteeringScore-s.PerLayerScores[i].SteeringScore) > 1e-4 {
+			t.Errorf("rank %d: naive sweep gives layer %d score %g, lean sweep layer %d score %g", i, l.Layer, l.SteeringScore, s.PerLayerScores[i].Layer, s.PerLayerScores[i].SteeringScore)
+		}
 	}
 }
 
