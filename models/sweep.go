@@ -122,4 +122,3 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, onLayer func(
 	}
 	return base, steered, nil
 }
-
