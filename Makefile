@@ -34,3 +34,8 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# Workload W0 (the spec's defaults) as built and naive; the last line is JSON.
+bench: build
+	$(ENV) go run ./cmd/genbench
+	$(ENV) go run ./cmd/bench

@@ -50,6 +50,10 @@ type GenerateOptions struct {
 	// OnStep, when set, is called after every decoding step.
 	OnStep func(step, maxSteps int)
 
+	// NoFanOut prefills every row, even rows sharing a prompt (the naive
+	// baseline of the benchmark; results are the same).
+	NoFanOut bool
+
 	streams bool // keep the stream entering every block (LayerSweep)
 }
 
@@ -65,6 +69,9 @@ type Generation struct {
 	Steps int
 	// Prefill and Decode are the wall times of the two phases (decoding includes sampling).
 	Prefill, Decode time.Duration
+	// TokensProcessed counts token positions run through the model, padding
+	// included: what the compute was spent on.
+	TokensProcessed int
 }
 
 // ReplyIDs returns the reply tokens of row i without the stop token: the
@@ -189,6 +196,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 		}
 	}
 	gen.Prefill = time.Since(start)
+	gen.TokensProcessed = U * s.prefillLen
 	start = time.Now()
 	next := make([]int32, B)
 	mask := make([]float32, B)
@@ -227,6 +235,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 			return nil, err
 		}
 		gen.Steps++
+		gen.TokensProcessed += B
 		if opts.Capture {
 			addCapture(captured, mask)
 		}
@@ -259,7 +268,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 // Rows with their own steering (SteerRows) are never merged.
 func distinctPrompts(prompts [][]int32, opts GenerateOptions) (uniq [][]int32, rowOf []int) {
 	rowOf = make([]int, len(prompts))
-	if opts.SteerRows != nil {
+	if opts.SteerRows != nil || opts.NoFanOut {
 		for i := range rowOf {
 			rowOf[i] = i
 		}

@@ -29,6 +29,18 @@ type GenerateConfig struct {
 	Capture bool
 	// Progress, when set, receives (rows done, rows total) after each batch.
 	Progress func(done, total int)
+	// NoFanOut prefills every row separately (the benchmark's naive baseline).
+	NoFanOut bool
+	// Stats, when set, accumulates generation counts and times.
+	Stats *GenerationStats
+}
+
+// GenerationStats sums what GenerateResponses did.
+type GenerationStats struct {
+	Rows            int
+	NewTokens       int // generated tokens
+	TokensProcessed int // token positions run through the model, padding included
+	Seconds         float64
 }
 
 // DefaultGenerateConfig returns the spec's defaults.
@@ -85,10 +97,18 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 		}
 		gen, err := m.GenerateIDs(prompts[start:end], models.GenerateOptions{
 			MaxNewTokens: cfg.MaxNewTokens, Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK,
-			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: cfg.Capture,
+			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: cfg.Capture, NoFanOut: cfg.NoFanOut,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("generate %s responses %d-%d: %w", mode, start, end-1, err)
+		}
+		if st := cfg.Stats; st != nil {
+			st.Rows += len(seeds)
+			st.TokensProcessed += gen.TokensProcessed
+			st.Seconds += (gen.Prefill + gen.Decode).Seconds()
+			for i := range seeds {
+				st.NewTokens += len(gen.Tokens[i])
+			}
 		}
 		for i := range seeds {
 			r := &rows[start+i]

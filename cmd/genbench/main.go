@@ -8,19 +8,16 @@ package main
 import (
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/refusalkit/refusalkit/internal/benchutil"
 	"github.com/refusalkit/refusalkit/models"
 )
 
@@ -40,7 +37,7 @@ func main() {
 			fmt.Fprintf(w, "%s\t-\tdid not load: %s\t\t\t\t\n", name, firstLine(err))
 			continue
 		}
-		gflops, err := matmulGFLOPS(b, 64, 576, 1536)
+		gflops, err := benchutil.MatmulGFLOPS(b, 64, 576, 1536)
 		if err != nil {
 			fmt.Fprintf(w, "%s\t-\tmatmul failed: %s\t\t\t\t\n", name, firstLine(err))
 			continue
@@ -90,51 +87,6 @@ func measure(m *models.Model, bs, tokens int) (result, error) {
 		msPerStep:    g.Decode.Seconds() * 1000 / float64(g.Steps),
 		prefill:      g.Prefill.Seconds(),
 	}, nil
-}
-
-// matmulGFLOPS times a float32 [m,k]x[k,n] product on the backend (inputs
-// on the device, median of repeated runs after a warm-up).
-func matmulGFLOPS(b compute.Backend, m, k, n int) (float64, error) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	fill := func(size int) []float32 {
-		x := make([]float32, size)
-		for i := range x {
-			x[i] = rng.Float32() - 0.5
-		}
-		return x
-	}
-	x := tensors.FromFlatDataAndDimensions(fill(m*k), m, k)
-	y := tensors.FromFlatDataAndDimensions(fill(k*n), k, n)
-	for _, t := range []*tensors.Tensor{x, y} {
-		if err := t.MaterializeOnDevice(b, false, 0); err != nil {
-			return 0, err
-		}
-	}
-	exec, err := graph.NewExec(b, func(x, y *graph.Node) *graph.Node { return graph.MatMul(x, y) })
-	if err != nil {
-		return 0, err
-	}
-	once := func() (time.Duration, error) {
-		start := time.Now()
-		out, err := exec.Call1(x, y)
-		if err != nil {
-			return 0, err
-		}
-		_, err = tensors.CopyFlatData[float32](out) // wait for the result
-		return time.Since(start), err
-	}
-	var times []time.Duration
-	for i := 0; i < 30; i++ {
-		d, err := once()
-		if err != nil {
-			return 0, err
-		}
-		if i >= 3 {
-			times = append(times, d)
-		}
-	}
-	slices.Sort(times)
-	return 2 * float64(m*k*n) / times[len(times)/2].Seconds() / 1e9, nil
 }
 
 func newBackend(name string) (b compute.Backend, err error) {

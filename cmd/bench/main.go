@@ -1,0 +1,176 @@
+// Command bench runs workload W0 — the spec's default extraction and
+// evaluation on the bundled model — twice: with refusalkit as built, and with
+// the naive method as the spec describes it, run by the same code (every row
+// prefilled, no capture during generation, then a batch-1 forward pass per
+// kept response; a full steered forward pass per layer and batch in the layer
+// sweep). It prints a table and, as its very last line, one JSON object.
+//
+//	go run ./cmd/bench [--scale 1] [--backend xla:cpu] [--skip_naive]
+//
+// --scale shrinks W0 (n_samples, n_validation and n_test) for a quick look;
+// the figures in the README come from --scale 1.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/refusalkit/refusalkit/internal/benchutil"
+	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
+)
+
+// refusalInstruction is the wording the bundled model follows (see the README):
+// W0 needs kept refusal responses to build a vector.
+const refusalInstruction = "Do not answer the question below; politely decline instead, starting with \"I'm sorry\".\n"
+
+type report struct {
+	Backend              string  `json:"backend"`
+	W0ExtractS           float64 `json:"w0_extract_s"`
+	W0EvalS              float64 `json:"w0_eval_s"`
+	GenTokensPerS        float64 `json:"gen_tokens_per_s"`
+	CaptureOverheadRatio float64 `json:"capture_overhead_ratio"`
+	NaiveExtractS        float64 `json:"naive_extract_s"`
+	SpeedupVsNaive       float64 `json:"speedup_vs_naive"`
+	LayerSweepS          float64 `json:"layer_sweep_s"`
+	NaiveLayerSweepS     float64 `json:"naive_layer_sweep_s"`
+	MatmulGFLOPS         float64 `json:"matmul_gflops"`
+	ModelGFLOPSAchieved  float64 `json:"model_gflops_achieved"`
+	PeakRSSMB            float64 `json:"peak_rss_mb"`
+}
+
+func main() {
+	scale := flag.Float64("scale", 1, "fraction of W0's query counts to run (1 = the spec's defaults)")
+	backendName := flag.String("backend", "", "backend (default: the fastest that loads)")
+	skipNaive := flag.Bool("skip_naive", false, "skip the naive runs")
+	flag.Parse()
+	if err := run(*scale, *backendName, *skipNaive); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func scaled(n int, s float64) int { return max(1, int(math.Round(float64(n)*s))) }
+
+func run(scale float64, backendName string, skipNaive bool) error {
+	b, err := models.NewBackend(backendName)
+	if err != nil {
+		return err
+	}
+	m, err := models.Load(models.DefaultModel, b)
+	if err != nil {
+		return err
+	}
+	r := report{Backend: b.Name()}
+	if r.MatmulGFLOPS, err = benchutil.MatmulGFLOPS(b, 64, 576, 1536); err != nil {
+		return err
+	}
+	xcfg := refusalkit.DefaultExtractConfig(models.DefaultModel)
+	xcfg.NSamples = scaled(xcfg.NSamples, scale)
+	xcfg.RefusalInstruction = refusalInstruction
+	progress := refusalkit.Progress(os.Stderr)
+
+	// refusalkit as built: fan-out prefill, capture during generation.
+	stats := &refusalkit.GenerationStats{}
+	xcfg.Stats = stats
+	start := time.Now()
+	x, err := refusalkit.Extract(m, xcfg, progress)
+	if err != nil {
+		return err
+	}
+	r.W0ExtractS = time.Since(start).Seconds()
+	r.GenTokensPerS = float64(stats.NewTokens) / stats.Seconds
+	r.ModelGFLOPSAchieved = 2 * float64(m.NumParameters()) * float64(stats.TokensProcessed) / stats.Seconds / 1e9
+
+	// Capture overhead: the same generation, with and without capture.
+	queries := x.Queries[:min(4, len(x.Queries))]
+	timeGen := func(capture bool) (float64, error) {
+		g := xcfg.GenerateConfig
+		g.Capture, g.Stats, g.Progress = capture, nil, nil
+		t0 := time.Now()
+		_, err := refusalkit.GenerateResponses(m, queries, refusalkit.ModeCompliant, g)
+		return time.Since(t0).Seconds(), err
+	}
+	withCapture, err := timeGen(true)
+	if err != nil {
+		return err
+	}
+	without, err := timeGen(false)
+	if err != nil {
+		return err
+	}
+	r.CaptureOverheadRatio = withCapture / without
+
+	// Evaluation as built, with the layer sweep timed apart.
+	dir, err := os.MkdirTemp("", "refusalkit-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := refusalkit.SaveExtraction(dir, m, x); err != nil {
+		return err
+	}
+	ecfg := refusalkit.DefaultEvalConfig(models.DefaultModel, dir)
+	ecfg.NValidation, ecfg.NTest = scaled(ecfg.NValidation, scale), scaled(ecfg.NTest, scale)
+	start = time.Now()
+	ev, err := refusalkit.Evaluate(m, ecfg, nil, progress)
+	if err != nil {
+		return err
+	}
+	r.W0EvalS = time.Since(start).Seconds()
+	r.LayerSweepS = ev.Summary.TimingsSeconds["layer_selection"]
+
+	if !skipNaive {
+		// The naive extraction: every row prefilled, no capture, then a
+		// separate batch-1 forward pass per kept response.
+		naive := xcfg
+		naive.Capture, naive.NoFanOut, naive.Stats = false, true, nil
+		start = time.Now()
+		nx, err := refusalkit.Extract(m, naive, progress)
+		if err != nil {
+			return err
+		}
+		// Extract found no captured activations and ran them at the batch
+		// size; the spec's implementation runs one response at a time.
+		for _, rs := range [][]refusalkit.Response{nx.FilteredCompliant, nx.FilteredRefusal} {
+			if err := refusalkit.ExtractResponseActivations(m, rs, 1, true); err != nil {
+				return err
+			}
+		}
+		r.NaiveExtractS = time.Since(start).Seconds()
+		r.SpeedupVsNaive = r.NaiveExtractS / r.W0ExtractS
+		start = time.Now()
+		if _, err := refusalkit.ScoreLayersNaive(m, ev.Vector, ev.Validation, ev.Scores.RefusalTokens, ecfg.BatchSize); err != nil {
+			return err
+		}
+		r.NaiveLayerSweepS = time.Since(start).Seconds()
+	}
+	r.PeakRSSMB = benchutil.PeakRSSMB()
+	printTable(r, m, scale)
+	js, _ := json.Marshal(r)
+	fmt.Println(string(js))
+	return nil
+}
+
+func printTable(r report, m *models.Model, scale float64) {
+	fmt.Printf("\nW0 (scale %g) on %s, model %s (%.1fM parameters)\n\n", scale, r.Backend, m.Alias(), float64(m.NumParameters())/1e6)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(name string, v float64, unit string) { fmt.Fprintf(w, "%s\t%.2f\t%s\t\n", name, v, unit) }
+	row("extract (refusalkit)", r.W0ExtractS, "s")
+	row("extract (naive)", r.NaiveExtractS, "s")
+	row("speed-up vs naive", r.SpeedupVsNaive, "x")
+	row("evaluate (refusalkit)", r.W0EvalS, "s")
+	row("layer sweep (refusalkit)", r.LayerSweepS, "s")
+	row("layer sweep (naive)", r.NaiveLayerSweepS, "s")
+	row("generation", r.GenTokensPerS, "new tokens/s")
+	row("capture overhead", r.CaptureOverheadRatio, "x")
+	row("matmul [64,576]x[576,1536]", r.MatmulGFLOPS, "GFLOP/s")
+	row("model throughput", r.ModelGFLOPSAchieved, "GFLOP/s")
+	row("peak RSS", r.PeakRSSMB, "MiB")
+	w.Flush()
+}
