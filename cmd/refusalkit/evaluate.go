@@ -16,7 +16,7 @@ func cmdEvaluate(args []string) error {
 	fs := newFlags("evaluate", "--model_path M --vector_dir DIR [flags]")
 	def := refusalkit.DefaultEvalConfig("", "")
 	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
-	vectorDir := fs.String("vector_dir", "", "folder holding refusal_vector.safetensors, written by `refusalkit extract` (required)")
+	vectorDir := fs.String("vector_dir", "", "folder holding refusal_vector.safetensors, written by 'refusalkit extract' (required)")
 	nVal := fs.Int("n_validation_samples", def.NValidation, "validation queries (validation split) for layer selection")
 	nTest := fs.Int("n_test_samples", def.NTest, "test queries (test split) for the coefficient sweep")
 	coeffs := floatList(def.Coefficients)
@@ -94,7 +94,7 @@ func cmdEvaluate(args []string) error {
 		return err
 	}
 	printEvaluation(ev)
-	return nil
+	return writeCharts(dir)
 }
 
 // printEvaluation shows the top layers and the refusal rate by coefficient.

@@ -84,13 +84,14 @@ func cmdExtract(args []string) error {
 		md.NCompliantResponsesKept, md.NCompliantResponsesGenerated, 100*md.CompliantFilterRate,
 		md.NRefusalResponsesKept, md.NRefusalResponsesGenerated, 100*md.RefusalFilterRate, x.Timings["total"])
 	if runErr != nil {
+		_ = writeCharts(dir) // the kept-vs-generated chart shows what went wrong
 		if errors.Is(runErr, refusalkit.ErrTooFewResponses) {
 			return fmt.Errorf("%v (all responses and metadata are saved in %s)", runErr, dir)
 		}
 		return runErr
 	}
 	fmt.Fprintf(os.Stderr, "refusal vector %v written to %s\n", md.VectorShape, dir)
-	return nil
+	return writeCharts(dir)
 }
 
 // prepareOutputDir makes sure dir can take a new run: it is created if

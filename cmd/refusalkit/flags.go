@@ -17,7 +17,8 @@ var errHelp = errors.New("help shown")
 func newFlags(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
+	fs.Usage = func() {} // errors are reported in one line by run; --help prints the flags
+	usages[fs] = func() {
 		fmt.Fprintf(os.Stderr, "usage: refusalkit %s %s\n\nflags:\n", name, synopsis)
 		fs.SetOutput(os.Stderr)
 		fs.PrintDefaults()
@@ -26,11 +27,13 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
+var usages = map[*flag.FlagSet]func(){}
+
 // parseFlags parses args; -h shows usage and returns errHelp.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
+		usages[fs]()
 		return errHelp
 	}
 	if err != nil {

@@ -46,11 +46,15 @@ func cmdGenerate(args []string) error {
 	return nil
 }
 
-// loadModel creates the backend and loads the model.
+// loadModel creates the backend and loads the model. A --model_path or
+// --backend that names nothing usable is a usage error.
 func loadModel(modelPath, backendName string) (*models.Model, error) {
+	if _, err := models.Resolve(modelPath); err != nil {
+		return nil, usagef("%v", err)
+	}
 	b, err := models.NewBackend(backendName)
 	if err != nil {
-		return nil, err
+		return nil, usagef("%v", err)
 	}
 	return models.Load(modelPath, b)
 }

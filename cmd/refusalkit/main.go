@@ -27,6 +27,7 @@ commands:
   generate   reply to one prompt with the model's chat template
   extract    sample ALPACA queries, generate compliant and refusal responses, compute the refusal vector
   evaluate   select a layer by steering score and sweep activation-addition coefficients
+  charts     draw a run folder's charts as HTML files (extract and evaluate also do)
 
 Run 'refusalkit <command> --help' for the flags of a command.
 `
@@ -51,8 +52,10 @@ func run(args []string) int {
 		err = cmdExtract(args[1:])
 	case "evaluate":
 		err = cmdEvaluate(args[1:])
+	case "charts":
+		err = cmdCharts(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract or evaluate", args[0])
+		err = usagef("unknown command %q: use generate, extract, evaluate or charts", args[0])
 	}
 	var ue usageError
 	switch {

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCaptured runs the command in-process and returns its exit status and stderr.
+func runCaptured(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stderr
+	os.Stderr = w
+	code := run(args)
+	os.Stderr = saved
+	w.Close()
+	out, _ := io.ReadAll(r)
+	return code, string(out)
+}
+
+// Bad input: one clear line naming the problem and the fix, exit 2 for
+// usage errors, and nothing written.
+func TestBadInput(t *testing.T) {
+	tmp := t.TempDir()
+	aFile := filepath.Join(tmp, "a-file")
+	_ = os.WriteFile(aFile, []byte("x"), 0o644)
+	doneRun := filepath.Join(tmp, "done")
+	_ = os.MkdirAll(doneRun, 0o755)
+	_ = os.WriteFile(filepath.Join(doneRun, "metadata.json"), []byte("{}"), 0o644)
+	emptyDataset := filepath.Join(tmp, "empty.jsonl")
+	_ = os.WriteFile(emptyDataset, nil, 0o644)
+
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "usage"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"extract"}, 2, "--model_path is required"},
+		{[]string{"extract", "--model_path", "x", "--n_samples", "0"}, 2, "--n_samples must be a positive integer"},
+		{[]string{"extract", "--model_path", "x", "--n_completions", "-1"}, 2, "--n_completions must be a positive integer"},
+		{[]string{"extract", "--model_path", "x", "--max_new_tokens", "0"}, 2, "--max_new_tokens must be a positive integer"},
+		{[]string{"extract", "--model_path", "x", "--generation_batch_size", "0"}, 2, "--generation_batch_size must be a positive integer"},
+		{[]string{"extract", "--model_path", "x", "--n_samples", "1000000"}, 2, "exceeds the"},
+		{[]string{"extract", "--model_path", "no-such-model"}, 2, "unknown model"},
+		{[]string{"extract", "--model_path", "x", "--dataset", emptyDataset}, 2, "empty"},
+		{[]string{"extract", "--model_path", "x", "--n_sample", "3"}, 2, "flag provided but not defined"},
+		{[]string{"generate", "--model_path", "x"}, 2, "--prompt are required"},
+		{[]string{"evaluate", "--model_path", "x"}, 2, "--vector_dir are required"},
+		{[]string{"evaluate", "--model_path", "x", "--vector_dir", filepath.Join(tmp, "nope")}, 2, "is not a folder"},
+		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--coefficients", "0", "NaN"}, 2, "not a finite number"},
+		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--coefficients", "1,abc"}, 2, "not a finite number"},
+		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--coefficients", "inf"}, 2, "not a finite number"},
+		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp}, 1, "no refusal vector"},
+		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--batch_size", "0"}, 2, "--batch_size must be a positive integer"},
+		{[]string{"charts", "--run_dir", tmp}, 1, "holds none of"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, stderr := runCaptured(t, c.args...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d (stderr %q)", code, c.code, stderr)
+			}
+			if !strings.Contains(stderr, c.want) {
+				t.Errorf("stderr %q lacks %q", stderr, c.want)
+			}
+			if c.code != 2 || len(c.args) == 0 {
+				return
+			}
+			if lines := strings.Count(strings.TrimSpace(stderr), "\n"); lines > 0 {
+				t.Errorf("error spans %d lines: %q", lines+1, stderr)
+			}
+			if strings.Contains(stderr, "goroutine") || strings.Contains(stderr, "panic") {
+				t.Errorf("stack trace in %q", stderr)
+			}
+		})
+	}
+	// Nothing was written into the folders given.
+	if entries, _ := os.ReadDir(tmp); len(entries) != 3 {
+		t.Errorf("the temp folder now holds %d entries, want the 3 made by the test", len(entries))
+	}
+}
+
+func TestJoinSpaceLists(t *testing.T) {
+	got := joinSpaceLists([]string{"--coefficients", "0.0", "0.5", "-1", "--n_test_samples", "3"}, "coefficients")
+	want := []string{"--coefficients=0.0 0.5 -1", "--n_test_samples", "3"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
