@@ -15,17 +15,21 @@ RUNS  ?= runs
 DEMO_FLAGS ?=
 EVAL_FLAGS ?=
 
-.PHONY: setup setup-python build test demo bench notebook-check clean
+.PHONY: setup setup-test build test demo bench notebook-check clean
 
 setup:
 	bash tools/setup/model.sh
 	bash tools/setup/tokenizers.sh
 	bash tools/setup/backend.sh
 
+# What only the tests need: Chromium for the chart screenshots.
+setup-test:
+	bash tools/setup/chromium.sh
+
 build: setup
 	$(ENV) go build -o bin/refusalkit ./cmd/refusalkit
 
-test: build
+test: build setup-test
 	$(ENV) go vet ./...
 	$(ENV) go test -count=1 -timeout 30m ./...
 
