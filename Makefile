@@ -10,10 +10,6 @@
 SHELL := /bin/bash
 ENV   := source tools/setup/env.sh &&
 MODEL ?= smollm2-135m-instruct
-RUNS  ?= runs
-# Settings of the demo run (the spec's defaults unless overridden).
-DEMO_FLAGS ?=
-EVAL_FLAGS ?=
 
 .PHONY: setup setup-test build test demo bench notebook-check clean
 
