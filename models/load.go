@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/compute"
@@ -397,17 +398,7 @@ func unpermuteTensor(t *tensors.Tensor, s weightSpec) (*tensors.Tensor, error) {
 	return tensors.FromFlatDataAndDimensions(unpermuteRoPE(data, s.ropeHeads, s.shape[0], cols), s.shape...), nil
 }
 
-func sameDims(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameDims(a, b []int) bool { return slices.Equal(a, b) }
 
 // chatTokenizer adapts models/tokenizer to what a Model needs: prompts are
 // already chat-templated text, so Encode adds no special tokens of its own,

@@ -108,11 +108,7 @@ func TestMatchesTransformersReference(t *testing.T) {
 			if p.Hidden == nil {
 				return
 			}
-			mask := make([]bool, len(ids))
-			for i := range mask {
-				mask[i] = true
-			}
-			f, err = m.Forward([][]int32{ids}, ForwardOptions{CaptureMask: [][]bool{mask}})
+			f, err = m.Forward([][]int32{ids}, ForwardOptions{CaptureMask: allPositions([][]int32{ids})})
 			if err != nil {
 				t.Fatal(err)
 			}

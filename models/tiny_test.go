@@ -2,6 +2,7 @@ package models
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -94,16 +95,18 @@ func TestBatchingDoesNotChangeResults(t *testing.T) {
 	}
 }
 
-func equalIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+func equalIDs(a, b []int32) bool { return slices.Equal(a, b) }
+
+// allPositions masks every position of every sequence.
+func allPositions(seqs [][]int32) [][]bool {
+	masks := make([][]bool, len(seqs))
+	for i, s := range seqs {
+		masks[i] = make([]bool, len(s))
+		for j := range masks[i] {
+			masks[i][j] = true
 		}
 	}
-	return true
+	return masks
 }
 
 func promptIDs(t *testing.T, m *Model, prompts []string) [][]int32 {
@@ -153,13 +156,7 @@ func randomVector(d int, seed int) []float32 {
 func TestSteeringSitsAtItsBlock(t *testing.T) {
 	m := newTinyForTest(t, TinyConfig())
 	ids := promptIDs(t, m, tinyPrompts)
-	masks := make([][]bool, len(ids))
-	for i := range ids {
-		masks[i] = make([]bool, len(ids[i]))
-		for j := range masks[i] {
-			masks[i][j] = true
-		}
-	}
+	masks := allPositions(ids)
 	base, err := m.Forward(ids, ForwardOptions{CaptureMask: masks})
 	if err != nil {
 		t.Fatal(err)
@@ -226,13 +223,7 @@ func TestSteeringLayer0EqualsEditedEmbeddings(t *testing.T) {
 func TestAblationRemovesDirection(t *testing.T) {
 	m := newTinyForTest(t, TinyConfig())
 	ids := promptIDs(t, m, tinyPrompts)
-	masks := make([][]bool, len(ids))
-	for i := range ids {
-		masks[i] = make([]bool, len(ids[i]))
-		for j := range masks[i] {
-			masks[i][j] = true
-		}
-	}
+	masks := allPositions(ids)
 	r := randomVector(m.Config.DModel, 3)
 	var norm float64
 	for _, x := range r {

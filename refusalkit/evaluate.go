@@ -69,13 +69,7 @@ func DefaultEvalConfig(modelPath, vectorDir string) EvalConfig {
 // leaving out any instruction in exclude (e.g. those a vector was made from).
 // Splits are fixed by SplitOf, so validation, test and train never overlap.
 func EvalQueries(dataset string, split Split, n int, seed int64, exclude map[string]bool) ([]string, error) {
-	var all []string
-	var err error
-	if dataset == "" {
-		all, err = LoadAlpaca()
-	} else {
-		all, err = LoadDataset(dataset)
-	}
+	all, err := loadInstructions(dataset)
 	if err != nil {
 		return nil, err
 	}

@@ -176,17 +176,19 @@ func Extract(m *models.Model, cfg ExtractConfig, progress func(stage string, don
 // TrainPool returns the instructions extraction samples from: the ALPACA
 // train split, or the train split of a given dataset file.
 func TrainPool(dataset string) ([]string, error) {
-	var all []string
-	var err error
-	if dataset == "" {
-		all, err = LoadAlpaca()
-	} else {
-		all, err = LoadDataset(dataset)
-	}
+	all, err := loadInstructions(dataset)
 	if err != nil {
 		return nil, err
 	}
 	return Instructions(all, Train), nil
+}
+
+// loadInstructions reads the embedded ALPACA pool ("") or a dataset file.
+func loadInstructions(dataset string) ([]string, error) {
+	if dataset == "" {
+		return LoadAlpaca()
+	}
+	return LoadDataset(dataset)
 }
 
 // SaveExtraction writes the spec's files into dir: every response file and
