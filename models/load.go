@@ -29,6 +29,10 @@ var Bundled = map[string]string{
 // DefaultModel is the bundled model used by the demo and the tests.
 const DefaultModel = "smollm2-135m-instruct"
 
+// TinyRandomModel names the small random-weight model (see NewTiny): no
+// download, instant to run, for tests and smoke runs of the commands.
+const TinyRandomModel = "tiny-random"
+
 // hubID matches a Hugging Face hub id such as "HuggingFaceTB/SmolLM2-135M-Instruct".
 var hubID = regexp.MustCompile(`^[A-Za-z0-9][\w.-]*/[\w.-]+$`)
 
@@ -64,6 +68,9 @@ func ModelsDir() string {
 func Resolve(modelPath string) (string, error) {
 	if modelPath == "" {
 		return "", fmt.Errorf("no model given: %s", acceptedForms())
+	}
+	if modelPath == TinyRandomModel {
+		return TinyRandomModel, nil
 	}
 	if file, ok := Bundled[strings.ToLower(modelPath)]; ok {
 		p := filepath.Join(ModelsDir(), file)
@@ -128,6 +135,9 @@ func Load(modelPath string, backend compute.Backend) (*Model, error) {
 		if backend, err = NewBackend(""); err != nil {
 			return nil, err
 		}
+	}
+	if src == TinyRandomModel {
+		return NewTiny(TinyConfig(), 1, backend)
 	}
 	if st, _ := os.Stat(src); st != nil && st.IsDir() {
 		return loadHFFolder(src, backend)

@@ -33,6 +33,9 @@ type GenerateConfig struct {
 	NoFanOut bool
 	// Stats, when set, accumulates generation counts and times.
 	Stats *GenerationStats
+	// Checkpoint, when set, saves every finished batch and skips batches
+	// already saved, so an interrupted run resumes where it stopped.
+	Checkpoint Checkpoint
 }
 
 // GenerationStats sums what GenerateResponses did.
@@ -90,6 +93,19 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 	}
 	for start := 0; start < len(rows); start += cfg.BatchSize {
 		end := min(start+cfg.BatchSize, len(rows))
+		if cfg.Checkpoint != nil {
+			saved, ok, err := cfg.Checkpoint.Load(mode, start)
+			if err != nil {
+				return nil, err
+			}
+			if ok && len(saved) == end-start {
+				copy(rows[start:end], saved)
+				if cfg.Progress != nil {
+					cfg.Progress(end, len(rows))
+				}
+				continue
+			}
+		}
 		seeds := make([]uint64, end-start)
 		for i := range seeds {
 			r := &rows[start+i]
@@ -118,6 +134,11 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 			r.IsRefusal = IsRefusal(r.Response)
 			if cfg.Capture {
 				r.Means = gen.Means[i]
+			}
+		}
+		if cfg.Checkpoint != nil {
+			if err := cfg.Checkpoint.Save(mode, start, rows[start:end]); err != nil {
+				return nil, fmt.Errorf("checkpoint: %w", err)
 			}
 		}
 		if cfg.Progress != nil {

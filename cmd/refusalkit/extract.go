@@ -28,6 +28,7 @@ func cmdExtract(args []string) error {
 	topP := fs.Float64("top_p", def.TopP, "nucleus sampling mass")
 	topK := fs.Int("top_k", def.TopK, "top-k sampling (0: off)")
 	overwrite := fs.Bool("overwrite", false, "replace a previous run in the output folder")
+	resume := fs.Bool("resume", false, "continue an interrupted run in the output folder (same flags), without regenerating finished batches")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -64,9 +65,31 @@ func cmdExtract(args []string) error {
 	if dir == "" {
 		dir = filepath.Join("runs", m.Alias(), "harmless_refusal_vectors")
 	}
-	if err := prepareOutputDir(dir, *overwrite, refusalkit.MetadataFile, refusalkit.CompliantResponsesFile); err != nil {
+	if *resume && *overwrite {
+		return usagef("--resume and --overwrite exclude each other: --resume continues the run in %s, --overwrite replaces it", dir)
+	}
+	if err := prepareOutputDir(dir, *overwrite || *resume, refusalkit.MetadataFile, refusalkit.CompliantResponsesFile, refusalkit.PartialDir); err != nil {
+		if !*resume && dirHas(dir, refusalkit.PartialDir) {
+			return usagef("%s holds an interrupted run: pass --resume to continue it or --overwrite to replace it", dir)
+		}
 		return err
 	}
+	if *resume && dirHas(dir, refusalkit.MetadataFile) && !dirHas(dir, refusalkit.PartialDir) {
+		return usagef("the run in %s is already complete: nothing to resume", dir)
+	}
+	if *overwrite {
+		if err := os.RemoveAll(filepath.Join(dir, refusalkit.PartialDir)); err != nil {
+			return err
+		}
+	}
+	// The settings that decide the responses: resuming requires the same ones.
+	settings := map[string]any{"model": m.Alias(), "model_path": *modelPath, "n_samples": cfg.NSamples, "n_completions": cfg.NCompletions,
+		"max_new_tokens": cfg.MaxNewTokens, "generation_batch_size": cfg.BatchSize, "seed": cfg.Seed, "refusal_instruction": cfg.RefusalInstruction,
+		"dataset": cfg.Dataset, "temperature": cfg.Temperature, "top_p": cfg.TopP, "top_k": cfg.TopK, "backend": m.Backend.Name()}
+	if err := refusalkit.CheckResumable(dir, settings, *resume); err != nil {
+		return usagef("%v", err)
+	}
+	cfg.Checkpoint = refusalkit.DirCheckpoint{Dir: filepath.Join(dir, refusalkit.PartialDir)}
 
 	fmt.Fprintf(os.Stderr, "refusalkit extract: %s (%d layers, d_model %d) on %s; %d queries x %d completions x 2 modes -> %s\n",
 		m.Alias(), m.Config.NumLayers, m.Config.DModel, m.Backend.Name(), cfg.NSamples, cfg.NCompletions, dir)
@@ -77,6 +100,9 @@ func cmdExtract(args []string) error {
 	}
 	x.Timings["total"] = time.Since(start).Seconds()
 	if err := refusalkit.SaveExtraction(dir, m, x); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(dir, refusalkit.PartialDir)); err != nil { // every file is saved: the checkpoint is spent
 		return err
 	}
 	md := refusalkit.MetadataFor(m, x)
@@ -92,6 +118,12 @@ func cmdExtract(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "refusal vector %v written to %s\n", md.VectorShape, dir)
 	return writeCharts(dir)
+}
+
+// dirHas reports whether dir/name exists.
+func dirHas(dir, name string) bool {
+	_, err := os.Stat(filepath.Join(dir, name))
+	return err == nil
 }
 
 // prepareOutputDir makes sure dir can take a new run: it is created if
