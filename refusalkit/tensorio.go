@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 )
 
 // Float32Tensor is a dense row-major float32 tensor: Data holds prod(Shape) values, the last
@@ -451,6 +453,9 @@ func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 		if err != nil {
 			_ = tmp.Close()
 			_ = os.Remove(tmpName)
+			if errors.Is(err, syscall.ENOSPC) {
+				err = fmt.Errorf("%w: free some disk space and run again (extract --resume keeps the finished batches)", err)
+			}
 		}
 	}()
 	if err = write(tmp); err != nil {
