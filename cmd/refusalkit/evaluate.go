@@ -68,13 +68,13 @@ func cmdEvaluate(args []string) error {
 	// Check the vector before loading the model; its shape is checked against the model right after.
 	v, err := refusalkit.LoadRefusalVector(*vectorDir)
 	if err != nil {
-		return err
+		return usagef("%v", err)
 	}
 	dir := *outDir
 	if dir == "" {
 		dir = *vectorDir
 	}
-	if err := prepareOutputDir(dir, *overwrite, refusalkit.EvalSummaryFile, refusalkit.LayerSelectionFile); err != nil {
+	if err := checkOutputDir(dir, *overwrite, refusalkit.EvalSummaryFile, refusalkit.LayerSelectionFile); err != nil {
 		return err
 	}
 	m, err := loadModel(*modelPath, *backend)
@@ -82,6 +82,12 @@ func cmdEvaluate(args []string) error {
 		return err
 	}
 	if err := v.CheckFits(m.Config); err != nil {
+		return usagef("%v", err)
+	}
+	if err := fitsContext(m, cfg.MaxNewTokens); err != nil {
+		return err
+	}
+	if err := prepareOutputDir(dir, *overwrite, refusalkit.EvalSummaryFile, refusalkit.LayerSelectionFile); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "refusalkit evaluate: %s on %s; %d validation and %d test queries; coefficients %v -> %s\n",

@@ -61,6 +61,9 @@ func cmdExtract(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := fitsContext(m, cfg.MaxNewTokens); err != nil {
+		return err
+	}
 	dir := *outDir
 	if dir == "" {
 		dir = filepath.Join("runs", m.Alias(), "harmless_refusal_vectors")
@@ -120,32 +123,48 @@ func cmdExtract(args []string) error {
 	return writeCharts(dir)
 }
 
+// fitsContext checks --max_new_tokens leaves room for a prompt in the model's context.
+func fitsContext(m *models.Model, maxNew int) error {
+	if maxNew >= m.Config.ContextLength {
+		return usagef("--max_new_tokens %d is past the model's context of %d tokens: lower it", maxNew, m.Config.ContextLength)
+	}
+	return nil
+}
+
 // dirHas reports whether dir/name exists.
 func dirHas(dir, name string) bool {
 	_, err := os.Stat(filepath.Join(dir, name))
 	return err == nil
 }
 
-// prepareOutputDir makes sure dir can take a new run: it is created if
-// missing, must be a writable folder, and must not already hold a run
-// (any of markers) unless overwrite is set.
-func prepareOutputDir(dir string, overwrite bool, markers ...string) error {
+// checkOutputDir refuses, before any work and without touching anything, a
+// dir that is a file or already holds a run (any of markers), unless overwrite.
+func checkOutputDir(dir string, overwrite bool, markers ...string) error {
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return usagef("output folder %s is a file: give a folder with --output_dir", dir)
 	}
 	if !overwrite {
 		for _, name := range markers {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			if dirHas(dir, name) {
 				return usagef("%s already holds a run (%s): choose another --output_dir or pass --overwrite", dir, name)
 			}
 		}
 	}
+	return nil
+}
+
+// prepareOutputDir makes sure dir can take a new run (checkOutputDir), then
+// creates it and checks it is writable.
+func prepareOutputDir(dir string, overwrite bool, markers ...string) error {
+	if err := checkOutputDir(dir, overwrite, markers...); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("cannot create output folder %s (%v): choose a writable --output_dir", dir, err)
+		return usagef("cannot create output folder %s (%v): choose a writable --output_dir", dir, err)
 	}
 	probe, err := os.CreateTemp(dir, ".write-test-*")
 	if err != nil {
-		return fmt.Errorf("output folder %s is not writable (%v): choose a writable --output_dir", dir, err)
+		return usagef("output folder %s is not writable (%v): choose a writable --output_dir", dir, err)
 	}
 	probe.Close()
 	return os.Remove(probe.Name())

@@ -56,5 +56,11 @@ func loadModel(modelPath, backendName string) (*models.Model, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	return models.Load(modelPath, b)
+	m, err := models.Load(modelPath, b)
+	if err != nil {
+		// The file named by --model_path cannot serve: corrupt, truncated,
+		// an unsupported architecture, no chat template.
+		return nil, usagef("%v", err)
+	}
+	return m, nil
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/refusalkit/refusalkit/refusalkit"
 )
 
 // runCaptured runs the command in-process and returns its exit status and stderr.
@@ -35,6 +37,23 @@ func TestBadInput(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(doneRun, "metadata.json"), []byte("{}"), 0o644)
 	emptyDataset := filepath.Join(tmp, "empty.jsonl")
 	_ = os.WriteFile(emptyDataset, nil, 0o644)
+	badDataset := filepath.Join(tmp, "bad.jsonl")
+	_ = os.WriteFile(badDataset, []byte("{\"instruction\": \"ok\"}\n{not json\n"), 0o644)
+	corruptGGUF := filepath.Join(tmp, "corrupt.gguf")
+	_ = os.WriteFile(corruptGGUF, []byte("GGUF\x03\x00\x00\x00garbage"), 0o644)
+	corruptVector := filepath.Join(tmp, "corrupt-vector")
+	_ = os.MkdirAll(corruptVector, 0o755)
+	_ = os.WriteFile(filepath.Join(corruptVector, refusalkit.VectorSafetensorsFile), []byte("\x10\x00\x00\x00\x00\x00\x00\x00{not a header}"), 0o644)
+	otherModel := filepath.Join(tmp, "other-model-vector")
+	_ = os.MkdirAll(otherModel, 0o755)
+	ov := &refusalkit.RefusalVector{Model: "SomeOtherModel", NLayers: 3, DModel: 8, Data: make([][]float32, 4)}
+	for i := range ov.Data {
+		ov.Data[i] = make([]float32, 8)
+	}
+	if err := ov.Save(otherModel); err != nil {
+		t.Fatal(err)
+	}
+	const made = 7 // entries the test itself puts in tmp
 
 	cases := []struct {
 		args []string
@@ -58,9 +77,19 @@ func TestBadInput(t *testing.T) {
 		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--coefficients", "0", "NaN"}, 2, "not a finite number"},
 		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--coefficients", "1,abc"}, 2, "not a finite number"},
 		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--coefficients", "inf"}, 2, "not a finite number"},
-		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp}, 1, "no refusal vector"},
+		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp}, 2, "no refusal vector"},
 		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--batch_size", "0"}, 2, "--batch_size must be a positive integer"},
 		{[]string{"charts", "--run_dir", tmp}, 1, "holds none of"},
+		{[]string{"extract", "--model_path", filepath.Join(tmp, "missing.gguf")}, 2, "does not exist"},
+		{[]string{"extract", "--model_path", corruptGGUF}, 2, "corrupt or truncated GGUF"},
+		{[]string{"extract", "--model_path", "x", "--dataset", badDataset}, 2, "bad.jsonl"},
+		{[]string{"extract", "--model_path", "tiny-random", "--max_new_tokens", "600"}, 2, "past the model's context"},
+		{[]string{"extract", "--model_path", "tiny-random", "--output_dir", aFile}, 2, "is a file"},
+		{[]string{"extract", "--model_path", "tiny-random", "--output_dir", filepath.Join(aFile, "sub")}, 2, "choose a writable --output_dir"},
+		{[]string{"extract", "--model_path", "tiny-random", "--output_dir", doneRun}, 2, "already holds a run"},
+		{[]string{"extract", "--model_path", "tiny-random", "--output_dir", doneRun, "--resume", "--overwrite"}, 2, "exclude each other"},
+		{[]string{"evaluate", "--model_path", "tiny-random", "--vector_dir", corruptVector}, 2, "unreadable"},
+		{[]string{"evaluate", "--model_path", "tiny-random", "--vector_dir", otherModel, "--output_dir", filepath.Join(tmp, "ev")}, 2, "made with \"SomeOtherModel\""},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -83,8 +112,11 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	// Nothing was written into the folders given.
-	if entries, _ := os.ReadDir(tmp); len(entries) != 3 {
-		t.Errorf("the temp folder now holds %d entries, want the 3 made by the test", len(entries))
+	if entries, _ := os.ReadDir(tmp); len(entries) != made {
+		t.Errorf("the temp folder now holds %d entries, want the %d made by the test", len(entries), made)
+	}
+	if entries, _ := os.ReadDir(doneRun); len(entries) != 1 {
+		t.Errorf("the previous run's folder was touched: %v", entries)
 	}
 }
 
