@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -51,7 +52,9 @@ func newModel(cfg Config, source string, backend compute.Backend, w *Params[*ten
 		if err := t.ToDevice(backend, 0); err != nil {
 			return nil, fmt.Errorf("move weights to the %s backend: %w", backend.Name(), err)
 		}
+		t.FinalizeLocal() // the host copy is no longer needed: halves the resident memory
 	}
+	debug.FreeOSMemory()
 	if cfg.EOS >= 0 {
 		m.StopTokens = append(m.StopTokens, cfg.EOS)
 	}
