@@ -33,6 +33,13 @@ const DefaultModel = "smollm2-135m-instruct"
 // download, instant to run, for tests and smoke runs of the commands.
 const TinyRandomModel = "tiny-random"
 
+// RandomShapes are random-weight models with the shapes of real ones, named
+// "random:<shape>", for honest timing without a download (see cmd/bench).
+var RandomShapes = map[string]Config{
+	"llama2-7b": {Name: "random-llama2-7b", Architecture: "llama", NumLayers: 32, DModel: 4096, NumHeads: 32, NumKVHeads: 32,
+		HeadDim: 128, FFNDim: 11008, VocabSize: 32000, ContextLength: 4096, RMSNormEps: 1e-5, RoPETheta: 10000, BOS: -1, EOS: 257},
+}
+
 // hubID matches a Hugging Face hub id such as "HuggingFaceTB/SmolLM2-135M-Instruct".
 var hubID = regexp.MustCompile(`^[A-Za-z0-9][\w.-]*/[\w.-]+$`)
 
@@ -71,6 +78,12 @@ func Resolve(modelPath string) (string, error) {
 	}
 	if modelPath == TinyRandomModel {
 		return TinyRandomModel, nil
+	}
+	if shape, ok := strings.CutPrefix(modelPath, "random:"); ok {
+		if _, known := RandomShapes[shape]; !known {
+			return "", fmt.Errorf("unknown random shape %q: use random:llama2-7b", shape)
+		}
+		return modelPath, nil
 	}
 	if file, ok := Bundled[strings.ToLower(modelPath)]; ok {
 		p := filepath.Join(ModelsDir(), file)
@@ -138,6 +151,9 @@ func Load(modelPath string, backend compute.Backend) (*Model, error) {
 	}
 	if src == TinyRandomModel {
 		return NewTiny(TinyConfig(), 1, backend)
+	}
+	if shape, ok := strings.CutPrefix(src, "random:"); ok {
+		return NewTiny(RandomShapes[shape], 1, backend)
 	}
 	if st, _ := os.Stat(src); st != nil && st.IsDir() {
 		return loadHFFolder(src, backend)

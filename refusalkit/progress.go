@@ -17,7 +17,7 @@ func Progress(w io.Writer) func(stage string, done, total int) {
 		mu.Lock()
 		defer mu.Unlock()
 		start, ok := starts[stage]
-		if !ok {
+		if !ok || done == 0 { // done == 0: the stage starts (again)
 			start = time.Now()
 			starts[stage] = start
 		}

@@ -13,10 +13,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -48,8 +50,9 @@ func main() {
 	scale := flag.Float64("scale", 1, "fraction of W0's query counts to run (1 = the spec's defaults)")
 	backendName := flag.String("backend", "", "backend (default: the fastest that loads)")
 	skipNaive := flag.Bool("skip_naive", false, "skip the naive runs")
+	modelPath := flag.String("model_path", models.DefaultModel, "model; random:llama2-7b times a random-weight model of Llama-2-7B's shape")
 	flag.Parse()
-	if err := run(*scale, *backendName, *skipNaive); err != nil {
+	if err := run(*modelPath, *scale, *backendName, *skipNaive); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -57,12 +60,12 @@ func main() {
 
 func scaled(n int, s float64) int { return max(1, int(math.Round(float64(n)*s))) }
 
-func run(scale float64, backendName string, skipNaive bool) error {
+func run(modelPath string, scale float64, backendName string, skipNaive bool) error {
 	b, err := models.NewBackend(backendName)
 	if err != nil {
 		return err
 	}
-	m, err := models.Load(models.DefaultModel, b)
+	m, err := models.Load(modelPath, b)
 	if err != nil {
 		return err
 	}
@@ -70,7 +73,7 @@ func run(scale float64, backendName string, skipNaive bool) error {
 	if r.MatmulGFLOPS, err = benchutil.MatmulGFLOPS(b, 64, 576, 1536); err != nil {
 		return err
 	}
-	xcfg := refusalkit.DefaultExtractConfig(models.DefaultModel)
+	xcfg := refusalkit.DefaultExtractConfig(modelPath)
 	xcfg.NSamples = scaled(xcfg.NSamples, scale)
 	xcfg.RefusalInstruction = refusalInstruction
 	progress := refusalkit.Progress(os.Stderr)
@@ -79,7 +82,7 @@ func run(scale float64, backendName string, skipNaive bool) error {
 	stats := &refusalkit.GenerationStats{}
 	xcfg.Stats = stats
 	start := time.Now()
-	x, err := refusalkit.Extract(m, xcfg, progress)
+	x, err := extract(m, xcfg, progress)
 	if err != nil {
 		return err
 	}
@@ -115,7 +118,7 @@ func run(scale float64, backendName string, skipNaive bool) error {
 	if err := refusalkit.SaveExtraction(dir, m, x); err != nil {
 		return err
 	}
-	ecfg := refusalkit.DefaultEvalConfig(models.DefaultModel, dir)
+	ecfg := refusalkit.DefaultEvalConfig(modelPath, dir)
 	ecfg.NValidation, ecfg.NTest = scaled(ecfg.NValidation, scale), scaled(ecfg.NTest, scale)
 	start = time.Now()
 	ev, err := refusalkit.Evaluate(m, ecfg, nil, progress)
@@ -131,7 +134,7 @@ func run(scale float64, backendName string, skipNaive bool) error {
 		naive := xcfg
 		naive.Capture, naive.NoFanOut, naive.Stats = false, true, nil
 		start = time.Now()
-		nx, err := refusalkit.Extract(m, naive, progress)
+		nx, err := extract(m, naive, progress)
 		if err != nil {
 			return err
 		}
@@ -155,6 +158,23 @@ func run(scale float64, backendName string, skipNaive bool) error {
 	js, _ := json.Marshal(r)
 	fmt.Println(string(js))
 	return nil
+}
+
+// extract runs refusalkit.Extract. A random-weight model never writes a
+// refusal phrase, so for it every response of each mode stands in for the
+// kept set: the work timed is the same, only the vector is meaningless.
+func extract(m *models.Model, cfg refusalkit.ExtractConfig, progress func(string, int, int)) (*refusalkit.Extraction, error) {
+	x, err := refusalkit.Extract(m, cfg, progress)
+	if errors.Is(err, refusalkit.ErrTooFewResponses) && (strings.HasPrefix(cfg.ModelPath, "random:") || cfg.ModelPath == models.TinyRandomModel) {
+		x.FilteredRefusal, x.FilteredCompliant = x.Refusal, x.Compliant
+		for _, rs := range [][]refusalkit.Response{x.FilteredRefusal, x.FilteredCompliant} {
+			if err := refusalkit.ExtractResponseActivations(m, rs, cfg.BatchSize, false); err != nil {
+				return nil, err
+			}
+		}
+		x.Vector, err = refusalkit.ComputeRefusalVector(m.Alias(), x.FilteredRefusal, x.FilteredCompliant)
+	}
+	return x, err
 }
 
 func printTable(r report, m *models.Model, scale float64) {
