@@ -37,9 +37,10 @@ func resp(ids ...int32) Response { return Response{TokenIDs: ids} }
 
 func TestDeriveRefusalTokens(t *testing.T) {
 	m := tinyModel(t)
-	// Refusals start with 10 (6×), 11 (3×), 12 (1×); compliant responses start
-	// with 11 twice out of 10 (20% > 5%), so 11 is skipped, and 10 then 12 cover 70%;
-	// nothing else is left, so coverage stops there.
+	// Refusals start with 10 (6×), 11 (3×), 12 (2×), 13 (1×). Compliant
+	// responses start with 11 twice out of 10 (20% > 5%: skipped), 12 never,
+	// 10 once (10%: skipped too, though frequent), so 12 is kept; 13 is a
+	// one-off and skipped. Coverage: 2 of 12.
 	var ref, comp []Response
 	for range 6 {
 		ref = append(ref, resp(10, 1))
@@ -47,11 +48,14 @@ func TestDeriveRefusalTokens(t *testing.T) {
 	for range 3 {
 		ref = append(ref, resp(11, 1))
 	}
-	ref = append(ref, resp(12))
+	ref = append(ref, resp(12), resp(12, 5), resp(13))
 	for i := range 10 {
-		if i < 2 {
+		switch {
+		case i < 2:
 			comp = append(comp, resp(11))
-		} else {
+		case i == 2:
+			comp = append(comp, resp(10))
+		default:
 			comp = append(comp, resp(int32(20+i)))
 		}
 	}
@@ -59,11 +63,22 @@ func TestDeriveRefusalTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rt.Source != "derived" || len(rt.IDs) != 2 || rt.IDs[0] != 10 || rt.IDs[1] != 12 {
-		t.Fatalf("derived %+v, want ids [10 12]", rt)
+	if rt.Source != "derived" || len(rt.IDs) != 1 || rt.IDs[0] != 12 {
+		t.Fatalf("derived %+v, want ids [12]", rt)
 	}
-	if math.Abs(rt.Coverage-0.7) > 1e-12 || rt.ComplianceHits != 0 {
+	if math.Abs(rt.Coverage-2.0/12) > 1e-12 || rt.ComplianceHits != 0 {
 		t.Errorf("coverage %g, false positives %g", rt.Coverage, rt.ComplianceHits)
+	}
+	// A dominant refusal start that compliant responses rarely use is taken first.
+	for range 30 {
+		comp = append(comp, resp(40))
+	}
+	for range 20 {
+		ref = append(ref, resp(30))
+	}
+	rt, _ = DeriveRefusalTokens(m, ref, comp)
+	if len(rt.IDs) < 2 || rt.IDs[0] != 30 || rt.IDs[1] != 10 {
+		t.Fatalf("derived %v, want [30 10 ...] (10 is now 1/40 of compliant starts)", rt.IDs)
 	}
 	// Without refusals: the first tokens of the spec's phrases.
 	fb, err := DeriveRefusalTokens(m, nil, comp)

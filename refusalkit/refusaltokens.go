@@ -21,19 +21,24 @@ type RefusalTokens struct {
 	ComplianceHits float64 `json:"compliant_false_positive_rate,omitempty"`
 }
 
-// Limits of the derivation: stop adding tokens at this coverage or count, and
-// skip tokens that start more than this share of compliant responses.
+// Limits of the derivation: stop adding tokens at this coverage or count;
+// a candidate must start at least refusalTokenMinCount kept refusal
+// responses, at most refusalTokenMaxCompliant of the compliant ones, and be
+// refusalTokenMinRatio times likelier to start a refusal than a compliant
+// response (a one-off first token is noise, not the model's way of refusing).
 const (
 	refusalTokenCoverage     = 0.9
 	refusalTokenMax          = 8
+	refusalTokenMinCount     = 2
 	refusalTokenMaxCompliant = 0.05
+	refusalTokenMinRatio     = 3.0
 )
 
 // DeriveRefusalTokens picks, from the model's own behaviour, the small set of
 // first tokens that covers most kept refusal responses while rarely starting
-// a kept compliant one: greedily by refusal count, skipping tokens that
-// start more than 5% of compliant responses, until 90% coverage or 8 tokens.
-// With no refusal responses it falls back to the first tokens of the spec's
+// a kept compliant one: greedily by refusal count among the candidates (see
+// the limits above), until 90% coverage or 8 tokens. With no candidate (or
+// no refusal response) it falls back to the first tokens of the spec's
 // refusal phrases.
 func DeriveRefusalTokens(m *models.Model, refusal, compliant []Response) (RefusalTokens, error) {
 	refCount, compCount := firstTokenCounts(refusal), firstTokenCounts(compliant)
@@ -57,7 +62,12 @@ func DeriveRefusalTokens(m *models.Model, refusal, compliant []Response) (Refusa
 		if len(rt.IDs) >= refusalTokenMax || float64(covered) >= refusalTokenCoverage*float64(nRef) {
 			break
 		}
-		if nComp > 0 && float64(compCount[id]) > refusalTokenMaxCompliant*float64(nComp) {
+		refShare := float64(refCount[id]) / float64(nRef)
+		compShare := 0.0
+		if nComp > 0 {
+			compShare = float64(compCount[id]) / float64(nComp)
+		}
+		if refCount[id] < refusalTokenMinCount || compShare > refusalTokenMaxCompliant || refShare < refusalTokenMinRatio*compShare {
 			continue
 		}
 		rt.IDs = append(rt.IDs, id)
