@@ -28,6 +28,9 @@ func (m *Model) LayerSweep(prompts [][]int32, vectors [][]float32, batchSize int
 			total += nBatches
 		}
 	}
+	if onLayer != nil {
+		onLayer(0, total)
+	}
 	for start := 0; start < len(prompts); start += batchSize {
 		batch := prompts[start:min(start+batchSize, len(prompts))]
 		b, layers, err := m.sweepBatch(batch, vectors, func() {
