@@ -39,3 +39,9 @@ clean:
 bench: build
 	$(ENV) go run ./cmd/genbench
 	$(ENV) go run ./cmd/bench
+
+# Runs every notebook under notebooks/ headless through the GoNB kernel (installed
+# into .cache/ first) and fails on any cell error. Not part of `make test`.
+# NOTEBOOK_SAVE=1 copies the executed notebooks back (see tools/notebook_check.sh).
+notebook-check: build
+	$(ENV) bash tools/setup/notebook.sh && $(ENV) bash tools/notebook_check.sh
