@@ -28,6 +28,7 @@ build: setup
 test: build setup-test
 	$(ENV) go vet ./...
 	$(ENV) go test -count=1 -timeout 30m ./...
+	$(MAKE) notebook-check
 
 demo: build
 	$(ENV) bash tools/demo.sh $(MODEL)
@@ -41,7 +42,7 @@ bench: build
 	$(ENV) go run ./cmd/bench
 
 # Runs every notebook under notebooks/ headless through the GoNB kernel (installed
-# into .cache/ first) and fails on any cell error. Not part of `make test`.
+# into .cache/ first) and fails on any cell error; part of `make test`.
 # NOTEBOOK_SAVE=1 copies the executed notebooks back (see tools/notebook_check.sh).
 notebook-check: build
 	$(ENV) bash tools/setup/notebook.sh && $(ENV) bash tools/notebook_check.sh

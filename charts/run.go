@@ -203,3 +203,14 @@ func MustFromRunDir(dir string) []NamedChart {
 	}
 	return cs
 }
+
+// SweepRates charts a coefficient sweep's refusal rates straight from its
+// completions (as refusalkit.SweepCoefficients returns them).
+func SweepRates(coeffs []float64, sweep map[float64][]refusalkit.EvalCompletion) *Chart {
+	refusals, totals := make([]int, len(coeffs)), make([]int, len(coeffs))
+	for i, c := range coeffs {
+		t := refusalkit.Tally(sweep[c])
+		refusals[i], totals[i] = t.RefusalCount, t.TotalCount
+	}
+	return RefusalRates(coeffs, refusals, totals)
+}

@@ -3,6 +3,7 @@ package refusalkit
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -562,4 +563,27 @@ func MustDeriveRefusalTokens(m *models.Model, refusal, compliant []Response) Ref
 		panic(err)
 	}
 	return rt
+}
+
+// PrintTallies writes one line per coefficient: refusals out of completions.
+func PrintTallies(w io.Writer, coeffs []float64, sweep map[float64][]EvalCompletion) {
+	for _, c := range coeffs {
+		t := Tally(sweep[c])
+		fmt.Fprintf(w, "coefficient %-4g refused %d of %d\n", c, t.RefusalCount, t.TotalCount)
+	}
+}
+
+// PeekSweep prints, for the chosen test instructions (by index), the
+// completion at every coefficient: how the replies change as c grows.
+func PeekSweep(w io.Writer, coeffs []float64, sweep map[float64][]EvalCompletion, rows ...int) {
+	for _, i := range rows {
+		if first := sweep[coeffs[0]]; i < len(first) {
+			fmt.Fprintf(w, "# %s\n", first[i].Instruction)
+		}
+		for _, c := range coeffs {
+			if i < len(sweep[c]) {
+				fmt.Fprintf(w, "  c=%-4g %q\n", c, sweep[c][i].Response)
+			}
+		}
+	}
 }
