@@ -148,3 +148,37 @@ func dirName(dir string) string {
 	}
 	return filepath.Base(abs)
 }
+
+// AutoBatchSize picks a generation batch size from the memory available:
+// each row holds a KV cache of 2 × n_layers × n_kv_heads × slots × head_dim
+// float32 values (plus its logits and step activations), and the batch uses
+// at most a quarter of MemAvailable, between 1 and 64 rows.
+func (m *Model) AutoBatchSize(promptTokens, maxNewTokens int) int {
+	c := &m.Config
+	slots := bucket(bucket(promptTokens, 16)+maxNewTokens+1, 64)
+	perRow := 4 * (2*c.NumLayers*c.NumKVHeads*slots*c.HeadDim + // KV cache
+		2*c.VocabSize + // logits, device and host
+		4*(c.NumLayers+1)*c.DModel + // captured sums
+		8*bucket(promptTokens, 16)*max(c.FFNDim, c.DModel)) // prefill activations, roughly
+	avail := memAvailable()
+	if avail <= 0 {
+		return 8
+	}
+	return max(1, min(64, int(avail/4/int64(perRow))))
+}
+
+// memAvailable reads MemAvailable from /proc/meminfo in bytes (0 if unknown).
+func memAvailable() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}

@@ -19,7 +19,7 @@ func cmdExtract(args []string) error {
 	nSamples := fs.Int("n_samples", def.NSamples, "number of ALPACA (train split) queries to sample")
 	nCompletions := fs.Int("n_completions", def.NCompletions, "completions per query, in each mode")
 	maxNew := fs.Int("max_new_tokens", def.MaxNewTokens, "maximum tokens to generate per response")
-	batch := fs.Int("generation_batch_size", def.BatchSize, "rows per generation batch")
+	batchFlag := fs.String("generation_batch_size", fmt.Sprint(def.BatchSize), "rows per generation batch, or auto (picked from the memory available)")
 	seed := fs.Int64("seed", def.Seed, "random seed (query sampling and generation)")
 	outDir := fs.String("output_dir", "", "output folder (default runs/{model_alias}/harmless_refusal_vectors)")
 	instr := fs.String("refusal_instruction", def.RefusalInstruction, "instruction prepended to the query in refusal mode")
@@ -35,6 +35,14 @@ func cmdExtract(args []string) error {
 	}
 	if *modelPath == "" {
 		return usagef("--model_path is required (see --help)")
+	}
+	batch := new(int)
+	if *batchFlag != "auto" {
+		if _, err := fmt.Sscanf(*batchFlag, "%d", batch); err != nil || fmt.Sprint(*batch) != *batchFlag {
+			return usagef("--generation_batch_size must be a positive integer or auto, got %q", *batchFlag)
+		}
+	} else {
+		*batch = 1 // set from the model's memory needs once it is loaded
 	}
 	for name, v := range map[string]int{"n_samples": *nSamples, "n_completions": *nCompletions, "max_new_tokens": *maxNew, "generation_batch_size": *batch} {
 		if err := positive(name, v); err != nil {
@@ -63,6 +71,10 @@ func cmdExtract(args []string) error {
 	}
 	if err := fitsContext(m, cfg.MaxNewTokens); err != nil {
 		return err
+	}
+	if *batchFlag == "auto" {
+		cfg.BatchSize = m.AutoBatchSize(128, cfg.MaxNewTokens) // ALPACA prompts with a chat template fit in 128 tokens
+		fmt.Fprintf(os.Stderr, "refusalkit extract: --generation_batch_size auto: %d rows\n", cfg.BatchSize)
 	}
 	dir := *outDir
 	if dir == "" {
