@@ -6,21 +6,23 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
-// LayerSweep returns each prompt's last-position logits without steering
-// (base) and, for every layer l with vectors[l] set, with vectors[l] added
-// to the residual stream entering block l at every position (steered[l]).
+// LayerSweep returns, for each prompt, reduce(last-position logits) without
+// steering (base) and, for every layer l with vectors[l] set, with
+// vectors[l] added to the residual stream entering block l at every
+// position (steered[l]). reduce (e.g. a refusal score) runs as each batch
+// comes back, so no [layers, prompts, vocab] logits are ever held.
 //
 // Steering at block l leaves blocks 0..l-1 unchanged, so each batch runs one
 // clean pass that keeps the stream entering every block, and then for each
 // layer only blocks l..n_layers-1: about half the work of a full forward
 // pass per layer. Prompts go batchSize at a time; onLayer reports progress
 // in (batch, layer) units.
-func (m *Model) LayerSweep(prompts [][]int32, vectors [][]float32, batchSize int, onLayer func(done, total int)) (base [][]float32, steered [][][]float32, err error) {
+func (m *Model) LayerSweep(prompts [][]int32, vectors [][]float32, batchSize int, reduce func(logits []float32) float64, onLayer func(done, total int)) (base []float64, steered [][]float64, err error) {
 	c := &m.Config
 	if len(vectors) != c.NumLayers {
 		return nil, nil, fmt.Errorf("layer sweep: %d vectors for %d layers", len(vectors), c.NumLayers)
 	}
-	steered = make([][][]float32, c.NumLayers)
+	steered = make([][]float64, c.NumLayers)
 	nBatches := (len(prompts) + batchSize - 1) / batchSize
 	total, done := 0, 0
 	for _, v := range vectors {
@@ -33,7 +35,7 @@ func (m *Model) LayerSweep(prompts [][]int32, vectors [][]float32, batchSize int
 	}
 	for start := 0; start < len(prompts); start += batchSize {
 		batch := prompts[start:min(start+batchSize, len(prompts))]
-		b, layers, err := m.sweepBatch(batch, vectors, func() {
+		b, layers, err := m.sweepBatch(batch, vectors, reduce, func() {
 			done++
 			if onLayer != nil {
 				onLayer(done, total)
@@ -50,7 +52,7 @@ func (m *Model) LayerSweep(prompts [][]int32, vectors [][]float32, batchSize int
 	return base, steered, nil
 }
 
-func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, onLayer func()) (base [][]float32, steered [][][]float32, err error) {
+func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, reduce func([]float32) float64, onLayer func()) (base []float64, steered [][]float64, err error) {
 	c := &m.Config
 	longest := 0
 	for _, p := range prompts {
@@ -78,15 +80,15 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, onLayer func(
 	if err != nil {
 		return nil, nil, err
 	}
-	split := func(flat []float32) [][]float32 {
-		out := make([][]float32, B)
+	split := func(flat []float32) []float64 {
+		out := make([]float64, B)
 		for b := range B {
-			out[b] = flat[b*V : (b+1)*V]
+			out[b] = reduce(flat[b*V : (b+1)*V])
 		}
 		return out
 	}
 	base = split(logits)
-	steered = make([][][]float32, c.NumLayers)
+	steered = make([][]float64, c.NumLayers)
 	// Suffix passes attend over exactly the prompt slots: the key mask is [B, P].
 	common := []any{tensors.FromFlatDataAndDimensions(tokens, B, P), tensors.FromFlatDataAndDimensions(positions, B, P),
 		tensors.FromFlatDataAndDimensions(valid, B, P), int32(0), s.streams}

@@ -297,14 +297,22 @@ func TestLayerSweepMatchesFullForward(t *testing.T) {
 	for l := range vectors {
 		vectors[l] = randomVector(m.Config.DModel, 10+l)
 	}
-	base, steered, err := m.LayerSweep(ids, vectors, 2, nil)
+	// Reduce each logits row to a checksum sensitive to every value.
+	reduce := func(l []float32) float64 {
+		var s float64
+		for i, x := range l {
+			s += float64(x) * float64(i%7+1)
+		}
+		return s
+	}
+	base, steered, err := m.LayerSweep(ids, vectors, 2, reduce, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	plain, _ := m.Forward(ids, ForwardOptions{})
 	for i := range ids {
-		if d := maxAbsDiff32(base[i], plain.Logits[i]); d > 1e-5 {
-			t.Errorf("row %d: base logits differ by %g", i, d)
+		if d := math.Abs(base[i] - reduce(plain.Logits[i])); d > 1e-2 {
+			t.Errorf("row %d: base differs by %g", i, d)
 		}
 	}
 	for l, v := range vectors {
@@ -313,10 +321,10 @@ func TestLayerSweepMatchesFullForward(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range ids {
-			if d := maxAbsDiff32(steered[l][i], full.Logits[i]); d > 1e-4 {
+			if d := math.Abs(steered[l][i] - reduce(full.Logits[i])); d > 1e-2 {
 				t.Errorf("layer %d row %d: lean sweep differs from a full steered pass by %g", l, i, d)
 			}
-			if d := maxAbsDiff32(steered[l][i], base[i]); d < 1e-4 {
+			if d := math.Abs(steered[l][i] - base[i]); d < 1 {
 				t.Errorf("layer %d row %d: steering changed nothing; the test proves nothing", l, i)
 			}
 		}

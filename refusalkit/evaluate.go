@@ -199,22 +199,12 @@ func ScoreLayers(m *models.Model, v *RefusalVector, instructions []string, token
 	if err != nil {
 		return nil, err
 	}
-	base, steered, err := m.LayerSweep(prompts, v.Data[:v.NLayers], batchSize, progress)
+	score := func(logits []float32) float64 { return RefusalScore(logits, tokens.IDs) }
+	base, perLayer, err := m.LayerSweep(prompts, v.Data[:v.NLayers], batchSize, score, progress)
 	if err != nil {
 		return nil, err
 	}
-	scores := func(logits [][]float32) []float64 {
-		out := make([]float64, len(logits))
-		for i, l := range logits {
-			out[i] = RefusalScore(l, tokens.IDs)
-		}
-		return out
-	}
-	perLayer := make([][]float64, v.NLayers)
-	for l := range perLayer {
-		perLayer[l] = scores(steered[l])
-	}
-	return layerScores(v, instructions, tokens, scores(base), perLayer), nil
+	return layerScores(v, instructions, tokens, base, perLayer), nil
 }
 
 // ScoreLayersNaive computes the same scores as ScoreLayers the way the
