@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -29,17 +28,18 @@ func main() {
 	flag.Parse()
 
 	fmt.Printf("machine: %s/%s, %d CPUs; model %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *modelPath)
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "backend\tbatch\ttokens/s\tms/step\tprefill s\tmatmul GFLOP/s\t")
+	// Fixed widths rather than a tabwriter: each row prints as soon as it is measured.
+	const row = "%-12s %6s %10s %9s %10s %15s\n"
+	fmt.Printf(row, "backend", "batch", "tokens/s", "ms/step", "prefill s", "matmul GFLOP/s")
 	for _, name := range strings.Split(*backends, ",") {
 		b, err := newBackend(name)
 		if err != nil {
-			fmt.Fprintf(w, "%s\t-\tdid not load: %s\t\t\t\t\n", name, firstLine(err))
+			fmt.Printf("%-12s did not load: %s\n", name, firstLine(err))
 			continue
 		}
 		gflops, err := benchutil.MatmulGFLOPS(b, 64, 576, 1536)
 		if err != nil {
-			fmt.Fprintf(w, "%s\t-\tmatmul failed: %s\t\t\t\t\n", name, firstLine(err))
+			fmt.Printf("%-12s matmul failed: %s\n", name, firstLine(err))
 			continue
 		}
 		m, err := models.Load(*modelPath, b)
@@ -50,15 +50,14 @@ func main() {
 		for _, bs := range ints(*batches) {
 			r, err := measure(m, bs, *tokens)
 			if err != nil {
-				fmt.Fprintf(w, "%s\t%d\tfailed: %s\t\t\t\t\n", name, bs, firstLine(err))
+				fmt.Printf("%-12s %6d failed: %s\n", name, bs, firstLine(err))
 				continue
 			}
-			fmt.Fprintf(w, "%s\t%d\t%.1f\t%.1f\t%.2f\t%.1f\t\n", b.Name(), bs, r.tokensPerSec, r.msPerStep, r.prefill, gflops)
-			w.Flush()
+			fmt.Printf(row, name, fmt.Sprint(bs), fmt.Sprintf("%.1f", r.tokensPerSec), fmt.Sprintf("%.1f", r.msPerStep),
+				fmt.Sprintf("%.2f", r.prefill), fmt.Sprintf("%.1f", gflops))
 		}
 		m.Close()
 	}
-	w.Flush()
 }
 
 type result struct {
