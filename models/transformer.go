@@ -21,8 +21,9 @@ type Interventions struct {
 	// Capture returns, per boundary and sequence, the sum of the residual
 	// stream over the positions of a mask: [n_layers+1, batch, d_model].
 	Capture bool
-	// Steer adds steer[i] to the stream entering block i, at every position
-	// (activation addition). Input steer: [n_layers, d_model].
+	// Steer adds steer[b, i] to row b's stream entering block i, at every
+	// position (activation addition). Input steer: [batch, n_layers, d_model],
+	// so each row of a batch may steer its own layer (the layer sweep).
 	Steer bool
 	// Ablate removes the component along a unit direction r̂ at every block
 	// input and from every attention and MLP output (directional ablation,
@@ -43,7 +44,7 @@ type stepInputs struct {
 	kCache    []*Node // per layer [B, n_kv_heads, T, head_dim]
 	vCache    []*Node
 	capture   *Node // [B, S] float32 mask, with Interventions.Capture
-	steer     *Node // [n_layers, d_model], with Interventions.Steer
+	steer     *Node // [B, n_layers, d_model], with Interventions.Steer
 	ablate    *Node // [d_model] unit vector, with Interventions.Ablate
 
 	keepStreams bool // return the stream entering every block (Interventions.Streams)
