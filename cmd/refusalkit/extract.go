@@ -93,8 +93,13 @@ func cmdExtract(args []string) error {
 		return usagef("the run in %s is already complete: nothing to resume", dir)
 	}
 	if *overwrite {
-		if err := os.RemoveAll(filepath.Join(dir, refusalkit.PartialDir)); err != nil {
-			return err
+		// The previous run's checkpoint and completion markers go first, so a
+		// folder interrupted from here on never looks like a finished run; its
+		// evaluation no longer matches the new vector either.
+		for _, name := range []string{refusalkit.PartialDir, refusalkit.MetadataFile, refusalkit.EvalSummaryFile, refusalkit.LayerSelectionFile} {
+			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+				return err
+			}
 		}
 	}
 	// The settings that decide the responses: resuming requires the same ones.
