@@ -10,7 +10,8 @@
 # refuse to answer this question.\n" kept 0 of 200 refusal-mode responses, see
 # the README), so the demo passes a wording it does follow more often.
 # Override with REFUSAL_INSTRUCTION=... (empty: the spec's instruction).
-# A finished demo is not redone; DEMO_OVERWRITE=1 replaces it.
+# A finished demo is not redone; DEMO_OVERWRITE=1 replaces it. EXTRACT_FLAGS and
+# EVAL_FLAGS add flags (e.g. smaller settings); RUNS moves the runs folder.
 set -euo pipefail
 MODEL="${1:-smollm2-135m-instruct}"
 RUNS="${RUNS:-runs}"
@@ -31,10 +32,10 @@ OVERWRITE=()
 
 if [[ -f "${DIR}/eval_summary.json" && "${DEMO_OVERWRITE:-0}" != "1" ]]; then
 	echo "demo: ${DIR} already holds a finished run (DEMO_OVERWRITE=1 to redo it); drawing its charts"
+	"${BIN}" charts --run_dir "${DIR}"
 else
 	instr_flag=()
 	[[ -n "${REFUSAL_INSTRUCTION:-}" ]] && instr_flag=(--refusal_instruction "${REFUSAL_INSTRUCTION}")
 	"${BIN}" extract --model_path "${MODEL}" --output_dir "${DIR}" "${instr_flag[@]}" "${OVERWRITE[@]}" ${EXTRACT_FLAGS:-}
-	"${BIN}" evaluate --model_path "${MODEL}" --vector_dir "${DIR}" "${OVERWRITE[@]}" ${EVAL_FLAGS:-}
+	"${BIN}" evaluate --model_path "${MODEL}" --vector_dir "${DIR}" "${OVERWRITE[@]}" ${EVAL_FLAGS:-} # also draws the charts
 fi
-"${BIN}" charts --run_dir "${DIR}"
