@@ -291,7 +291,9 @@ func TestFanOutMatchesSeparateRows(t *testing.T) {
 // The lean layer sweep (one clean pass, then only the blocks from l on) must
 // give the logits of a full forward pass steered at l.
 func TestLayerSweepMatchesFullForward(t *testing.T) {
-	m := newTinyForTest(t, TinyConfig())
+	cfg := TinyConfig()
+	cfg.NumLayers = sweepChunk + 2 // two chunks: the second starts mid-model
+	m := newTinyForTest(t, cfg)
 	ids := promptIDs(t, m, append(tinyPrompts, "third prompt"))
 	vectors := make([][]float32, m.Config.NumLayers)
 	for l := range vectors {
@@ -320,13 +322,15 @@ func TestLayerSweepMatchesFullForward(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		moved := 0.0
 		for i := range ids {
 			if d := math.Abs(steered[l][i] - reduce(full.Logits[i])); d > 1e-2 {
 				t.Errorf("layer %d row %d: lean sweep differs from a full steered pass by %g", l, i, d)
 			}
-			if d := math.Abs(steered[l][i] - base[i]); d < 1 {
-				t.Errorf("layer %d row %d: steering changed nothing; the test proves nothing", l, i)
-			}
+			moved = math.Max(moved, math.Abs(steered[l][i]-base[i]))
+		}
+		if moved < 0.1 { // 10× the tolerance above
+			t.Errorf("layer %d: steering moved the checksum by %g at most; the test proves nothing", l, moved)
 		}
 	}
 }

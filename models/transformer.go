@@ -95,9 +95,9 @@ func stepInputsFrom(c *Config, in []*Node) (*stepInputs, []*Node) {
 // suffixGraph runs blocks start..n_layers-1 of a plain forward pass from the
 // clean residual stream entering block start (taken from a Streams output),
 // with steering: the lean layer sweep, which does not recompute the blocks
-// before the steered one. Inputs after the weights: tokens, positions,
-// keyValid, offset (0), streams [n_layers, B, S, d_model], steer
-// [B, n_layers, d_model]. Output: the last position's logits.
+// before the first steered one. Inputs after the weights: tokens, positions,
+// keyValid and steer for K·B rows (K copies of the B prompts), offset (0),
+// and streams [n_layers, B, S, d_model]. Output: the last position's logits.
 func (m *Model) suffixGraph(start int) func(g *Graph, in []*Node) []*Node {
 	c := m.Config
 	nWeights := len(m.weightList)
@@ -112,8 +112,15 @@ func (m *Model) suffixGraph(start int) func(g *Graph, in []*Node) []*Node {
 		for i := start; i < c.NumLayers; i++ {
 			x.kCache[i], x.vCache[i] = Zeros(g, cacheShape), Zeros(g, cacheShape)
 		}
-		h := Reshape(Slice(streams, AxisElem(start)), batch, seq, c.DModel)
-		return []*Node{forward(&c, w, x, start, h).logits}
+		// The clean stream of the B prompts, repeated once per layer of the
+		// chunk: rows [j·B, (j+1)·B) are steered at the chunk's j-th layer.
+		prompts := streams.Shape().Dim(1)
+		h := Reshape(Slice(streams, AxisElem(start)), prompts, seq, c.DModel)
+		copies := make([]*Node, batch/prompts)
+		for j := range copies {
+			copies[j] = h
+		}
+		return []*Node{forward(&c, w, x, start, Concatenate(copies, 0)).logits}
 	}
 }
 

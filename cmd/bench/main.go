@@ -51,7 +51,15 @@ func main() {
 	backendName := flag.String("backend", "", "backend (default: the fastest that loads)")
 	skipNaive := flag.Bool("skip_naive", false, "skip the naive runs")
 	modelPath := flag.String("model_path", models.DefaultModel, "model; random:llama2-7b times a random-weight model of Llama-2-7B's shape")
+	sweepOnly := flag.String("sweep_only", "", "time only the layer sweep, lean and naive, on the vector in this run folder")
 	flag.Parse()
+	if *sweepOnly != "" {
+		if err := timeSweeps(*modelPath, *backendName, *sweepOnly); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*modelPath, *scale, *backendName, *skipNaive); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -157,6 +165,51 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	printTable(r, m, scale)
 	js, _ := json.Marshal(r)
 	fmt.Println(string(js))
+	return nil
+}
+
+// timeSweeps times W0's layer selection alone (32 validation queries, batch
+// 8), lean then naive, on a saved vector.
+func timeSweeps(modelPath, backendName, dir string) error {
+	b, err := models.NewBackend(backendName)
+	if err != nil {
+		return err
+	}
+	m, err := models.Load(modelPath, b)
+	if err != nil {
+		return err
+	}
+	v, err := refusalkit.LoadRefusalVector(dir)
+	if err != nil {
+		return err
+	}
+	run, err := refusalkit.LoadRunResponses(dir)
+	if err != nil {
+		return err
+	}
+	tokens, err := refusalkit.DeriveRefusalTokens(m, run.FilteredRefusal, run.FilteredCompliant)
+	if err != nil {
+		return err
+	}
+	cfg := refusalkit.DefaultEvalConfig(modelPath, dir)
+	val, err := refusalkit.EvalQueries("", refusalkit.Validation, cfg.NValidation, cfg.ValidationSeed, run.Instructions())
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	lean, err := refusalkit.ScoreLayers(m, v, val, tokens, cfg.BatchSize, nil)
+	if err != nil {
+		return err
+	}
+	leanS := time.Since(start).Seconds()
+	start = time.Now()
+	naive, err := refusalkit.ScoreLayersNaive(m, v, val, tokens, cfg.BatchSize)
+	if err != nil {
+		return err
+	}
+	naiveS := time.Since(start).Seconds()
+	fmt.Printf("layer sweep on %s: lean %.1f s (selects %d), naive %.1f s (selects %d): %.2fx\n",
+		b.Name(), leanS, lean.Selected().Layer, naiveS, naive.Selected().Layer, naiveS/leanS)
 	return nil
 }
 
