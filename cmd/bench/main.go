@@ -69,14 +69,11 @@ func main() {
 func scaled(n int, s float64) int { return max(1, int(math.Round(float64(n)*s))) }
 
 func run(modelPath string, scale float64, backendName string, skipNaive bool) error {
-	b, err := models.NewBackend(backendName)
+	m, err := models.Load(modelPath, models.MustNewBackend(backendName))
 	if err != nil {
 		return err
 	}
-	m, err := models.Load(modelPath, b)
-	if err != nil {
-		return err
-	}
+	b := m.Backend
 	r := report{Backend: b.Name()}
 	if r.MatmulGFLOPS, err = benchutil.MatmulGFLOPS(b, 64, 576, 1536); err != nil {
 		return err
@@ -171,14 +168,11 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 // timeSweeps times W0's layer selection alone (32 validation queries, batch
 // 8), lean then naive, on a saved vector.
 func timeSweeps(modelPath, backendName, dir string) error {
-	b, err := models.NewBackend(backendName)
+	m, err := models.Load(modelPath, models.MustNewBackend(backendName))
 	if err != nil {
 		return err
 	}
-	m, err := models.Load(modelPath, b)
-	if err != nil {
-		return err
-	}
+	b := m.Backend
 	v, err := refusalkit.LoadRefusalVector(dir)
 	if err != nil {
 		return err
