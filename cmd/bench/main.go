@@ -66,10 +66,19 @@ func main() {
 	}
 }
 
+// loadModel creates the backend ("" = the fastest that loads) and loads the model on it.
+func loadModel(modelPath, backendName string) (*models.Model, error) {
+	b, err := models.NewBackend(backendName)
+	if err != nil {
+		return nil, err
+	}
+	return models.Load(modelPath, b)
+}
+
 func scaled(n int, s float64) int { return max(1, int(math.Round(float64(n)*s))) }
 
 func run(modelPath string, scale float64, backendName string, skipNaive bool) error {
-	m, err := models.Load(modelPath, models.MustNewBackend(backendName))
+	m, err := loadModel(modelPath, backendName)
 	if err != nil {
 		return err
 	}
@@ -168,7 +177,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 // timeSweeps times W0's layer selection alone (32 validation queries, batch
 // 8), lean then naive, on a saved vector.
 func timeSweeps(modelPath, backendName, dir string) error {
-	m, err := models.Load(modelPath, models.MustNewBackend(backendName))
+	m, err := loadModel(modelPath, backendName)
 	if err != nil {
 		return err
 	}
