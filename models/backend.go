@@ -26,7 +26,7 @@ func NewBackend(name string) (compute.Backend, error) {
 		name = os.Getenv(BackendEnvVar)
 	}
 	if name != "" {
-		b, err := compute.NewWithConfig(name)
+		b, err := newWithConfig(name)
 		if err != nil {
 			return nil, fmt.Errorf("backend %q did not load (%v): use one of %s, and run `make setup` for the native ones", name, firstLine(err), strings.Join(backendPreference, ", "))
 		}
@@ -34,13 +34,24 @@ func NewBackend(name string) (compute.Backend, error) {
 	}
 	var errs []string
 	for _, cand := range backendPreference {
-		b, err := compute.NewWithConfig(cand)
+		b, err := newWithConfig(cand)
 		if err == nil {
 			return b, nil
 		}
 		errs = append(errs, cand+": "+firstLine(err))
 	}
 	return nil, fmt.Errorf("no backend loads here (%s)", strings.Join(errs, "; "))
+}
+
+// newWithConfig is compute.NewWithConfig, which panics on a name no backend
+// registered: that becomes an error here.
+func newWithConfig(config string) (b compute.Backend, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return compute.NewWithConfig(config)
 }
 
 // MustNewBackend is NewBackend for notebooks: it panics on error.

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gomlx/compute"
 
 	"github.com/refusalkit/refusalkit/internal/benchutil"
 	"github.com/refusalkit/refusalkit/models"
@@ -32,7 +31,7 @@ func main() {
 	const row = "%-12s %6s %10s %9s %10s %15s\n"
 	fmt.Printf(row, "backend", "batch", "tokens/s", "ms/step", "prefill s", "matmul GFLOP/s")
 	for _, name := range strings.Split(*backends, ",") {
-		b, err := newBackend(name)
+		b, err := models.NewBackend(name)
 		if err != nil {
 			fmt.Printf("%-12s did not load: %s\n", name, firstLine(err))
 			continue
@@ -86,15 +85,6 @@ func measure(m *models.Model, bs, tokens int) (result, error) {
 		msPerStep:    g.Decode.Seconds() * 1000 / float64(g.Steps),
 		prefill:      g.Prefill.Seconds(),
 	}, nil
-}
-
-func newBackend(name string) (b compute.Backend, err error) {
-	defer func() { // compute panics on unregistered names
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	return models.NewBackend(name)
 }
 
 func ints(s string) []int {

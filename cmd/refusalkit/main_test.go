@@ -72,6 +72,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"extract", "--model_path", "x", "--dataset", emptyDataset}, 2, "empty"},
 		{[]string{"extract", "--model_path", "x", "--n_sample", "3"}, 2, "flag provided but not defined"},
 		{[]string{"generate", "--model_path", "x"}, 2, "--prompt are required"},
+		{[]string{"generate", "--model_path", "tiny-random", "--prompt", "hi", "--backend", "nope"}, 2, `backend "nope" did not load`},
 		{[]string{"evaluate", "--model_path", "x"}, 2, "--vector_dir are required"},
 		{[]string{"evaluate", "--model_path", "x", "--vector_dir", filepath.Join(tmp, "nope")}, 2, "is not a folder"},
 		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--coefficients", "0", "NaN"}, 2, "not a finite number"},
