@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/refusalkit/refusalkit/internal/benchutil"
 	"github.com/refusalkit/refusalkit/models"
 )
