@@ -437,7 +437,7 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 // zeroCache creates the empty KV cache on the device (no host buffers).
 func (s *session) zeroCache() error {
 	c := &s.m.Config
-	exec, err := s.m.auxExec("zero_cache", func(g *graph.Graph, in []*graph.Node) []*graph.Node {
+	exec, err := s.m.program("zero_cache", func(g *graph.Graph, in []*graph.Node) []*graph.Node {
 		keyValid := in[0] // [B, T]: only its shape is used
 		shape := shapes.Make(dtypes.Float32, keyValid.Shape().Dim(0), c.NumKVHeads, keyValid.Shape().Dim(1), c.HeadDim)
 		out := make([]*graph.Node, 2*c.NumLayers)
@@ -460,7 +460,7 @@ func (s *session) fanOut(rowOf []int, prompts [][]int32, opts GenerateOptions) e
 	if err != nil {
 		return err
 	}
-	exec, err := s.m.auxExec("fan_out", func(g *graph.Graph, in []*graph.Node) []*graph.Node {
+	exec, err := s.m.program("fan_out", func(g *graph.Graph, in []*graph.Node) []*graph.Node {
 		idx := graph.ExpandAxes(in[0], -1) // [B, 1]
 		out := make([]*graph.Node, len(in)-1)
 		for i, cache := range in[1:] {

@@ -38,15 +38,14 @@ type Model struct {
 	weights    *Params[*tensors.Tensor]
 	weightList []*tensors.Tensor // visit order: the first inputs of every graph
 
-	mu    sync.Mutex
-	execs map[Interventions]*graph.Exec
-	aux   map[string]*graph.Exec
+	mu       sync.Mutex
+	programs map[string]*graph.Exec // compiled programs by name: steps by interventions, KV-cache helpers, sweep suffixes
 }
 
 // newModel uploads the weights and prepares the stop tokens.
 func newModel(cfg Config, source string, backend compute.Backend, w *Params[*tensors.Tensor], tok Tokenizer, tmpl *ChatTemplate) (*Model, error) {
 	m := &Model{Config: cfg, Source: source, Backend: backend, Tokenizer: tok, Template: tmpl,
-		weights: w, execs: map[Interventions]*graph.Exec{}}
+		weights: w, programs: map[string]*graph.Exec{}}
 	m.weightList = w.flat(&m.Config)
 	for _, t := range m.weightList {
 		if err := t.ToDevice(backend, 0); err != nil {
@@ -79,27 +78,16 @@ func containsID(ids []int32, id int32) bool {
 
 // exec returns the compiled step program for a set of interventions.
 func (m *Model) exec(iv Interventions) (*graph.Exec, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if e, ok := m.execs[iv]; ok {
-		return e, nil
-	}
-	e, err := graph.NewExec(m.Backend, m.stepGraph(iv))
-	if err != nil {
-		return nil, err
-	}
-	// Shapes are bucketed (batch, prompt length, cache length), so a run
-	// compiles a handful of programs; allow plenty before refusing.
-	e.SetMaxCache(256)
-	m.execs[iv] = e
-	return e, nil
+	return m.program(fmt.Sprintf("step %+v", iv), m.stepGraph(iv))
 }
 
-// auxExec returns a named helper program (KV-cache set-up), compiled once per input shape.
-func (m *Model) auxExec(name string, fn func(g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
+// program returns the named compiled program, building it on first use. An
+// Exec compiles once per input shape; shapes are bucketed (batch, prompt
+// length, cache length), so a run compiles a handful: allow plenty.
+func (m *Model) program(name string, fn func(g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, ok := m.aux[name]; ok {
+	if e, ok := m.programs[name]; ok {
 		return e, nil
 	}
 	e, err := graph.NewExec(m.Backend, fn)
@@ -107,10 +95,7 @@ func (m *Model) auxExec(name string, fn func(g *graph.Graph, in []*graph.Node) [
 		return nil, err
 	}
 	e.SetMaxCache(256)
-	if m.aux == nil {
-		m.aux = map[string]*graph.Exec{}
-	}
-	m.aux[name] = e
+	m.programs[name] = e
 	return e, nil
 }
 

@@ -118,7 +118,7 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, reduce func([
 				copy(steer[((j*B+b)*c.NumLayers+l)*c.DModel:], vectors[l])
 			}
 		}
-		exec, err := m.auxExec(fmt.Sprintf("suffix_%d", chunk[0]), m.suffixGraph(chunk[0]))
+		exec, err := m.program(fmt.Sprintf("suffix_%d", chunk[0]), m.suffixGraph(chunk[0]))
 		if err != nil {
 			return nil, nil, err
 		}
