@@ -136,6 +136,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	if err != nil {
 		return nil, err
 	}
+	defer s.close() // on every path: the KV cache lives on the device
 	gen := &Generation{Tokens: make([][]int32, B), Text: make([]string, B), Stopped: make([]bool, B)}
 	rngs := make([]*rand.Rand, B)
 	for i := range B {
@@ -246,7 +247,6 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 			break
 		}
 	}
-	s.close()
 	gen.Decode = time.Since(start)
 
 	for b := range B {

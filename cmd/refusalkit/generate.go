@@ -49,14 +49,16 @@ func cmdGenerate(args []string) error {
 // loadModel creates the backend and loads the model. A --model_path or
 // --backend that names nothing usable is a usage error.
 func loadModel(modelPath, backendName string) (*models.Model, error) {
-	if _, err := models.Resolve(modelPath); err != nil {
+	// Resolve once (a hub id downloads here); Load takes the resolved file or folder.
+	src, err := models.Resolve(modelPath)
+	if err != nil {
 		return nil, usagef("%v", err)
 	}
 	b, err := models.NewBackend(backendName)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	m, err := models.Load(modelPath, b)
+	m, err := models.Load(src, b)
 	if err != nil {
 		// The file named by --model_path cannot serve: corrupt, truncated,
 		// an unsupported architecture, no chat template.
