@@ -82,11 +82,7 @@ func (m *Model) Forward(seqs [][]int32, opts ForwardOptions) (*ForwardResult, er
 				continue
 			}
 			sum := make([]float64, L1*D)
-			for l := range L1 {
-				for d := range D {
-					sum[l*D+d] = float64(captured[(l*B+b)*D+d])
-				}
-			}
+			addRow(sum, captured, b, B, L1, D)
 			res.Means[b] = splitMeans(sum, counts[b], L1, D)
 		}
 	}

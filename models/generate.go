@@ -162,13 +162,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 				continue
 			}
 			counts[b]++
-			for l := range L1 {
-				row := captured[(l*B+b)*D : (l*B+b+1)*D]
-				acc := sums[b][l*D : (l+1)*D]
-				for d, v := range row {
-					acc[d] += float64(v) // float64: sums over many tokens stay exact enough
-				}
-			}
+			addRow(sums[b], captured, b, B, L1, D)
 		}
 	}
 
@@ -286,6 +280,17 @@ func distinctPrompts(prompts [][]int32, opts GenerateOptions) (uniq [][]int32, r
 		rowOf[i] = u
 	}
 	return uniq, rowOf
+}
+
+// addRow adds row b of captured sums [layers, B, d] to acc [layers*d], in
+// float64: sums over many tokens stay exact enough.
+func addRow(acc []float64, captured []float32, b, B, layers, d int) {
+	for l := range layers {
+		row := captured[(l*B+b)*d : (l*B+b+1)*d]
+		for j, v := range row {
+			acc[l*d+j] += float64(v)
+		}
+	}
 }
 
 // splitMeans divides flat sums [layers*d] by count into [layers][d].
