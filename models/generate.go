@@ -50,9 +50,11 @@ type GenerateOptions struct {
 	// OnStep, when set, is called after every decoding step.
 	OnStep func(step, maxSteps int)
 
-	// NoFanOut prefills every row, even rows sharing a prompt (the naive
-	// baseline of the benchmark; results are the same).
-	NoFanOut bool
+	// Naive prefills every row, even rows sharing a prompt, and runs every
+	// decoding step on the whole batch until its last row ends (the
+	// benchmark's naive baseline; results are the same within float
+	// rounding).
+	Naive bool
 
 	streams bool // keep the stream entering every block (LayerSweep)
 }
@@ -136,7 +138,8 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	if err != nil {
 		return nil, err
 	}
-	defer s.close() // on every path: the KV cache lives on the device
+	defer releaseMemory() // after close: what the batch freed leaves the resident set
+	defer s.close()       // on every path: the KV cache lives on the device
 	gen := &Generation{Tokens: make([][]int32, B), Text: make([]string, B), Stopped: make([]bool, B)}
 	rngs := make([]*rand.Rand, B)
 	for i := range B {
@@ -154,15 +157,15 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 			sums[i] = make([]float64, (m.Config.NumLayers+1)*m.Config.DModel)
 		}
 	}
-	addCapture := func(captured []float32, mask []float32) {
-		// captured: [n_layers+1, B, d_model] sums over this step's masked positions.
+	addCapture := func(captured []float32, mask []float32, rows []int) {
+		// captured: [n_layers+1, slots, d_model] sums over this step's masked positions.
 		L1, D := m.Config.NumLayers+1, m.Config.DModel
-		for b := range B {
-			if mask[b] == 0 {
+		for r, b := range rows {
+			if mask[r] == 0 {
 				continue
 			}
 			counts[b]++
-			addRow(sums[b], captured, b, B, L1, D)
+			addRow(sums[b], captured, r, len(rows), L1, D)
 		}
 	}
 
@@ -193,36 +196,48 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	gen.Prefill = time.Since(start)
 	gen.TokensProcessed = U * s.prefillLen
 	start = time.Now()
-	next := make([]int32, B)
-	mask := make([]float32, B)
+	// rows[r] is the row fed in the session's batch slot r. Once at most half
+	// of the slots still need feeding, the session is compacted to them.
+	rows := make([]int, B)
+	for b := range rows {
+		rows[b] = b
+	}
 	for step := 0; ; step++ {
-		// Choose each active row's next token from the last logits.
-		active := 0
-		for b := range B {
-			mask[b] = 0
+		// Choose each active row's next token from the last logits, and mark
+		// the slots to feed: rows that will sample again, and, with Capture,
+		// rows whose last reply token is still to be read.
+		next := make([]int32, len(rows))
+		mask := make([]float32, len(rows))
+		feed := 0
+		for r, b := range rows {
 			if gen.Stopped[b] || len(gen.Tokens[b]) >= opts.MaxNewTokens {
 				continue
 			}
-			tok := sampleToken(logits[b*m.Config.VocabSize:(b+1)*m.Config.VocabSize], &opts, rngs[b])
+			tok := sampleToken(logits[r*V:(r+1)*V], &opts, rngs[b])
 			gen.Tokens[b] = append(gen.Tokens[b], tok)
-			next[b] = tok
+			next[r] = tok
 			if !opts.IgnoreStop && slices.Contains(m.StopTokens, tok) {
 				gen.Stopped[b] = true
 			} else {
-				mask[b] = 1 // a reply token: its residual stream is captured when it is fed
-				active++
+				mask[r] = 1 // a reply token: its residual stream is captured when it is fed
+				feed++
 			}
 		}
 		// Feed the chosen tokens. When no row will sample again, this last
 		// step is only needed to capture the final reply tokens.
 		moreToSample := false
-		for b := range B {
+		for _, b := range rows {
 			if !gen.Stopped[b] && len(gen.Tokens[b]) < opts.MaxNewTokens {
 				moreToSample = true
 			}
 		}
-		if !moreToSample && (!opts.Capture || active == 0) {
+		if !moreToSample && (!opts.Capture || feed == 0) {
 			break
+		}
+		if !opts.Naive && feed <= len(rows)/2 {
+			if rows, next, mask, err = s.compact(rows, next, mask, prompts, opts); err != nil {
+				return nil, err
+			}
 		}
 		var captured []float32
 		logits, captured, err = s.step(next, 1, s.prefillLen+step, mask)
@@ -230,9 +245,9 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 			return nil, err
 		}
 		gen.Steps++
-		gen.TokensProcessed += B
+		gen.TokensProcessed += len(rows)
 		if opts.Capture {
-			addCapture(captured, mask)
+			addCapture(captured, mask, rows)
 		}
 		if opts.OnStep != nil {
 			opts.OnStep(step+1, opts.MaxNewTokens)
@@ -262,7 +277,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 // Rows with their own steering (SteerRows) are never merged.
 func distinctPrompts(prompts [][]int32, opts GenerateOptions) (uniq [][]int32, rowOf []int) {
 	rowOf = make([]int, len(prompts))
-	if opts.SteerRows != nil || opts.NoFanOut {
+	if opts.SteerRows != nil || opts.Naive {
 		for i := range rowOf {
 			rowOf[i] = i
 		}
@@ -490,6 +505,45 @@ func (s *session) fanOut(rowOf []int, prompts [][]int32, opts GenerateOptions) e
 	s.close()
 	*s = *full
 	return nil
+}
+
+// compact moves the session to a smaller batch holding the slots that still
+// need feeding (mask 1), padded to a power of two with finished rows (fed
+// but ignored) so few batch sizes get compiled. Rows that have stopped no
+// longer cost a step: with sampling, one long reply would otherwise keep a
+// whole batch running. It returns the new slot order, tokens and mask.
+func (s *session) compact(rows []int, next []int32, mask []float32, prompts [][]int32, opts GenerateOptions) ([]int, []int32, []float32, error) {
+	var keep, idle []int // slots
+	for r := range rows {
+		if mask[r] == 1 {
+			keep = append(keep, r)
+		} else {
+			idle = append(idle, r)
+		}
+	}
+	size := 1
+	for size < len(keep) {
+		size *= 2
+	}
+	if size >= len(rows) {
+		return rows, next, mask, nil
+	}
+	keep = append(keep, idle[:size-len(keep)]...)
+	newRows, newNext, newMask := make([]int, size), make([]int32, size), make([]float32, size)
+	newPrompts := make([][]int32, size)
+	var steerRows [][]Steering
+	for i, r := range keep {
+		newRows[i], newNext[i], newMask[i] = rows[r], next[r], mask[r]
+		newPrompts[i] = prompts[rows[r]]
+		if opts.SteerRows != nil {
+			steerRows = append(steerRows, opts.SteerRows[rows[r]])
+		}
+	}
+	opts.SteerRows = steerRows
+	if err := s.fanOut(keep, newPrompts, opts); err != nil {
+		return nil, nil, nil, err
+	}
+	return newRows, newNext, newMask, nil
 }
 
 // close frees the session's device memory.

@@ -334,3 +334,54 @@ func TestLayerSweepMatchesFullForward(t *testing.T) {
 		}
 	}
 }
+
+// Rows that stop early leave the batch (compaction); the rows left must get
+// exactly what they get in a batch run to its end, each with its own
+// steering, and the compacted run must process fewer positions.
+func TestCompactionMatchesFullBatch(t *testing.T) {
+	m := newTinyForTest(t, TinyConfig())
+	// Random weights rarely pick one given token; make every 8th byte a stop
+	// token so that rows end at different steps.
+	for id := int32(0); id < 256; id += 8 {
+		m.StopTokens = append(m.StopTokens, id)
+	}
+	ids := promptIDs(t, m, []string{"first", "second prompt", "third"})
+	var rows [][]int32
+	var steer [][]Steering
+	for i := range 8 {
+		rows = append(rows, ids[i%len(ids)])
+		v := make([]float32, m.Config.DModel)
+		v[i] = 1
+		steer = append(steer, []Steering{{Layer: i % m.Config.NumLayers, Coeff: 0.5, Vector: v}})
+	}
+	opts := GenerateOptions{MaxNewTokens: 24, Temperature: 1, Seed: 5, Capture: true, SteerRows: steer}
+	compacted, err := m.GenerateIDs(rows, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Naive = true
+	full, err := m.GenerateIDs(rows, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lengths := map[int]bool{}
+	for i := range rows {
+		lengths[len(full.Tokens[i])] = true
+		if !equalIDs(compacted.Tokens[i], full.Tokens[i]) || compacted.Stopped[i] != full.Stopped[i] {
+			t.Errorf("row %d: %v (stopped %v) compacted, %v (stopped %v) in the full batch", i,
+				compacted.Tokens[i], compacted.Stopped[i], full.Tokens[i], full.Stopped[i])
+			continue
+		}
+		for l := range full.Means[i] {
+			if d := maxAbsDiff(compacted.Means[i][l], full.Means[i][l]); d > 1e-4 {
+				t.Errorf("row %d boundary %d: capture differs by %g", i, l, d)
+			}
+		}
+	}
+	if len(lengths) < 3 {
+		t.Fatalf("replies have only %d distinct lengths: the test needs rows that end at different steps", len(lengths))
+	}
+	if compacted.TokensProcessed >= full.TokensProcessed {
+		t.Errorf("compaction processed %d positions, the full batch %d: no row left the batch", compacted.TokensProcessed, full.TokensProcessed)
+	}
+}

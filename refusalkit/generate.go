@@ -29,8 +29,9 @@ type GenerateConfig struct {
 	Capture bool
 	// Progress, when set, receives (rows done, rows total) after each batch.
 	Progress func(done, total int)
-	// NoFanOut prefills every row separately (the benchmark's naive baseline).
-	NoFanOut bool
+	// Naive prefills every row separately and runs each batch to its last row
+	// (the benchmark's naive baseline).
+	Naive bool
 	// Stats, when set, accumulates generation counts and times.
 	Stats *GenerationStats
 	// Checkpoint, when set, saves every finished batch and skips batches
@@ -113,7 +114,7 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 		}
 		gen, err := m.GenerateIDs(prompts[start:end], models.GenerateOptions{
 			MaxNewTokens: cfg.MaxNewTokens, Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK,
-			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: cfg.Capture, NoFanOut: cfg.NoFanOut,
+			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: cfg.Capture, Naive: cfg.Naive,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("generate %s responses %d-%d: %w", mode, start, end-1, err)
