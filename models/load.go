@@ -403,9 +403,26 @@ func bindWeights(cfg *Config, read func(weightSpec) (*tensors.Tensor, error), ba
 		if firstErr != nil {
 			return
 		}
-		*v, firstErr = read(s)
+		t, err := read(s)
+		if err != nil {
+			firstErr = err
+			return
+		}
+		// Upload each weight as soon as it is read, and drop its host copy:
+		// the model is never held twice (host and device), which would double
+		// the loading's peak memory.
+		if err := t.ToDevice(backend, 0); err != nil {
+			firstErr = fmt.Errorf("move weight %s to the %s backend: %w", s.hf, backend.Name(), err)
+			return
+		}
+		*v = t
 	})
 	if firstErr != nil {
+		for _, t := range p.flat(cfg) {
+			if t != nil {
+				t.FinalizeAll()
+			}
+		}
 		return nil, firstErr
 	}
 	return p, nil

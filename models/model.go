@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -42,18 +41,19 @@ type Model struct {
 	programs map[string]*graph.Exec // compiled programs by name: steps by interventions, KV-cache helpers, sweep suffixes
 }
 
-// newModel uploads the weights and prepares the stop tokens.
+// newModel uploads the weights (if the loader has not) and prepares the stop tokens.
 func newModel(cfg Config, source string, backend compute.Backend, w *Params[*tensors.Tensor], tok Tokenizer, tmpl *ChatTemplate) (*Model, error) {
 	m := &Model{Config: cfg, Source: source, Backend: backend, Tokenizer: tok, Template: tmpl,
 		weights: w, programs: map[string]*graph.Exec{}}
 	m.weightList = w.flat(&m.Config)
 	for _, t := range m.weightList {
+		// The loaders upload each weight as they read it; NewTiny's arrive on the host.
+		// ToDevice also drops the host copy.
 		if err := t.ToDevice(backend, 0); err != nil {
 			return nil, fmt.Errorf("move weights to the %s backend: %w", backend.Name(), err)
 		}
-		t.FinalizeLocal() // the host copy is no longer needed: halves the resident memory
 	}
-	debug.FreeOSMemory()
+	releaseMemory()
 	if cfg.EOS >= 0 {
 		m.StopTokens = append(m.StopTokens, cfg.EOS)
 	}
