@@ -198,7 +198,9 @@ func forward(c *Config, w *Params[*Node], x *stepInputs, start int, h *Node) (o 
 // rmsNorm: x / sqrt(mean(x²) + eps) · weight, over the last axis (Zhang & Sennrich 2019).
 func rmsNorm(c *Config, x, weight *Node) *Node {
 	meanSq := ReduceAndKeep(Square(x), ReduceMean, -1)
-	return Mul(Mul(x, Rsqrt(AddScalar(meanSq, c.RMSNormEps))), ExpandLeftToRank(weight, x.Rank()))
+	// x / sqrt(·) rather than x · rsqrt(·): compute-onnx has no Rsqrt, and XLA
+	// emits the same instruction for both.
+	return Mul(Div(x, Sqrt(AddScalar(meanSq, c.RMSNormEps))), ExpandLeftToRank(weight, x.Rank()))
 }
 
 // linear applies a [out, in] weight (and optional bias) to the last axis of x.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	onnxbackend "github.com/gomlx/compute-onnx" // "onnx:cpu", when ONNX Runtime is installed (backend.sh --with-onnx)
+
 	"github.com/refusalkit/refusalkit/internal/benchutil"
 	"github.com/refusalkit/refusalkit/models"
 )
@@ -24,6 +26,7 @@ func main() {
 	tokens := flag.Int("tokens", 32, "new tokens per row (generated through stop tokens)")
 	modelPath := flag.String("model_path", models.DefaultModel, "model")
 	flag.Parse()
+	onnxbackend.EnableAutoInstall(false) // never download; the library comes from PyPI's onnxruntime
 
 	fmt.Printf("machine: %s/%s, %d CPUs; model %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *modelPath)
 	// Fixed widths rather than a tabwriter: each row prints as soon as it is measured.
