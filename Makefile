@@ -36,8 +36,10 @@ demo: build
 clean:
 	rm -rf bin
 
-# Workload W0 (the spec's defaults) as built and naive; the last line is JSON.
+# Generation speed on every backend (ONNX Runtime included, installed here),
+# then workload W0 (the spec's defaults) as built and naive; the last line is JSON.
 bench: build
+	bash tools/setup/backend.sh --with-onnx
 	$(ENV) go run ./cmd/genbench
 	$(ENV) go run ./cmd/bench
 

@@ -2,7 +2,7 @@
 // every backend that loads here, and each backend's float32 matmul
 // throughput, and prints a table.
 //
-//	go run ./cmd/genbench [--backends go,xla:cpu] [--batches 1,8,32,64] [--tokens 32]
+//	go run ./cmd/genbench [--backends go,xla:cpu,onnx:cpu] [--batches 1,8,32,64] [--tokens 32]
 package main
 
 import (
@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	backends := flag.String("backends", "go,xla:cpu", "comma-separated backends to measure (those that fail to load are reported and skipped)")
+	backends := flag.String("backends", "go,xla:cpu,onnx:cpu", "comma-separated backends to measure (those that fail to load are reported and skipped)")
 	batches := flag.String("batches", "1,8,32,64", "comma-separated batch sizes")
 	tokens := flag.Int("tokens", 32, "new tokens per row (generated through stop tokens)")
 	modelPath := flag.String("model_path", models.DefaultModel, "model")

@@ -62,7 +62,13 @@ func MatmulGFLOPS(b compute.Backend, m, k, n int) (float64, error) {
 }
 
 // PeakRSSMB is the process's peak resident memory (VmHWM) in MiB, 0 if unknown.
-func PeakRSSMB() float64 {
+func PeakRSSMB() float64 { return procStatusMB("VmHWM:") }
+
+// RSSMB is the process's resident memory now (VmRSS) in MiB, 0 if unknown.
+func RSSMB() float64 { return procStatusMB("VmRSS:") }
+
+// procStatusMB reads a kB field of /proc/self/status in MiB.
+func procStatusMB(field string) float64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
@@ -70,7 +76,7 @@ func PeakRSSMB() float64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			return kb / 1024
 		}
