@@ -335,6 +335,7 @@ type session struct {
 	steer      *tensors.Tensor
 	ablate     *tensors.Tensor
 	streams    *tensors.Tensor // with Interventions.Streams: [n_layers, B, S, d_model] of the last step
+	calls      int             // steps run
 }
 
 func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptions) (*session, error) {
@@ -432,6 +433,12 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 	outs, err := s.exec.Call(args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model step: %w", err)
+	}
+	if s.calls++; s.calls <= 2 {
+		// A session's first two steps (prefill, first decoding step) are
+		// where new shapes get compiled: release the compiler's leftovers
+		// before they pile up (see trimCHeap).
+		trimCHeap()
 	}
 	for i := range s.kv {
 		s.kv[i] = outs[1+i]

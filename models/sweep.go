@@ -136,6 +136,7 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, reduce func([
 		if err != nil {
 			return nil, nil, fmt.Errorf("layer sweep, layers %v: %w", chunk, err)
 		}
+		trimCHeap() // each chunk's program may just have been compiled
 		flat, err := tensors.CopyFlatData[float32](out[0])
 		if err != nil {
 			return nil, nil, err

@@ -230,6 +230,7 @@ func timeSweeps(modelPath, backendName, dir string) error {
 		return err
 	}
 	leanS := time.Since(start).Seconds()
+	memory("the lean sweep")
 	start = time.Now()
 	naive, err := refusalkit.ScoreLayersNaive(m, v, val, tokens, cfg.BatchSize)
 	if err != nil {
