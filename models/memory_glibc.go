@@ -13,8 +13,8 @@ package models
 // }
 import "C"
 
-// trimCHeap returns the C heap's free pages to the system. XLA compiles and
-// runs programs on its own threads, each with a glibc malloc arena; what they
-// free stays mapped until trimmed, which grew the resident set by about
-// 100 MB per compiled shape.
+// trimCHeap returns the C heap's free pages to the system. What XLA frees
+// after compiling and running a program stays mapped in glibc's arenas until
+// trimmed: without it, each generation with new shapes left 90-200 MB more
+// resident, against 30-60 MB with it (measured on the bundled model).
 func trimCHeap() { C.rk_trim() }
