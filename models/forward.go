@@ -46,7 +46,6 @@ func (m *Model) Forward(seqs [][]int32, opts ForwardOptions) (*ForwardResult, er
 	if err != nil {
 		return nil, err
 	}
-	defer releaseMemory() // after close: what the batch freed leaves the resident set
 	defer s.close()
 	B, P := len(seqs), s.prefillLen
 	tokens := make([]int32, B*P)

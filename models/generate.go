@@ -138,8 +138,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	if err != nil {
 		return nil, err
 	}
-	defer releaseMemory() // after close: what the batch freed leaves the resident set
-	defer s.close()       // on every path: the KV cache lives on the device
+	defer s.close() // on every path: the KV cache lives on the device
 	gen := &Generation{Tokens: make([][]int32, B), Text: make([]string, B), Stopped: make([]bool, B)}
 	rngs := make([]*rand.Rand, B)
 	for i := range B {
@@ -553,7 +552,8 @@ func (s *session) compact(rows []int, next []int32, mask []float32, prompts [][]
 	return newRows, newNext, newMask, nil
 }
 
-// close frees the session's device memory.
+// close frees the session's device memory, and hands what the session
+// freed back to the system so it does not pile up across batches.
 func (s *session) close() {
 	for _, t := range s.kv {
 		_ = t.FinalizeAll()
@@ -563,6 +563,7 @@ func (s *session) close() {
 		_ = s.streams.FinalizeAll()
 		s.streams = nil
 	}
+	releaseMemory()
 }
 
 // sampleToken picks the next token from one row's logits.

@@ -66,7 +66,6 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, reduce func([
 	if err != nil {
 		return nil, nil, err
 	}
-	defer releaseMemory() // after close: what the batch freed leaves the resident set
 	defer s.close()
 	B, P, V := len(prompts), s.prefillLen, c.VocabSize
 	tokens := make([]int32, B*P)
