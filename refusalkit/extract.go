@@ -26,6 +26,11 @@ type ExtractConfig struct {
 	GenerateConfig
 }
 
+// AutoBatchSize picks the generation batch size from the memory available
+// (--generation_batch_size auto): ALPACA instructions with a chat template
+// and the refusal instruction fit in 128 prompt tokens.
+func AutoBatchSize(m *models.Model, maxNewTokens int) int { return m.AutoBatchSize(128, maxNewTokens) }
+
 // DefaultExtractConfig returns the spec's defaults for a model.
 func DefaultExtractConfig(modelPath string) ExtractConfig {
 	return ExtractConfig{ModelPath: modelPath, NSamples: 20, GenerateConfig: DefaultGenerateConfig()}

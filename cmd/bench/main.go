@@ -183,7 +183,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	// batch is the spec's 8), but what the command does when asked to batch
 	// by memory. Printed in the table only.
 	auto := xcfg
-	auto.BatchSize, auto.Stats = m.AutoBatchSize(128, xcfg.MaxNewTokens), nil
+	auto.BatchSize, auto.Stats = refusalkit.AutoBatchSize(m, xcfg.MaxNewTokens), nil
 	start = time.Now()
 	if _, err := extract(m, auto, progress); err != nil {
 		return err

@@ -73,7 +73,7 @@ func cmdExtract(args []string) error {
 		return err
 	}
 	if *batchFlag == "auto" {
-		cfg.BatchSize = m.AutoBatchSize(128, cfg.MaxNewTokens) // ALPACA prompts with a chat template fit in 128 tokens
+		cfg.BatchSize = refusalkit.AutoBatchSize(m, cfg.MaxNewTokens)
 		fmt.Fprintf(os.Stderr, "refusalkit extract: --generation_batch_size auto: %d rows\n", cfg.BatchSize)
 	}
 	dir := *outDir
