@@ -192,8 +192,11 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	memory("extract at auto batch")
 
 	printTable(r, m, scale)
-	fmt.Printf("\nextract at --generation_batch_size auto (%d rows): %.2f s, %.2fx the naive extraction at batch %d\n\n",
-		auto.BatchSize, autoS, r.NaiveExtractS/autoS, xcfg.BatchSize)
+	fmt.Printf("\nextract at --generation_batch_size auto (%d rows): %.2f s", auto.BatchSize, autoS)
+	if !skipNaive {
+		fmt.Printf(", %.2fx the naive extraction at batch %d", r.NaiveExtractS/autoS, xcfg.BatchSize)
+	}
+	fmt.Print("\n\n")
 	js, _ := json.Marshal(r)
 	fmt.Println(string(js))
 	return nil
