@@ -55,6 +55,13 @@ type GenerateOptions struct {
 	// benchmark's naive baseline; results are the same within float
 	// rounding).
 	Naive bool
+	// Lean compiles a program with only the interventions asked for. By
+	// default every generation runs one shared program whose capture and
+	// steering inputs are always wired in (an empty mask, zero steering when
+	// unused), so extraction and evaluation reuse each other's compiled
+	// shapes: each compile costs memory that stays resident with XLA, and
+	// capturing costs little per step. Naive implies Lean.
+	Lean bool
 
 	streams bool // keep the stream entering every block (LayerSweep)
 }
@@ -272,6 +279,9 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	return gen, nil
 }
 
+// shared reports whether a generation runs the shared program (see Lean).
+func (o *GenerateOptions) shared() bool { return o.MaxNewTokens > 0 && !o.Lean && !o.Naive && !o.streams }
+
 // distinctPrompts lists each distinct prompt once and maps every row to it.
 // Rows with their own steering (SteerRows) are never merged.
 func distinctPrompts(prompts [][]int32, opts GenerateOptions) (uniq [][]int32, rowOf []int) {
@@ -341,6 +351,9 @@ func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptio
 	c := &m.Config
 	iv := Interventions{Capture: opts.Capture, Steer: len(opts.Steer) > 0 || len(opts.SteerRows) > 0, Ablate: opts.Ablate != nil,
 		Streams: opts.streams}
+	if opts.shared() {
+		iv.Capture, iv.Steer = true, true
+	}
 	exec, err := m.exec(iv)
 	if err != nil {
 		return nil, err
