@@ -42,7 +42,7 @@ func (m *Model) Forward(seqs [][]int32, opts ForwardOptions) (*ForwardResult, er
 		return nil, fmt.Errorf("sequence of %d tokens exceeds the model's context of %d tokens", longest, m.Config.ContextLength)
 	}
 	gopts := GenerateOptions{MaxNewTokens: 0, Capture: capture, Steer: opts.Steer, SteerRows: opts.SteerRows, Ablate: opts.Ablate}
-	s, err := m.newSession(seqs, bucket(longest, 16), gopts)
+	s, err := m.newSession(seqs, bucket(longest, promptBucket), gopts)
 	if err != nil {
 		return nil, err
 	}

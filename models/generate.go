@@ -119,6 +119,16 @@ func (m *Model) Generate(userMessages []string, opts GenerateOptions) (*Generati
 // are reused across batches.
 func bucket(n, step int) int { return (n + step - 1) / step * step }
 
+// Prompts are padded to a multiple of promptBucket tokens and KV caches to a
+// multiple of cacheBucket slots. Coarse on purpose: every distinct shape is
+// another compiled program, and XLA keeps ~30 MiB resident per program; the
+// padding costs little (a prefill is a small share of a generation, and
+// attention over the extra slots is cheap next to the weight products).
+const (
+	promptBucket = 32
+	cacheBucket  = 64
+)
+
 // GenerateIDs generates replies for a batch of tokenized prompts, left-padded
 // into one KV cache of static shape: one compiled prefill and one compiled
 // decoding step serve the whole batch, with no recompilation per token.
@@ -141,7 +151,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	}
 	B := len(prompts)
 	uniq, rowOf := distinctPrompts(prompts, opts)
-	s, err := m.newSession(uniq, bucket(longest, 16), opts)
+	s, err := m.newSession(uniq, bucket(longest, promptBucket), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -202,8 +212,14 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	gen.Prefill = time.Since(start)
 	gen.TokensProcessed = U * s.prefillLen
 	start = time.Now()
-	// rows[r] is the row fed in the session's batch slot r. Once at most half
-	// of the slots still need feeding, the session is compacted to them.
+	// rows[r] is the row fed in the session's batch slot r. Once the rows
+	// still feeding fit in half the batch (a power of two), the session is
+	// compacted to that size, once: each batch size is another compiled
+	// program, and XLA keeps ~30 MiB resident per program.
+	half := 1
+	for half < (B+1)/2 {
+		half *= 2
+	}
 	rows := make([]int, B)
 	for b := range rows {
 		rows[b] = b
@@ -240,8 +256,8 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 		if !moreToSample && (!opts.Capture || feed == 0) {
 			break
 		}
-		if !opts.Naive && feed <= len(rows)/2 {
-			if rows, next, mask, err = s.compact(rows, next, mask, prompts, opts); err != nil {
+		if !opts.Naive && len(rows) == B && feed <= half {
+			if rows, next, mask, err = s.compact(rows, next, mask, prompts, opts, half); err != nil {
 				return nil, err
 			}
 		}
@@ -280,7 +296,9 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 }
 
 // shared reports whether a generation runs the shared program (see Lean).
-func (o *GenerateOptions) shared() bool { return o.MaxNewTokens > 0 && !o.Lean && !o.Naive && !o.streams }
+func (o *GenerateOptions) shared() bool {
+	return o.MaxNewTokens > 0 && !o.Lean && !o.Naive && !o.streams
+}
 
 // distinctPrompts lists each distinct prompt once and maps every row to it.
 // Rows with their own steering (SteerRows) are never merged.
@@ -361,7 +379,7 @@ func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptio
 	B := len(prompts)
 	// +1: with Capture the last reply token is fed once more to read its residual stream.
 	s := &session{m: m, exec: exec, iv: iv, batch: B, prefillLen: prefillLen, prompts: prompts,
-		slots: bucket(prefillLen+opts.MaxNewTokens+1, 64), pads: make([]int, B)}
+		slots: bucket(prefillLen+opts.MaxNewTokens+1, cacheBucket), pads: make([]int, B)}
 	valid := make([]float32, B*s.slots)
 	for b, p := range prompts {
 		s.pads[b] = prefillLen - len(p)
@@ -526,12 +544,12 @@ func (s *session) fanOut(rowOf []int, prompts [][]int32, opts GenerateOptions) e
 	return nil
 }
 
-// compact moves the session to a smaller batch holding the slots that still
-// need feeding (mask 1), padded to a power of two with finished rows (fed
-// but ignored) so few batch sizes get compiled. Rows that have stopped no
-// longer cost a step: with sampling, one long reply would otherwise keep a
-// whole batch running. It returns the new slot order, tokens and mask.
-func (s *session) compact(rows []int, next []int32, mask []float32, prompts [][]int32, opts GenerateOptions) ([]int, []int32, []float32, error) {
+// compact moves the session to a batch of size rows holding the slots that
+// still need feeding (mask 1; at most size), padded with finished rows (fed
+// but ignored). Rows that have stopped no longer cost a step: with sampling,
+// one long reply would otherwise keep a whole batch running. It returns the
+// new slot order, tokens and mask.
+func (s *session) compact(rows []int, next []int32, mask []float32, prompts [][]int32, opts GenerateOptions, size int) ([]int, []int32, []float32, error) {
 	var keep, idle []int // slots
 	for r := range rows {
 		if mask[r] == 1 {
@@ -540,11 +558,7 @@ func (s *session) compact(rows []int, next []int32, mask []float32, prompts [][]
 			idle = append(idle, r)
 		}
 	}
-	size := 1
-	for size < len(keep) {
-		size *= 2
-	}
-	if size >= len(rows) {
+	if size >= len(rows) || len(keep) > size {
 		return rows, next, mask, nil
 	}
 	keep = append(keep, idle[:size-len(keep)]...)

@@ -140,11 +140,11 @@ func dirName(dir string) string {
 // at most a quarter of MemAvailable, between 1 and 64 rows.
 func (m *Model) AutoBatchSize(promptTokens, maxNewTokens int) int {
 	c := &m.Config
-	slots := bucket(bucket(promptTokens, 16)+maxNewTokens+1, 64)
+	slots := bucket(bucket(promptTokens, promptBucket)+maxNewTokens+1, cacheBucket)
 	perRow := 4 * (2*c.NumLayers*c.NumKVHeads*slots*c.HeadDim + // KV cache
 		2*c.VocabSize + // logits, device and host
 		4*(c.NumLayers+1)*c.DModel + // captured sums
-		8*bucket(promptTokens, 16)*max(c.FFNDim, c.DModel)) // prefill activations, roughly
+		8*bucket(promptTokens, promptBucket)*max(c.FFNDim, c.DModel)) // prefill activations, roughly
 	avail := memAvailable()
 	if avail <= 0 {
 		return 8

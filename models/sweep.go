@@ -62,7 +62,7 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, reduce func([
 	for _, p := range prompts {
 		longest = max(longest, len(p))
 	}
-	s, err := m.newSession(prompts, bucket(longest, 16), GenerateOptions{streams: true})
+	s, err := m.newSession(prompts, bucket(longest, promptBucket), GenerateOptions{streams: true})
 	if err != nil {
 		return nil, nil, err
 	}

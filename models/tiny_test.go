@@ -3,6 +3,7 @@ package models
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -383,5 +384,57 @@ func TestCompactionMatchesFullBatch(t *testing.T) {
 	}
 	if compacted.TokensProcessed >= full.TokensProcessed {
 		t.Errorf("compaction processed %d positions, the full batch %d: no row left the batch", compacted.TokensProcessed, full.TokensProcessed)
+	}
+}
+
+// Generation runs one shared program whatever it asks for (capture,
+// steering, neither), so evaluation compiles nothing that extraction has not
+// already compiled at the same shapes; and it gives what the lean program,
+// with only the inputs asked for, gives.
+func TestGenerationSharesOneProgram(t *testing.T) {
+	m := newTinyForTest(t, TinyConfig())
+	ids := promptIDs(t, m, tinyPrompts)
+	v := randomVector(m.Config.DModel, 3)
+	runs := []GenerateOptions{
+		{MaxNewTokens: 8, Capture: true},                                      // extraction
+		{MaxNewTokens: 8, Steer: []Steering{{Layer: 1, Coeff: 2, Vector: v}}}, // evaluation
+		{MaxNewTokens: 8},
+	}
+	shared := make([]*Generation, len(runs))
+	for i, opts := range runs {
+		var err error
+		if shared[i], err = m.GenerateIDs(ids, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var steps []string
+	for name := range m.programs {
+		if strings.HasPrefix(name, "step") {
+			steps = append(steps, name)
+		}
+	}
+	if len(steps) != 1 {
+		t.Errorf("generation compiled %d step programs, want 1 shared: %v", len(steps), steps)
+	}
+	for i, opts := range runs {
+		opts.Lean = true
+		lean, err := m.GenerateIDs(ids, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range ids {
+			if !equalIDs(shared[i].Tokens[r], lean.Tokens[r]) {
+				t.Errorf("run %d row %d: %v with the shared program, %v with the lean one", i, r, shared[i].Tokens[r], lean.Tokens[r])
+			}
+			if opts.Capture {
+				for l := range lean.Means[r] {
+					if d := maxAbsDiff(shared[i].Means[r][l], lean.Means[r][l]); d > 1e-5 {
+						t.Errorf("run %d row %d boundary %d: capture differs by %g", i, r, l, d)
+					}
+				}
+			} else if shared[i].Means != nil {
+				t.Errorf("run %d: means returned without Capture", i)
+			}
+		}
 	}
 }
