@@ -544,9 +544,9 @@ func (s *session) fanOut(rowOf []int, prompts [][]int32, opts GenerateOptions) e
 	return nil
 }
 
-// compact moves the session to a batch of size rows holding the slots that
-// still need feeding (mask 1; at most size), padded with finished rows (fed
-// but ignored). Rows that have stopped no longer cost a step: with sampling,
+// compact moves the session to a batch of `size` rows: the slots that still
+// need feeding (mask 1; it does nothing if they do not fit), padded with
+// finished rows (fed but ignored). Rows that have stopped no longer cost a step: with sampling,
 // one long reply would otherwise keep a whole batch running. It returns the
 // new slot order, tokens and mask.
 func (s *session) compact(rows []int, next []int32, mask []float32, prompts [][]int32, opts GenerateOptions, size int) ([]int, []int32, []float32, error) {
