@@ -54,7 +54,15 @@ func main() {
 	skipNaive := flag.Bool("skip_naive", false, "skip the naive runs")
 	modelPath := flag.String("model_path", models.DefaultModel, "model; random:llama2-7b times a random-weight model of Llama-2-7B's shape")
 	sweepOnly := flag.String("sweep_only", "", "time only the layer sweep, lean and naive, on the vector in this run folder")
+	captureOnly := flag.Int("capture_only", 0, "time only the capture overhead, over this many alternating pairs on 4 queries")
 	flag.Parse()
+	if *captureOnly > 0 {
+		if err := timeCapture(*modelPath, *backendName, *captureOnly); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *sweepOnly != "" {
 		if err := timeSweeps(*modelPath, *backendName, *sweepOnly); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -131,27 +139,10 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	// The peak of refusalkit as built; the naive and auto runs below come after.
 	r.PeakRSSMB = benchutil.PeakRSSMB()
 
-	// Capture overhead: the same generation with capture (the shared program,
-	// as built) and without (a lean program that has no capture), twice
-	// each, alternating, best of each: a single pair mostly measures noise.
 	// After the peak: the lean program is compiled for this measurement only.
-	queries := x.Queries[:min(2, len(x.Queries))]
-	timeGen := func(capture bool) (float64, error) {
-		g := xcfg.GenerateConfig
-		g.Capture, g.Lean, g.Stats, g.Progress = capture, !capture, nil, nil
-		t0 := time.Now()
-		_, err := refusalkit.GenerateResponses(m, queries, refusalkit.ModeCompliant, g)
-		return time.Since(t0).Seconds(), err
+	if r.CaptureOverheadRatio, err = captureOverhead(m, xcfg.GenerateConfig, x.Queries[:min(2, len(x.Queries))], 2); err != nil {
+		return err
 	}
-	best := map[bool]float64{true: math.Inf(1), false: math.Inf(1)}
-	for _, capture := range []bool{false, true, false, true} {
-		t, err := timeGen(capture)
-		if err != nil {
-			return err
-		}
-		best[capture] = min(best[capture], t)
-	}
-	r.CaptureOverheadRatio = best[true] / best[false]
 
 	if !skipNaive {
 		// The naive extraction: every row prefilled, every batch run to its
@@ -201,6 +192,56 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	fmt.Print("\n\n")
 	js, _ := json.Marshal(r)
 	fmt.Println(string(js))
+	return nil
+}
+
+// captureOverhead times the same generation with capture (the shared
+// program, as built) and without (a lean program that has no capture),
+// alternating, pairs times each, and returns the ratio of the best times: a
+// single pair mostly measures noise. The first lean run also compiles.
+func captureOverhead(m *models.Model, cfg refusalkit.GenerateConfig, queries []string, pairs int) (float64, error) {
+	timeGen := func(capture bool) (float64, error) {
+		g := cfg
+		g.Capture, g.Lean, g.Stats, g.Progress = capture, !capture, nil, nil
+		t0 := time.Now()
+		_, err := refusalkit.GenerateResponses(m, queries, refusalkit.ModeCompliant, g)
+		return time.Since(t0).Seconds(), err
+	}
+	best := map[bool]float64{true: math.Inf(1), false: math.Inf(1)}
+	for range pairs {
+		for _, capture := range []bool{false, true} {
+			t, err := timeGen(capture)
+			if err != nil {
+				return 0, err
+			}
+			best[capture] = min(best[capture], t)
+			fmt.Fprintf(os.Stderr, "generation of %d queries, capture %v: %.2f s\n", len(queries), capture, t)
+		}
+	}
+	return best[true] / best[false], nil
+}
+
+// timeCapture times the capture overhead alone, longer than the full bench
+// does: 4 W0 queries (40 rows per run), pairs alternating pairs.
+func timeCapture(modelPath, backendName string, pairs int) error {
+	m, err := loadModel(modelPath, backendName)
+	if err != nil {
+		return err
+	}
+	pool, err := refusalkit.TrainPool("")
+	if err != nil {
+		return err
+	}
+	cfg := refusalkit.DefaultExtractConfig(modelPath)
+	queries, err := refusalkit.SampleQueries(pool, 4, cfg.Seed)
+	if err != nil {
+		return err
+	}
+	ratio, err := captureOverhead(m, cfg.GenerateConfig, queries, pairs)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("capture overhead on %s, best of %d alternating pairs: %.3f\n", m.Backend.Name(), pairs, ratio)
 	return nil
 }
 
