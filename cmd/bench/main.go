@@ -10,7 +10,9 @@
 //	go run ./cmd/bench [--scale 1] [--backend xla:cpu] [--skip_naive]
 //
 // --scale shrinks W0 (n_samples, n_validation and n_test) for a quick look;
-// the figures in the README come from --scale 1.
+// the figures in the README come from --scale 1. Two flags time one part
+// alone: --sweep_only RUN_DIR (the layer sweep, lean and naive) and
+// --capture_only N (the capture overhead over N alternating pairs).
 package main
 
 import (
@@ -198,7 +200,8 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 // captureOverhead times the same generation with capture (the shared
 // program, as built) and without (a lean program that has no capture),
 // alternating, pairs times each, and returns the ratio of the best times: a
-// single pair mostly measures noise. The first lean run also compiles.
+// single pair mostly measures noise. The first run of each side may also
+// compile, which the best time leaves out once pairs ≥ 2.
 func captureOverhead(m *models.Model, cfg refusalkit.GenerateConfig, queries []string, pairs int) (float64, error) {
 	timeGen := func(capture bool) (float64, error) {
 		g := cfg
