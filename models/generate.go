@@ -59,8 +59,8 @@ type GenerateOptions struct {
 	// default every generation runs one shared program whose capture and
 	// steering inputs are always wired in (an empty mask, zero steering when
 	// unused), so extraction and evaluation reuse each other's compiled
-	// shapes: each compile costs memory that stays resident with XLA, and
-	// capturing costs little per step. Naive implies Lean.
+	// shapes: each compile costs memory that stays resident with XLA, while
+	// the unused inputs cost nothing measurable. Naive implies Lean.
 	Lean bool
 
 	streams bool // keep the stream entering every block (LayerSweep)
@@ -261,8 +261,11 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 				return nil, err
 			}
 		}
-		var captured []float32
-		logits, captured, err = s.step(next, 1, s.prefillLen+step, mask)
+		var captured, stepMask []float32
+		if opts.Capture {
+			stepMask = mask
+		}
+		logits, captured, err = s.step(next, 1, s.prefillLen+step, stepMask)
 		if err != nil {
 			return nil, err
 		}
@@ -296,6 +299,8 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 }
 
 // shared reports whether a generation runs the shared program (see Lean).
+// Forward (MaxNewTokens 0) and the layer sweep (streams) have programs of
+// their own shapes, so they keep only the inputs they use.
 func (o *GenerateOptions) shared() bool {
 	return o.MaxNewTokens > 0 && !o.Lean && !o.Naive && !o.streams
 }
@@ -418,7 +423,8 @@ func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptio
 
 // step runs n new tokens per row ([B*n] ids) at cache slot offset and returns
 // the last position's logits [B*vocab] and, with Capture, the sums
-// [(n_layers+1)*B*d_model] over the positions where captureMask ([B*n]) is 1.
+// [(n_layers+1)*B*d_model] over the positions where captureMask ([B*n]) is 1
+// (nil: no sums wanted, none copied back).
 func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (logits, captured []float32, err error) {
 	B := s.batch
 	positions := make([]int32, B*n)
@@ -448,8 +454,9 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 		}
 		args = append(args, d)
 	}
+	wantCapture := captureMask != nil // the shared program captures even when nobody asked
 	if s.iv.Capture {
-		if captureMask == nil {
+		if !wantCapture {
 			captureMask = make([]float32, B*n)
 		}
 		args = append(args, tensors.FromFlatDataAndDimensions(captureMask, B, n))
@@ -483,8 +490,10 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 	}
 	if s.iv.Capture {
 		last := outs[len(outs)-1]
-		if captured, err = tensors.CopyFlatData[float32](last); err != nil {
-			return nil, nil, err
+		if wantCapture {
+			if captured, err = tensors.CopyFlatData[float32](last); err != nil {
+				return nil, nil, err
+			}
 		}
 		_ = last.FinalizeAll()
 	}
@@ -546,9 +555,9 @@ func (s *session) fanOut(rowOf []int, prompts [][]int32, opts GenerateOptions) e
 
 // compact moves the session to a batch of `size` rows: the slots that still
 // need feeding (mask 1; it does nothing if they do not fit), padded with
-// finished rows (fed but ignored). Rows that have stopped no longer cost a step: with sampling,
-// one long reply would otherwise keep a whole batch running. It returns the
-// new slot order, tokens and mask.
+// finished rows (fed but ignored). Rows that have stopped no longer cost a
+// step: with sampling, one long reply would otherwise keep a whole batch
+// running. It returns the new slot order, tokens and mask.
 func (s *session) compact(rows []int, next []int32, mask []float32, prompts [][]int32, opts GenerateOptions, size int) ([]int, []int32, []float32, error) {
 	var keep, idle []int // slots
 	for r := range rows {
