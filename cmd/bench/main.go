@@ -12,7 +12,7 @@
 // --scale shrinks W0 (n_samples, n_validation and n_test) for a quick look;
 // the figures in the README come from --scale 1. Two flags time one part
 // alone: --sweep_only RUN_DIR (the layer sweep, lean and naive) and
-// --capture_only N (the capture overhead over N alternating pairs).
+// --capture_only N (the capture overhead over N rounds of 5 batch pairs).
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,7 +57,7 @@ func main() {
 	skipNaive := flag.Bool("skip_naive", false, "skip the naive runs")
 	modelPath := flag.String("model_path", models.DefaultModel, "model; random:llama2-7b times a random-weight model of Llama-2-7B's shape")
 	sweepOnly := flag.String("sweep_only", "", "time only the layer sweep, lean and naive, on the vector in this run folder")
-	captureOnly := flag.Int("capture_only", 0, "time only the capture overhead, over this many alternating pairs on 4 queries")
+	captureOnly := flag.Int("capture_only", 0, "time only the capture overhead, over this many rounds of 5 batch pairs (4 queries)")
 	flag.Parse()
 	if *captureOnly > 0 {
 		if err := timeCapture(*modelPath, *backendName, *captureOnly); err != nil {
@@ -142,7 +143,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	r.PeakRSSMB = benchutil.PeakRSSMB()
 
 	// After the peak: the lean program is compiled for this measurement only.
-	if r.CaptureOverheadRatio, err = captureOverhead(m, xcfg.GenerateConfig, x.Queries[:min(2, len(x.Queries))], 2); err != nil {
+	if r.CaptureOverheadRatio, err = captureOverhead(m, xcfg.GenerateConfig, x.Queries[:min(4, len(x.Queries))], 1); err != nil {
 		return err
 	}
 
@@ -197,36 +198,73 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	return nil
 }
 
-// captureOverhead times the same generation with capture (the shared
-// program, as built) and without (a lean program that has no capture),
-// alternating, pairs times each, and returns the ratio of the best times: a
-// single pair mostly measures noise. The first run of each side may also
-// compile, which the best time leaves out once pairs ≥ 2.
-func captureOverhead(m *models.Model, cfg refusalkit.GenerateConfig, queries []string, pairs int) (float64, error) {
-	timeGen := func(capture bool) (float64, error) {
-		g := cfg
-		g.Capture, g.Lean, g.Stats, g.Progress = capture, !capture, nil, nil
-		t0 := time.Now()
-		_, err := refusalkit.GenerateResponses(m, queries, refusalkit.ModeCompliant, g)
-		return time.Since(t0).Seconds(), err
-	}
-	best := map[bool]float64{true: math.Inf(1), false: math.Inf(1)}
-	for range pairs {
-		for _, capture := range []bool{false, true} {
-			t, err := timeGen(capture)
-			if err != nil {
-				return 0, err
-			}
-			best[capture] = min(best[capture], t)
-			fmt.Fprintf(os.Stderr, "generation of %d queries, capture %v: %.2f s\n", len(queries), capture, t)
+// captureOverhead times W0's compliant generation of the queries with capture
+// (the shared program, as built) and without (a lean program that has no
+// capture), batch by batch: each batch of cfg.BatchSize rows is generated
+// once per side, back to back, with the same sampled tokens, the side that
+// goes first alternating. It returns the median of the per-batch ratios.
+// Whole runs timed one after the other scatter by ±10% on a shared 2-core
+// machine, more than the effect; pairing each batch with itself cancels the
+// slow drifts and the median drops the batches that compiled a new shape.
+func captureOverhead(m *models.Model, cfg refusalkit.GenerateConfig, queries []string, rounds int) (float64, error) {
+	var prompts [][]int32
+	for _, q := range queries {
+		_, ids, err := m.EncodePrompt(refusalkit.UserMessage(q, refusalkit.ModeCompliant, cfg.RefusalInstruction))
+		if err != nil {
+			return 0, err
+		}
+		for range cfg.NCompletions {
+			prompts = append(prompts, ids)
 		}
 	}
-	return best[true] / best[false], nil
+	timeBatch := func(start, end int, capture bool) (float64, error) {
+		seeds := make([]uint64, end-start)
+		for i := range seeds {
+			seeds[i] = uint64(start + i)
+		}
+		t0 := time.Now()
+		_, err := m.GenerateIDs(prompts[start:end], models.GenerateOptions{
+			MaxNewTokens: cfg.MaxNewTokens, Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK,
+			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: capture, Lean: !capture})
+		return time.Since(t0).Seconds(), err
+	}
+	// Warm-up: the first batch compiles the lean program's main shapes.
+	for _, capture := range []bool{false, true} {
+		if _, err := timeBatch(0, min(cfg.BatchSize, len(prompts)), capture); err != nil {
+			return 0, err
+		}
+	}
+	var ratios []float64
+	total := map[bool]float64{}
+	for round := range rounds {
+		for i, start := 0, 0; start < len(prompts); i, start = i+1, start+cfg.BatchSize {
+			end := min(start+cfg.BatchSize, len(prompts))
+			first := (round+i)%2 == 0 // capture goes first in every other pair
+			t := map[bool]float64{}
+			for _, capture := range []bool{first, !first} {
+				var err error
+				if t[capture], err = timeBatch(start, end, capture); err != nil {
+					return 0, err
+				}
+				total[capture] += t[capture]
+			}
+			ratios = append(ratios, t[true]/t[false])
+			fmt.Fprintf(os.Stderr, "capture overhead, rows %d-%d: %.2f s with capture, %.2f s without: %.3f\n", start, end-1, t[true], t[false], t[true]/t[false])
+		}
+	}
+	slices.Sort(ratios)
+	median := ratios[len(ratios)/2]
+	if len(ratios)%2 == 0 {
+		median = (ratios[len(ratios)/2-1] + median) / 2
+	}
+	fmt.Fprintf(os.Stderr, "capture overhead over %d batch pairs: median %.3f (range %.3f-%.3f), summed times %.3f\n",
+		len(ratios), median, ratios[0], ratios[len(ratios)-1], total[true]/total[false])
+	return median, nil
 }
 
 // timeCapture times the capture overhead alone, longer than the full bench
-// does: 4 W0 queries (40 rows per run), pairs alternating pairs.
-func timeCapture(modelPath, backendName string, pairs int) error {
+// does: rounds over 4 W0 queries (5 batch pairs each).
+func timeCapture(modelPath, backendName string, rounds int) error {
 	m, err := loadModel(modelPath, backendName)
 	if err != nil {
 		return err
@@ -240,11 +278,11 @@ func timeCapture(modelPath, backendName string, pairs int) error {
 	if err != nil {
 		return err
 	}
-	ratio, err := captureOverhead(m, cfg.GenerateConfig, queries, pairs)
+	ratio, err := captureOverhead(m, cfg.GenerateConfig, queries, rounds)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("capture overhead on %s, best of %d alternating pairs: %.3f\n", m.Backend.Name(), pairs, ratio)
+	fmt.Printf("capture overhead on %s, median of %d rounds of 5 batch pairs: %.3f\n", m.Backend.Name(), rounds, ratio)
 	return nil
 }
 
