@@ -32,10 +32,6 @@ type GenerateConfig struct {
 	// Naive prefills every row separately and runs each batch to its last row
 	// (the benchmark's naive baseline).
 	Naive bool
-	// Lean runs a program with only the interventions asked for, instead of
-	// the shared one (see models.GenerateOptions.Lean): the benchmark times
-	// generation without capture with it.
-	Lean bool
 	// Stats, when set, accumulates generation counts and times.
 	Stats *GenerationStats
 	// Checkpoint, when set, saves every finished batch and skips batches
@@ -118,7 +114,7 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 		}
 		gen, err := m.GenerateIDs(prompts[start:end], models.GenerateOptions{
 			MaxNewTokens: cfg.MaxNewTokens, Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK,
-			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: cfg.Capture, Naive: cfg.Naive, Lean: cfg.Lean,
+			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: cfg.Capture, Naive: cfg.Naive,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("generate %s responses %d-%d: %w", mode, start, end-1, err)
