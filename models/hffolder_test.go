@@ -59,7 +59,7 @@ func TestHFFolderMatchesGGUF(t *testing.T) {
 	cfg := map[string]any{"model_type": c.Architecture, "num_hidden_layers": c.NumLayers, "hidden_size": c.DModel,
 		"num_attention_heads": c.NumHeads, "num_key_value_heads": c.NumKVHeads, "intermediate_size": c.FFNDim,
 		"vocab_size": c.VocabSize, "max_position_embeddings": c.ContextLength, "rms_norm_eps": c.RMSNormEps,
-		"rope_theta": c.RoPETheta, "tie_word_embeddings": c.TiedEmbeddings, "bos_token_id": c.BOS, "eos_token_id": c.EOS}
+		"rope_theta": c.RoPE.Theta, "tie_word_embeddings": c.TiedEmbeddings, "bos_token_id": c.BOS, "eos_token_id": c.EOS}
 	js, _ := json.Marshal(cfg)
 	_ = os.WriteFile(filepath.Join(dir, "config.json"), js, 0o644)
 	tokJSON, err := tokenizer.BuildJSONFromGGUFFile(m.Source)

@@ -37,7 +37,7 @@ const TinyRandomModel = "tiny-random"
 // "random:<shape>", for honest timing without a download (see cmd/bench).
 var RandomShapes = map[string]Config{
 	"llama2-7b": {Name: "random-llama2-7b", Architecture: "llama", NumLayers: 32, DModel: 4096, NumHeads: 32, NumKVHeads: 32,
-		HeadDim: 128, FFNDim: 11008, VocabSize: 32000, ContextLength: 4096, RMSNormEps: 1e-5, RoPETheta: 10000, BOS: -1, EOS: 257},
+		HeadDim: 128, FFNDim: 11008, VocabSize: 32000, ContextLength: 4096, RMSNormEps: 1e-5, RoPE: RoPE{Theta: 10000}, BOS: -1, EOS: 257},
 }
 
 // hubID matches a Hugging Face hub id such as "HuggingFaceTB/SmolLM2-135M-Instruct".
@@ -171,7 +171,7 @@ func MustLoad(modelPath string, backend compute.Backend) *Model {
 }
 
 // loadGGUF reads config, weights (dequantized to float32), tokenizer and
-// chat template from one GGUF file.
+// chat template from one GGUF file, in llama.cpp's tensor layout.
 func loadGGUF(path string, backend compute.Backend) (*Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -180,97 +180,143 @@ func loadGGUF(path string, backend compute.Backend) (*Model, error) {
 	if err := checkGGUFSize(f); err != nil {
 		return nil, err
 	}
-	arch := f.Architecture()
-	num := func(key string) int {
-		kv, _ := f.GetKeyValue(arch + "." + key)
-		return int(kv.Int64())
+	cfg, warnings, err := configFromGGUF(f, aliasFromFile(path))
+	if err != nil {
+		return nil, err
 	}
-	flt := func(key string) float64 {
-		kv, _ := f.GetKeyValue(arch + "." + key)
-		return kv.Float64()
-	}
-	str := func(key string) string { kv, _ := f.GetKeyValue(key); return kv.String() }
-	tokenID := func(key string) int32 {
-		if kv, ok := f.GetKeyValue(key); ok {
-			return int32(kv.Int64())
-		}
-		return -1
-	}
-	tokensKV, _ := f.GetKeyValue("tokenizer.ggml.tokens")
-	cfg := Config{
-		Name: aliasFromFile(path), Architecture: arch,
-		NumLayers: num("block_count"), DModel: num("embedding_length"),
-		NumHeads: num("attention.head_count"), NumKVHeads: num("attention.head_count_kv"),
-		FFNDim: num("feed_forward_length"), ContextLength: num("context_length"),
-		VocabSize:  len(tokensKV.Strings()),
-		RMSNormEps: flt("attention.layer_norm_rms_epsilon"), RoPETheta: flt("rope.freq_base"),
-		BOS: tokenID("tokenizer.ggml.bos_token_id"), EOS: tokenID("tokenizer.ggml.eos_token_id"),
-	}
-	if cfg.NumKVHeads == 0 {
-		cfg.NumKVHeads = cfg.NumHeads
-	}
-	if cfg.NumHeads > 0 {
-		cfg.HeadDim = cfg.DModel / cfg.NumHeads
-	}
-	if hd := num("attention.key_length"); hd > 0 {
-		cfg.HeadDim = hd
-	}
-	if v := num("vocab_size"); v > 0 {
-		cfg.VocabSize = v
-	}
-	switch t := str(arch + ".rope.scaling.type"); t {
-	case "", "none":
-	case "linear":
-		cfg.RoPEScaling = RoPEScaling{Type: "linear", Factor: flt("rope.scaling.factor")}
-	default:
-		return nil, fmt.Errorf("GGUF %s: unsupported RoPE scaling %q: refusalkit supports none and linear in GGUF files (use the safetensors folder for llama3 scaling)", path, t)
-	}
-	if _, ok := f.GetTensorInfo("rope_freqs.weight"); ok {
-		return nil, fmt.Errorf("GGUF %s: per-frequency RoPE factors (rope_freqs.weight) are not supported: use the model's safetensors folder", path)
-	}
-	_, hasHead := f.GetTensorInfo("output.weight")
-	cfg.TiedEmbeddings = !hasHead
-	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("GGUF %s: %w", path, err)
-	}
-
 	reader, err := gguf.NewReader(f)
 	if err != nil {
 		return nil, err
 	}
 	defer reader.Close()
+	known := map[string]bool{"rope_freqs.weight": true, "rope_factors_short.weight": true, "rope_factors_long.weight": true}
+	for _, n := range f.ListTensorNames() {
+		if !known[n] {
+			known[n] = false
+		}
+	}
 	w, err := bindWeights(&cfg, func(s weightSpec) (*tensors.Tensor, error) {
 		info, ok := f.GetTensorInfo(s.gguf)
 		if !ok {
-			return nil, fmt.Errorf("GGUF %s: missing tensor %s (Hugging Face %s): the file is not a complete %s checkpoint", path, s.gguf, s.hf, arch)
+			return nil, fmt.Errorf("GGUF %s: missing tensor %s (Hugging Face %s): the file is not a complete %s checkpoint", path, s.gguf, s.hf, f.Architecture())
 		}
-		if _, dims := info.GoMLXShape(); !sameDims(dims, s.shape) {
-			return nil, fmt.Errorf("GGUF %s: tensor %s has shape %s, want %s", path, s.gguf, shapeString(dims), shapeString(s.shape))
+		known[s.gguf] = true
+		if _, dims := info.GoMLXShape(); !sameDims(dims, s.sourceShape()) {
+			return nil, fmt.Errorf("GGUF %s: tensor %s has shape %s, want %s", path, s.gguf, shapeString(dims), shapeString(s.sourceShape()))
 		}
 		t, err := reader.ReadTensor(nil, s.gguf)
 		if err != nil {
 			return nil, fmt.Errorf("GGUF %s: read tensor %s: %v (the file may be truncated: re-download it)", path, s.gguf, err)
 		}
-		if s.ropeHeads > 0 {
-			return unpermuteTensor(t, s)
-		}
-		return t, nil
+		return s.fromGGUF(t)
 	}, backend)
 	if err != nil {
 		return nil, err
 	}
-
-	tmplSrc := str("tokenizer.chat_template")
+	if err := unexpectedTensors(known, "GGUF "+path); err != nil {
+		closeWeights(&cfg, w)
+		return nil, err
+	}
+	str := func(key string) string { kv, _ := f.GetKeyValue(key); return kv.String() }
+	tokensKV, _ := f.GetKeyValue("tokenizer.ggml.tokens")
 	hfTok, err := tokenizer.FromGGUF(path)
-	tok := chatTokenizer{hfTok}
 	if err != nil {
+		closeWeights(&cfg, w)
 		return nil, fmt.Errorf("GGUF %s: tokenizer: %w", path, err)
 	}
-	tmpl, err := NewChatTemplate(tmplSrc, tokenString(tokensKV.Strings(), cfg.BOS), tokenString(tokensKV.Strings(), cfg.EOS))
+	tmpl, err := optionalTemplate(str("tokenizer.chat_template"), tokenString(tokensKV.Strings(), cfg.BOS), tokenString(tokensKV.Strings(), cfg.EOS))
 	if err != nil {
+		closeWeights(&cfg, w)
 		return nil, fmt.Errorf("GGUF %s: %w", path, err)
 	}
-	return newModel(cfg, path, backend, w, tok, tmpl)
+	m, err := newModel(cfg, path, backend, w, chatTokenizer{hfTok}, tmpl)
+	if m != nil {
+		m.Warnings = warnings
+	}
+	return m, err
+}
+
+// optionalTemplate compiles a chat template; a checkpoint without one is a
+// base model (nil template: raw text only).
+func optionalTemplate(src, bos, eos string) (*ChatTemplate, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, nil
+	}
+	return NewChatTemplate(src, bos, eos)
+}
+
+// unexpectedTensors fails on a checkpoint tensor no weight consumed: a
+// tensor the model would silently drop changes the computation.
+func unexpectedTensors(known map[string]bool, where string) error {
+	var extra []string
+	for n, used := range known {
+		if !used {
+			extra = append(extra, n)
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	slices.Sort(extra)
+	more := ""
+	if len(extra) > 3 {
+		more = fmt.Sprintf(" and %d more", len(extra)-3)
+		extra = extra[:3]
+	}
+	return fmt.Errorf("%s has tensors refusalkit does not use: %s%s; the checkpoint has parts this family description lacks (report it with the model name)", where, strings.Join(extra, ", "), more)
+}
+
+// sourceShape is the shape of the checkpoint tensor a weight is read from
+// (the whole fused matrix for a part of one).
+func (s weightSpec) sourceShape() []int {
+	if s.fusedRows > 0 {
+		return append([]int{s.fusedRows}, s.shape[1:]...)
+	}
+	return s.shape
+}
+
+// fromGGUF turns a dequantized GGUF tensor into the weight: the rows of a
+// fused matrix, un-permuted Q/K rows.
+func (s weightSpec) fromGGUF(t *tensors.Tensor) (*tensors.Tensor, error) {
+	t, err := s.rowsOf(t)
+	if err != nil || s.ropeHeads == 0 {
+		return t, err
+	}
+	return unpermuteTensor(t, s)
+}
+
+// fromHF turns a float32 safetensors tensor into the weight: the rows of a
+// fused matrix, 1 + w for a family that stores norm weights as w.
+func (s weightSpec) fromHF(t *tensors.Tensor) (*tensors.Tensor, error) {
+	t, err := s.rowsOf(t)
+	if err != nil || !s.plusOne {
+		return t, err
+	}
+	data, err := tensors.CopyFlatData[float32](t)
+	if err != nil {
+		return nil, err
+	}
+	for i := range data {
+		data[i]++ // float32 1 + w, as Gemma's RMSNorm computes it
+	}
+	return tensors.FromFlatDataAndDimensions(data, s.shape...), nil
+}
+
+// rowsOf takes the weight's rows out of a fused tensor.
+func (s weightSpec) rowsOf(t *tensors.Tensor) (*tensors.Tensor, error) {
+	if s.fusedRows == 0 {
+		return t, nil
+	}
+	data, err := tensors.CopyFlatData[float32](t)
+	if err != nil {
+		return nil, err
+	}
+	cols := 1
+	for _, d := range s.shape[1:] {
+		cols *= d
+	}
+	part := slices.Clone(data[s.rowFrom*cols : (s.rowFrom+s.shape[0])*cols])
+	return tensors.FromFlatDataAndDimensions(part, s.shape...), nil
 }
 
 // quantSuffix matches the quantization tag GGUF file names end with (".Q4_1", "-Q4_K_M", ".f16").
@@ -309,7 +355,7 @@ func tokenString(tokens []string, id int32) string {
 // loadHFFolder reads a local Hugging Face folder: config.json, safetensors,
 // tokenizer.json and tokenizer_config.json (for the chat template).
 func loadHFFolder(dir string, backend compute.Backend) (*Model, error) {
-	cfg, err := configFromHF(filepath.Join(dir, "config.json"), dirName(dir))
+	cfg, warnings, err := configFromHF(filepath.Join(dir, "config.json"), dirName(dir))
 	if err != nil {
 		return nil, err
 	}
@@ -317,46 +363,68 @@ func loadHFFolder(dir string, backend compute.Backend) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model folder %s: safetensors: %v", dir, err)
 	}
-	names := map[string]bool{}
+	known := map[string]bool{}
 	for _, n := range st.ListTensorNames() {
-		names[n] = true
+		known[n] = false
 	}
-	if !names["lm_head.weight"] {
-		cfg.TiedEmbeddings = true
+	rename := hfPrefix(known)
+	for n := range known {
+		// Not part of the language model: a multimodal checkpoint's vision
+		// tower and projector, and RoPE buffers older checkpoints saved.
+		if strings.HasPrefix(n, "vision_tower.") || strings.HasPrefix(n, "multi_modal_projector.") ||
+			strings.HasPrefix(n, "model.vision_tower.") || strings.HasPrefix(n, "model.multi_modal_projector.") ||
+			strings.HasSuffix(n, "rotary_emb.inv_freq") {
+			known[n] = true
+		}
+	}
+	if cfg.TiedEmbeddings {
+		known[rename("lm_head.weight")] = true // transformers ties it to the embeddings, whatever the file holds
 	}
 	w, err := bindWeights(&cfg, func(s weightSpec) (*tensors.Tensor, error) {
-		if !names[s.hf] {
-			return nil, fmt.Errorf("model folder %s: missing tensor %s", dir, s.hf)
+		name := rename(s.hf)
+		if _, ok := known[name]; !ok {
+			return nil, fmt.Errorf("model folder %s: missing tensor %s", dir, name)
 		}
-		tn, err := st.GetTensor(nil, s.hf)
+		known[name] = true
+		tn, err := st.GetTensor(nil, name)
 		if err != nil {
-			return nil, fmt.Errorf("model folder %s: read tensor %s: %v", dir, s.hf, err)
+			return nil, fmt.Errorf("model folder %s: read tensor %s: %v", dir, name, err)
 		}
 		t := tn.Tensor
-		if !sameDims(t.Shape().Dimensions, s.shape) {
-			return nil, fmt.Errorf("model folder %s: tensor %s has shape %s, want %s", dir, s.hf, shapeString(t.Shape().Dimensions), shapeString(s.shape))
+		if !sameDims(t.Shape().Dimensions, s.sourceShape()) {
+			return nil, fmt.Errorf("model folder %s: tensor %s has shape %s, want %s", dir, name, shapeString(t.Shape().Dimensions), shapeString(s.sourceShape()))
 		}
 		if t.DType() != dtypes.Float32 {
-			return graph.ExecOnce(backend, func(x *graph.Node) *graph.Node { return graph.ConvertDType(x, dtypes.Float32) }, t)
+			if t, err = graph.ExecOnce(backend, func(x *graph.Node) *graph.Node { return graph.ConvertDType(x, dtypes.Float32) }, t); err != nil {
+				return nil, err
+			}
 		}
-		return t, nil
+		return s.fromHF(t)
 	}, backend)
 	if err != nil {
 		return nil, err
 	}
+	if err := unexpectedTensors(known, "model folder "+dir); err != nil {
+		closeWeights(&cfg, w)
+		return nil, err
+	}
 
 	hfTok, err := tokenizer.FromFile(filepath.Join(dir, "tokenizer.json"))
-	tok := chatTokenizer{hfTok}
 	if err != nil {
+		closeWeights(&cfg, w)
 		return nil, fmt.Errorf("model folder %s: tokenizer: %w", dir, err)
 	}
 	var tc struct {
 		ChatTemplate json.RawMessage `json:"chat_template"`
 		BOSToken     json.RawMessage `json:"bos_token"`
 		EOSToken     json.RawMessage `json:"eos_token"`
+		AddBOS       *bool           `json:"add_bos_token"`
 	}
 	if data, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json")); err == nil {
 		_ = json.Unmarshal(data, &tc)
+	}
+	if tc.AddBOS != nil {
+		cfg.AddBOS = *tc.AddBOS
 	}
 	src := jsonString(tc.ChatTemplate)
 	if src == "" {
@@ -364,11 +432,36 @@ func loadHFFolder(dir string, backend compute.Backend) (*Model, error) {
 			src = string(data)
 		}
 	}
-	tmpl, err := NewChatTemplate(src, jsonString(tc.BOSToken), jsonString(tc.EOSToken))
+	tmpl, err := optionalTemplate(src, jsonString(tc.BOSToken), jsonString(tc.EOSToken))
 	if err != nil {
+		closeWeights(&cfg, w)
 		return nil, fmt.Errorf("model folder %s: %w", dir, err)
 	}
-	return newModel(cfg, dir, backend, w, tok, tmpl)
+	m, err := newModel(cfg, dir, backend, w, chatTokenizer{hfTok}, tmpl)
+	if m != nil {
+		m.Warnings = warnings
+	}
+	return m, err
+}
+
+// hfPrefix maps the text model's tensor names to the file's: a multimodal
+// checkpoint nests the language model ("language_model.model." as saved by
+// transformers 4, "model.language_model." by transformers 5).
+func hfPrefix(names map[string]bool) func(string) string {
+	for _, p := range []struct{ model, head string }{
+		{"language_model.model.", "language_model.lm_head."},
+		{"model.language_model.", "lm_head."},
+	} {
+		if _, ok := names[p.model+"embed_tokens.weight"]; ok {
+			return func(n string) string {
+				if rest, ok := strings.CutPrefix(n, "model."); ok {
+					return p.model + rest
+				}
+				return strings.Replace(n, "lm_head.", p.head, 1)
+			}
+		}
+	}
+	return func(n string) string { return n }
 }
 
 // jsonString reads a tokenizer_config.json field that is a string, an
@@ -418,14 +511,19 @@ func bindWeights(cfg *Config, read func(weightSpec) (*tensors.Tensor, error), ba
 		*v = t
 	})
 	if firstErr != nil {
-		for _, t := range p.flat(cfg) {
-			if t != nil {
-				t.FinalizeAll()
-			}
-		}
+		closeWeights(cfg, p)
 		return nil, firstErr
 	}
 	return p, nil
+}
+
+// closeWeights frees the weights read so far.
+func closeWeights(cfg *Config, p *Params[*tensors.Tensor]) {
+	for _, t := range p.flat(cfg) {
+		if t != nil {
+			t.FinalizeAll()
+		}
+	}
 }
 
 // unpermuteTensor applies unpermuteRoPE to a Q or K weight or bias.

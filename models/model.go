@@ -30,7 +30,12 @@ type Model struct {
 	Source    string // what was loaded: the resolved file or folder
 	Backend   compute.Backend
 	Tokenizer Tokenizer
-	Template  *ChatTemplate
+	// Template is the checkpoint's chat template; nil for a base model,
+	// which runs on raw text only (EncodeRaw).
+	Template *ChatTemplate
+	// Warnings lists checkpoint keys refusalkit does not know and ignored;
+	// the commands print them.
+	Warnings []string
 	// StopTokens end a reply: the EOS token and the template's end-of-turn token.
 	StopTokens []int32
 
@@ -60,7 +65,7 @@ func newModel(cfg Config, source string, backend compute.Backend, w *Params[*ten
 	// Chat models end a turn with a template token that is not always the
 	// checkpoint's EOS (SmolLM2 and Qwen use <|im_end|>, Llama 3 <|eot_id|>).
 	for _, s := range []string{"<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>", "<|endoftext|>"} {
-		if id, ok := tok.TokenID(s); ok && !containsID(m.StopTokens, id) && strings.Contains(tmpl.Source, s) {
+		if id, ok := tok.TokenID(s); ok && !containsID(m.StopTokens, id) && tmpl != nil && strings.Contains(tmpl.Source, s) {
 			m.StopTokens = append(m.StopTokens, id)
 		}
 	}

@@ -122,15 +122,23 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, reduce func([
 		if err != nil {
 			return nil, nil, err
 		}
-		args := make([]any, 0, len(m.weightList)+6)
+		// Suffix passes attend over exactly the prompt slots: the key mask is [K·B, P].
+		named, err := inOrder(suffixInputNames, map[string]any{
+			inTokens:    tensors.FromFlatDataAndDimensions(tile(tokens), K*B, P),
+			inPositions: tensors.FromFlatDataAndDimensions(tile(positions), K*B, P),
+			inKeyValid:  tensors.FromFlatDataAndDimensions(slices.Repeat(valid, K), K*B, P),
+			inOffset:    int32(0),
+			inSteer:     tensors.FromFlatDataAndDimensions(steer, K*B, c.NumLayers, c.DModel),
+			inStreams:   s.streams,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		args := make([]any, 0, len(m.weightList)+len(named))
 		for _, w := range m.weightList {
 			args = append(args, w)
 		}
-		// Suffix passes attend over exactly the prompt slots: the key mask is [K·B, P].
-		args = append(args, tensors.FromFlatDataAndDimensions(tile(tokens), K*B, P),
-			tensors.FromFlatDataAndDimensions(tile(positions), K*B, P),
-			tensors.FromFlatDataAndDimensions(slices.Repeat(valid, K), K*B, P), int32(0), s.streams,
-			tensors.FromFlatDataAndDimensions(steer, K*B, c.NumLayers, c.DModel))
+		args = append(args, named...)
 		out, err := exec.Call(args...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("layer sweep, layers %v: %w", chunk, err)

@@ -16,7 +16,7 @@ func TinyConfig() Config {
 		Name: "tiny-random-llama", Architecture: "llama",
 		NumLayers: 3, DModel: 32, NumHeads: 4, NumKVHeads: 2, HeadDim: 8, FFNDim: 64,
 		VocabSize: len(tinySpecials) + 256, ContextLength: 512, RMSNormEps: 1e-5,
-		RoPETheta: 10000, TiedEmbeddings: true, BOS: -1, EOS: 257,
+		RoPE: RoPE{Theta: 10000}, TiedEmbeddings: true, BOS: -1, EOS: 257,
 	}
 }
 

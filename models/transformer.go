@@ -8,182 +8,93 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads better unqualified, as in GoMLX's own examples.
 )
 
-// Interventions fixes, when a graph is built, which captures and
-// interventions it has. The values they use (the steering vectors, the
-// ablated direction, the capture mask) are inputs of the compiled graph, so
-// a coefficient sweep or a layer sweep reuses one compiled program.
-//
-// Residual-stream boundaries are numbered 0..n_layers: boundary i < n_layers is
-// the stream entering block i (boundary 0 is the embedding output), and
-// boundary n_layers is the final hidden state after the model's final norm,
-// as in Hugging Face's output_hidden_states.
-type Interventions struct {
-	// Capture returns, per boundary and sequence, the sum of the residual
-	// stream over the positions of a mask: [n_layers+1, batch, d_model].
-	Capture bool
-	// Steer adds steer[b, i] to row b's stream entering block i, at every
-	// position (activation addition). Input steer: [batch, n_layers, d_model],
-	// so each row of a batch may steer its own layer (the layer sweep).
-	Steer bool
-	// Ablate removes the component along a unit direction r̂ at every block
-	// input and from every attention and MLP output (directional ablation,
-	// Arditi et al. 2024). Input: [d_model].
-	Ablate bool
-	// Streams returns the whole residual stream entering every block,
-	// [n_layers, batch, seq, d_model], for the lean layer sweep.
-	Streams bool
-}
-
-// stepInputs are the graph inputs after the weights, for one step that
-// appends S new tokens to a KV cache of T slots.
-type stepInputs struct {
-	tokens    *Node   // [B, S] int32
-	positions *Node   // [B, S] int32: RoPE position of each new token (slot minus left padding)
-	keyValid  *Node   // [B, T] float32: 1 for cache slots holding a real token (0 for left padding)
-	offset    *Node   // [] int32: cache slot of the first new token
-	kCache    []*Node // per layer [B, n_kv_heads, T, head_dim]
-	vCache    []*Node
-	capture   *Node // [B, S] float32 mask, with Interventions.Capture
-	steer     *Node // [B, n_layers, d_model], with Interventions.Steer
-	ablate    *Node // [d_model] unit vector, with Interventions.Ablate
-
-	keepStreams bool // return the stream entering every block (Interventions.Streams)
-}
-
 // stepGraph returns the graph function of one step: the forward pass over
-// the new tokens, reading and extending the KV cache. Its outputs are the
-// last position's logits [B, vocab], the updated caches (K then V per
-// layer), with Capture the masked sums [n_layers+1, B, d_model], and with
-// Streams the stream entering every block, [n_layers, B, S, d_model].
+// the new tokens, reading and extending the KV cache. Inputs and outputs
+// are named by stepInputNames and stepOutputNames.
 func (m *Model) stepGraph(iv Interventions) func(g *Graph, in []*Node) []*Node {
 	c := m.Config
 	nWeights := len(m.weightList)
+	inNames, outNames := stepInputNames(&c, iv), stepOutputNames(&c, iv)
 	return func(g *Graph, in []*Node) []*Node {
 		w := fromFlat(&c, in[:nWeights])
-		x, rest := stepInputsFrom(&c, in[nWeights:])
-		x.kCache, x.vCache = rest[:c.NumLayers], rest[c.NumLayers:2*c.NumLayers]
-		rest = rest[2*c.NumLayers:]
-		if iv.Capture {
-			x.capture, rest = rest[0], rest[1:]
-		}
-		if iv.Steer {
-			x.steer, rest = rest[0], rest[1:]
-		}
-		if iv.Ablate {
-			x.ablate = rest[0]
-		}
-		x.keepStreams = iv.Streams
+		x := newStepInputs(&c, bindNames(inNames, in[nWeights:]), iv)
 		o := forward(&c, w, x, 0, nil)
-		out := append([]*Node{o.logits}, o.kOut...)
-		out = append(out, o.vOut...)
-		if iv.Capture {
-			out = append(out, o.captured)
+		outs, err := inOrder(outNames, o)
+		if err != nil {
+			panic(err)
 		}
-		if iv.Streams {
-			out = append(out, o.streams)
-		}
-		return out
+		return outs
 	}
 }
 
-// stepInputsFrom reads the inputs every step starts with: tokens,
-// positions, key validity and cache offset.
-func stepInputsFrom(c *Config, in []*Node) (*stepInputs, []*Node) {
-	return &stepInputs{tokens: in[0], positions: in[1], keyValid: in[2], offset: in[3]}, in[4:]
-}
+// suffixInputNames are the inputs of a layer-sweep suffix: tokens,
+// positions, key validity and steering for K·B rows (K copies of B
+// prompts), offset 0, and the clean stream of the B prompts.
+var suffixInputNames = []string{inTokens, inPositions, inKeyValid, inOffset, inSteer, inStreams}
 
 // suffixGraph runs blocks start..n_layers-1 of a plain forward pass from the
 // clean residual stream entering block start (taken from a Streams output),
 // with steering: the lean layer sweep, which does not recompute the blocks
-// before the first steered one. Inputs after the weights: tokens, positions,
-// keyValid and steer for K·B rows (K copies of the B prompts), offset (0),
-// and streams [n_layers, B, S, d_model]. Output: the last position's logits.
+// before the first steered one. Output: the last position's logits.
 func (m *Model) suffixGraph(start int) func(g *Graph, in []*Node) []*Node {
 	c := m.Config
 	nWeights := len(m.weightList)
 	return func(g *Graph, in []*Node) []*Node {
 		w := fromFlat(&c, in[:nWeights])
-		x, rest := stepInputsFrom(&c, in[nWeights:])
-		streams := rest[0]
-		x.steer = rest[1]
+		named := bindNames(suffixInputNames, in[nWeights:])
+		x := newStepInputs(&c, named, Interventions{Steer: true})
 		batch, seq := x.tokens.Shape().Dim(0), x.tokens.Shape().Dim(1)
 		cacheShape := shapes.Make(dtypes.Float32, batch, c.NumKVHeads, seq, c.HeadDim)
-		x.kCache, x.vCache = make([]*Node, c.NumLayers), make([]*Node, c.NumLayers)
 		for i := start; i < c.NumLayers; i++ {
 			x.kCache[i], x.vCache[i] = Zeros(g, cacheShape), Zeros(g, cacheShape)
 		}
 		// The clean stream of the B prompts, repeated once per layer of the
 		// chunk: rows [j·B, (j+1)·B) are steered at the chunk's j-th layer.
+		streams := named[inStreams]
 		prompts := streams.Shape().Dim(1)
 		h := Reshape(Slice(streams, AxisElem(start)), prompts, seq, c.DModel)
 		copies := make([]*Node, batch/prompts)
 		for j := range copies {
 			copies[j] = h
 		}
-		return []*Node{forward(&c, w, x, start, Concatenate(copies, 0)).logits}
+		return []*Node{forward(&c, w, x, start, Concatenate(copies, 0))[outLogits]}
 	}
-}
-
-// stepOutputs are forward's results (see stepGraph).
-type stepOutputs struct {
-	logits     *Node
-	kOut, vOut []*Node
-	captured   *Node
-	streams    *Node
 }
 
 // forward runs the decoder over the step's new tokens: blocks start..n_layers-1,
-// from the embedded tokens when start is 0, else from h, the stream entering block start.
-func forward(c *Config, w *Params[*Node], x *stepInputs, start int, h *Node) (o stepOutputs) {
+// from the embedded tokens when start is 0, else from h, the stream entering
+// block start. It returns its outputs by name (see stepOutputNames).
+func forward(c *Config, w *Params[*Node], x *stepInputs, start int, h *Node) map[string]*Node {
 	batch, seq := x.tokens.Shape().Dim(0), x.tokens.Shape().Dim(1)
-	cos, sin := ropeTables(c, x.positions) // [B, S, 1, head_dim]
-	mask := attentionMask(x)               // [B, 1, 1, S, T] bool
-
-	var rows []*Node    // captured boundary sums, each [B, d_model]
-	var streams []*Node // the stream entering each block, each [B, S, d_model]
-	capture := func(h *Node) {
-		if x.capture != nil {
-			rows = append(rows, Einsum("bsd,bs->bd", h, x.capture))
-		}
-	}
+	rope := newRoPETables(c, x.positions)
+	masks := newAttentionMasks(c, x)
 
 	if start == 0 {
 		h = Gather(w.Embed, ExpandAxes(x.tokens, -1)) // [B, S, d_model]
+		h = scaleBy(h, c.EmbedScale)
 	}
+	out := map[string]*Node{}
 	for i := start; i < c.NumLayers; i++ {
 		b := &w.Blocks[i]
-		// The residual stream entering block i: interventions, then capture.
-		if x.ablate != nil {
-			h = ablate(h, x.ablate)
-		}
-		if x.steer != nil {
-			h = Add(h, Slice(x.steer, AxisRange(), AxisElem(i))) // [B, 1, d_model] at every position
-		}
-		capture(h)
-		if x.keepStreams {
-			streams = append(streams, h)
-		}
+		h = x.atBlockInput(i, h)
 
-		attn, k, v := attention(c, b, rmsNorm(c, h, b.AttnNorm), cos, sin, mask, x.kCache[i], x.vCache[i], x.offset)
-		o.kOut, o.vOut = append(o.kOut, k), append(o.vOut, v)
-		if x.ablate != nil {
-			attn = ablate(attn, x.ablate)
-		}
-		h = Add(h, attn)
+		attn, k, v := attention(c, b, maybeNorm(c, h, b.AttnNorm), rope.of(c, i), masks[c.Layers[i].Type],
+			x.kCache[i], x.vCache[i], x.offset)
+		out[kCacheName(i)], out[vCacheName(i)] = k, v
+		attn = maybeNorm(c, attn, b.AttnPostNorm)
+		h = Add(h, x.atBlockOutput(scaleBy(attn, c.ResidualScale)))
 
-		mlp := swiGLU(b, rmsNorm(c, h, b.MLPNorm))
-		if x.ablate != nil {
-			mlp = ablate(mlp, x.ablate)
-		}
-		h = Add(h, mlp)
+		mlp := gatedMLP(c, b, maybeNorm(c, h, b.MLPNorm))
+		mlp = maybeNorm(c, mlp, b.MLPPostNorm)
+		h = Add(h, x.atBlockOutput(scaleBy(mlp, c.ResidualScale)))
 	}
 	h = rmsNorm(c, h, w.FinalNorm)
-	capture(h)
+	x.captureAt(h)
 	if x.capture != nil {
-		o.captured = Stack(rows, 0) // [n_layers+1, B, d_model]
+		out[outCaptured] = Stack(x.captured, 0) // [n_layers+1, B, d_model]
 	}
 	if x.keepStreams {
-		o.streams = Stack(streams, 0) // [n_layers, B, S, d_model]
+		out[outStreams] = Stack(x.streams, 0) // [n_layers, B, S, d_model]
 	}
 
 	head := w.LMHead
@@ -191,8 +102,36 @@ func forward(c *Config, w *Params[*Node], x *stepInputs, start int, h *Node) (o 
 		head = w.Embed // tied: the output projection is the embedding matrix
 	}
 	last := Reshape(Slice(h, AxisRange(), AxisElem(seq-1)), batch, c.DModel)
-	o.logits = Einsum("bd,vd->bv", last, head) // [B, vocab]
-	return o
+	logits := Einsum("bd,vd->bv", last, head) // [B, vocab]
+	if c.LogitsDivisor != 0 && c.LogitsDivisor != 1 {
+		logits = DivScalar(logits, c.LogitsDivisor)
+	}
+	out[outLogits] = softcap(logits, c.FinalSoftcap)
+	return out
+}
+
+// scaleBy multiplies by s unless s is 0 or 1 (no scale).
+func scaleBy(x *Node, s float64) *Node {
+	if s == 0 || s == 1 {
+		return x
+	}
+	return MulScalar(x, s)
+}
+
+// softcap: cap·tanh(x/cap) (Gemma 2); cap 0 is none.
+func softcap(x *Node, limit float64) *Node {
+	if limit == 0 {
+		return x
+	}
+	return MulScalar(Tanh(DivScalar(x, limit)), limit)
+}
+
+// maybeNorm applies an RMSNorm when the family has that norm (weight non-nil).
+func maybeNorm(c *Config, x, weight *Node) *Node {
+	if weight == nil {
+		return x
+	}
+	return rmsNorm(c, x, weight)
 }
 
 // rmsNorm: x / sqrt(mean(x²) + eps) · weight, over the last axis (Zhang & Sennrich 2019).
@@ -212,25 +151,46 @@ func linear(x, weight, bias *Node) *Node {
 	return y
 }
 
-// swiGLU is the gated MLP: down(silu(gate(x)) ⊙ up(x)).
-func swiGLU(b *BlockParams[*Node], x *Node) *Node {
-	gate := linear(x, b.Gate, nil)
-	gate = Mul(gate, Sigmoid(gate)) // SiLU
-	return linear(Mul(gate, linear(x, b.Up, nil)), b.Down, nil)
+// gatedMLP: down(act(gate(x)) ⊙ up(x)), SwiGLU or GeGLU.
+func gatedMLP(c *Config, b *BlockParams[*Node], x *Node) *Node {
+	gate := activation(c.Activation, linear(x, b.Gate, b.GateBias))
+	return linear(Mul(gate, linear(x, b.Up, b.UpBias)), b.Down, b.DownBias)
+}
+
+// activation applies the MLP's activation by its transformers name.
+func activation(name string, x *Node) *Node {
+	switch name {
+	case "gelu_pytorch_tanh": // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+		inner := MulScalar(Add(x, MulScalar(Mul(x, Square(x)), 0.044715)), math.Sqrt(2/math.Pi))
+		return Mul(MulScalar(x, 0.5), OnePlus(Tanh(inner)))
+	case "gelu": // exact: 0.5·x·(1 + erf(x/√2))
+		return Mul(MulScalar(x, 0.5), OnePlus(Erf(MulScalar(x, 1/math.Sqrt2))))
+	default: // silu
+		return Mul(x, Sigmoid(x))
+	}
 }
 
 // attention is grouped-query causal self-attention over the KV cache. It
 // writes the new keys and values at slots [offset, offset+S) and returns the
 // output projection [B, S, d_model] and the updated caches.
-func attention(c *Config, b *BlockParams[*Node], x, cos, sin, mask, kCache, vCache, offset *Node) (out, kNew, vNew *Node) {
+func attention(c *Config, b *BlockParams[*Node], x *Node, rope *ropeTable, mask, kCache, vCache, offset *Node) (out, kNew, vNew *Node) {
 	batch, seq := x.Shape().Dim(0), x.Shape().Dim(1)
 	hd, nKV := c.HeadDim, c.NumKVHeads
 	group := c.NumHeads / nKV
 
-	q := Reshape(linear(x, b.Q, b.QBias), batch, seq, c.NumHeads, hd) // [B, S, H, hd]
-	k := Reshape(linear(x, b.K, b.KBias), batch, seq, nKV, hd)        // [B, S, KV, hd]
-	v := Reshape(linear(x, b.V, b.VBias), batch, seq, nKV, hd)
-	q, k = applyRoPE(q, cos, sin), applyRoPE(k, cos, sin)
+	q, k, v := linear(x, b.Q, b.QBias), linear(x, b.K, b.KBias), linear(x, b.V, b.VBias) // [B, S, heads·hd]
+	if c.family.QKNorm == QKNormFull {
+		q, k = rmsNorm(c, q, b.QNorm), rmsNorm(c, k, b.KNorm)
+	}
+	q = Reshape(q, batch, seq, c.NumHeads, hd) // [B, S, H, hd]
+	k = Reshape(k, batch, seq, nKV, hd)        // [B, S, KV, hd]
+	v = Reshape(v, batch, seq, nKV, hd)
+	if c.family.QKNorm == QKNormHead {
+		q, k = rmsNorm(c, q, b.QNorm), rmsNorm(c, k, b.KNorm)
+	}
+	if rope != nil {
+		q, k = rope.apply(q), rope.apply(k)
+	}
 
 	zero := ScalarZero(x.Graph(), dtypes.Int32)
 	kNew = DynamicUpdateSlice(kCache, Transpose(k, 1, 2), []*Node{zero, zero, offset, zero}) // [B, KV, T, hd]
@@ -239,52 +199,95 @@ func attention(c *Config, b *BlockParams[*Node], x, cos, sin, mask, kCache, vCac
 	// Query head h uses key head h / group (Hugging Face's repeat_kv order).
 	qg := Reshape(Transpose(q, 1, 2), batch, nKV, group, seq, hd) // [B, KV, G, S, hd]
 	scores := Einsum("bkgsd,bktd->bkgst", qg, kNew)               // [B, KV, G, S, T]
-	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
+	scale := c.AttentionScale
+	if scale == 0 {
+		scale = 1 / math.Sqrt(float64(hd))
+	}
+	scores = softcap(MulScalar(scores, scale), c.AttnSoftcap)
 	// A large finite negative, not -inf: a fully masked row (a left-padding
 	// query) must stay finite so no NaN reaches the cache.
 	scores = Where(BroadcastToDims(mask, scores.Shape().Dimensions...), scores, Scalar(x.Graph(), dtypes.Float32, -1e9))
 	probs := Softmax(scores, -1)
 	ctx := Einsum("bkgst,bktd->bkgsd", probs, vNew) // [B, KV, G, S, hd]
 	ctx = Reshape(Transpose(Reshape(ctx, batch, c.NumHeads, seq, hd), 1, 2), batch, seq, c.NumHeads*hd)
-	return linear(ctx, b.O, nil), kNew, vNew
+	return linear(ctx, b.O, b.OBias), kNew, vNew
 }
 
-// attentionMask: the query at slot offset+s sees cache slot t when t ≤ offset+s
-// and slot t holds a real token. Shape [B, 1, 1, S, T].
-func attentionMask(x *stepInputs) *Node {
+// newAttentionMasks returns the mask of each layer type, [B, 1, 1, S, T]
+// bool: the query at slot offset+s sees cache slot t when t ≤ offset+s,
+// slot t holds a real token, and, in a sliding layer, t > offset+s − window.
+// Slots and positions differ by the row's left padding only, so the window
+// is the same on either.
+func newAttentionMasks(c *Config, x *stepInputs) map[LayerType]*Node {
 	g := x.tokens.Graph()
 	batch, seq := x.tokens.Shape().Dim(0), x.tokens.Shape().Dim(1)
 	slots := x.keyValid.Shape().Dim(1)
 	qSlot := Add(Iota(g, shapes.Make(dtypes.Int32, seq, 1), 0), x.offset) // [S, 1]
 	kSlot := Iota(g, shapes.Make(dtypes.Int32, 1, slots), 1)              // [1, T]
-	causal := Reshape(LessOrEqual(kSlot, qSlot), 1, seq, slots)           // [1, S, T]
+	causal := LessOrEqual(kSlot, qSlot)                                   // [S, T]
 	valid := Reshape(GreaterThan(x.keyValid, ScalarZero(g, dtypes.Float32)), batch, 1, slots)
-	return Reshape(LogicalAnd(causal, valid), batch, 1, 1, seq, slots)
+	mask := func(allowed *Node) *Node {
+		return Reshape(LogicalAnd(Reshape(allowed, 1, seq, slots), valid), batch, 1, 1, seq, slots)
+	}
+	masks := map[LayerType]*Node{FullAttention: mask(causal)}
+	if c.SlidingWindow > 0 {
+		inWindow := GreaterThan(kSlot, SubScalar(qSlot, c.SlidingWindow))
+		masks[SlidingAttention] = mask(LogicalAnd(causal, inWindow))
+	}
+	return masks
 }
 
-// ropeTables returns cos and sin of the rotary angles, [B, S, 1, head_dim],
-// laid out for Hugging Face's rotate_half convention.
-func ropeTables(c *Config, positions *Node) (cos, sin *Node) {
+// ropeTable holds cos and sin of one rotary embedding's angles,
+// [B, S, 1, rotary_dim], laid out for Hugging Face's rotate_half convention
+// and already multiplied by its attention factor.
+type ropeTable struct{ cos, sin *Node }
+
+// ropeTables are the tables of a step, one per distinct RoPE of the config.
+type ropeTables map[*RoPE]*ropeTable
+
+func newRoPETables(c *Config, positions *Node) ropeTables {
+	t := ropeTables{}
+	for _, r := range []*RoPE{&c.RoPE, c.SlidingRoPE} {
+		if r != nil {
+			t[r] = newRoPETable(r, positions)
+		}
+	}
+	return t
+}
+
+// of returns layer i's table, nil when the layer has no rotary embedding.
+func (t ropeTables) of(c *Config, i int) *ropeTable {
+	if r := c.ropeOf(i); r != nil {
+		return t[r]
+	}
+	return nil
+}
+
+func newRoPETable(r *RoPE, positions *Node) *ropeTable {
 	g := positions.Graph()
 	batch, seq := positions.Shape().Dim(0), positions.Shape().Dim(1)
-	inv := Const(g, c.InvFrequencies())                                         // [hd/2]
-	pos := ConvertDType(MaxScalar(positions, 0), dtypes.Float32)                // padding slots get position 0
-	angles := Mul(Reshape(pos, batch, seq, 1), Reshape(inv, 1, 1, c.HeadDim/2)) // [B, S, hd/2]
-	angles = Concatenate([]*Node{angles, angles}, -1)
-	return Reshape(Cos(angles), batch, seq, 1, c.HeadDim), Reshape(Sin(angles), batch, seq, 1, c.HeadDim)
+	invFreq, factor := r.InvFrequencies()
+	half := len(invFreq)
+	inv := Const(g, invFreq)                                                 // [rot/2]
+	pos := ConvertDType(MaxScalar(positions, 0), dtypes.Float32)             // padding slots get position 0
+	angles := Mul(Reshape(pos, batch, seq, 1), Reshape(inv, 1, 1, half))     // [B, S, rot/2]
+	angles = Reshape(Concatenate([]*Node{angles, angles}, -1), batch, seq, 1, 2*half)
+	return &ropeTable{cos: scaleBy(Cos(angles), factor), sin: scaleBy(Sin(angles), factor)}
 }
 
-// applyRoPE rotates x [B, S, heads, hd]: x·cos + rotate_half(x)·sin.
-func applyRoPE(x, cos, sin *Node) *Node {
-	half := x.Shape().Dim(-1) / 2
-	x1 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, half))
-	x2 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(half))
-	rotated := Concatenate([]*Node{Neg(x2), x1}, -1)
-	return Add(Mul(x, cos), Mul(rotated, sin))
-}
-
-// ablate removes the component of x [B, S, d] along the unit direction r [d]: x - (x·r) r.
-func ablate(x, r *Node) *Node {
-	proj := Einsum("bsd,d->bs", x, r)
-	return Sub(x, Mul(ExpandAxes(proj, -1), ExpandLeftToRank(r, x.Rank())))
+// apply rotates the first rotary_dim dims of x [B, S, heads, hd]:
+// x·cos + rotate_half(x)·sin; the rest pass through (partial rotary).
+func (t *ropeTable) apply(x *Node) *Node {
+	hd, rot := x.Shape().Dim(-1), t.cos.Shape().Dim(-1)
+	xr := x
+	if rot < hd {
+		xr = Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, rot))
+	}
+	x1 := Slice(xr, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, rot/2))
+	x2 := Slice(xr, AxisRange(), AxisRange(), AxisRange(), AxisRange(rot/2))
+	rotated := Add(Mul(xr, t.cos), Mul(Concatenate([]*Node{Neg(x2), x1}, -1), t.sin))
+	if rot < hd {
+		return Concatenate([]*Node{rotated, Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(rot))}, -1)
+	}
+	return rotated
 }

@@ -8,69 +8,177 @@ import (
 // Params holds one value per weight of the model. T is *tensors.Tensor when
 // the weights are loaded, and *graph.Node inside a graph: the same struct
 // names the weights in both places, so the graph code reads like the model.
+// A weight the config does not have stays the zero value (nil).
 type Params[T any] struct {
 	Embed     T // [vocab, d_model]
 	Blocks    []BlockParams[T]
 	FinalNorm T // [d_model]
-	LMHead    T // [vocab, d_model]; absent (zero) when the embeddings are tied.
+	LMHead    T // [vocab, d_model]; absent when the embeddings are tied.
 }
 
-// BlockParams are the weights of one transformer block, in Hugging Face's
-// [out_features, in_features] layout.
+// BlockParams are the weights of one block, in Hugging Face's
+// [out_features, in_features] layout. Norm weights are the factors the
+// stream is multiplied by (Gemma's 1 + w is added on load).
 type BlockParams[T any] struct {
-	AttnNorm            T // [d_model]
-	Q                   T // [n_heads*head_dim, d_model]
-	K, V                T // [n_kv_heads*head_dim, d_model]
-	QBias, KBias, VBias T // [n_heads*head_dim], [n_kv_heads*head_dim]; only with Config.QKVBias
-	O                   T // [d_model, n_heads*head_dim]
-	MLPNorm             T // [d_model]
-	Gate, Up            T // [ffn, d_model]
-	Down                T // [d_model, ffn]
+	AttnNorm, AttnPostNorm     T // [d_model]: before attention; on its output (Gemma 2/3, OLMo 2)
+	Q                          T // [n_heads*head_dim, d_model]
+	K, V                       T // [n_kv_heads*head_dim, d_model]
+	QBias, KBias, VBias        T // with Config.AttnBias
+	QNorm, KNorm               T // [head_dim] per head, or the whole projection (Family.QKNorm)
+	O                          T // [d_model, n_heads*head_dim]
+	OBias                      T // with Config.OutBias
+	MLPNorm, MLPPostNorm       T // [d_model]
+	Gate, Up                   T // [ffn, d_model]
+	Down                       T // [d_model, ffn]
+	GateBias, UpBias, DownBias T // with Config.MLPBias
 }
 
-// weightSpec names one weight in both checkpoint formats, with its expected shape.
+// Slot names of the block weights, used to name them per family.
+const (
+	slotAttnNorm     = "attn_norm"
+	slotAttnPostNorm = "attn_post_norm"
+	slotQ            = "q"
+	slotK            = "k"
+	slotV            = "v"
+	slotQKV          = "qkv"
+	slotQNorm        = "q_norm"
+	slotKNorm        = "k_norm"
+	slotO            = "o"
+	slotMLPNorm      = "mlp_norm"
+	slotMLPPostNorm  = "mlp_post_norm"
+	slotGate         = "gate"
+	slotUp           = "up"
+	slotGateUp       = "gate_up"
+	slotDown         = "down"
+)
+
+// llamaHFNames are the Hugging Face names (without .weight/.bias) of the
+// block weights of Llama, which every family starts from.
+var llamaHFNames = map[string]string{
+	slotAttnNorm: "input_layernorm", slotQ: "self_attn.q_proj", slotK: "self_attn.k_proj",
+	slotV: "self_attn.v_proj", slotQKV: "self_attn.qkv_proj", slotQNorm: "self_attn.q_norm",
+	slotKNorm: "self_attn.k_norm", slotO: "self_attn.o_proj", slotMLPNorm: "post_attention_layernorm",
+	slotGate: "mlp.gate_proj", slotUp: "mlp.up_proj", slotGateUp: "mlp.gate_up_proj", slotDown: "mlp.down_proj",
+}
+
+// ggufNames are llama.cpp's names of the block weights (the same for every
+// architecture; a fused Phi-3 gate|up is ffn_up).
+var ggufNames = map[string]string{
+	slotAttnNorm: "attn_norm", slotAttnPostNorm: "attn_post_norm", slotQ: "attn_q", slotK: "attn_k",
+	slotV: "attn_v", slotQKV: "attn_qkv", slotQNorm: "attn_q_norm", slotKNorm: "attn_k_norm",
+	slotO: "attn_output", slotMLPNorm: "ffn_norm", slotMLPPostNorm: "ffn_post_norm", slotGate: "ffn_gate",
+	slotUp: "ffn_up", slotGateUp: "ffn_up", slotDown: "ffn_down",
+}
+
+// weightSpec names one weight in both checkpoint formats, with its shape
+// and what loading must do to it.
 type weightSpec struct {
 	hf, gguf string
 	shape    []int
-	// ropeHeads > 0 marks Q and K projections: llama.cpp's converter permutes
-	// their rows for its interleaved RoPE, so GGUF rows are un-permuted on load.
+	// rowFrom, fusedRows: the weight is rows [rowFrom, rowFrom+shape[0]) of
+	// a fused tensor of fusedRows rows (Phi-3's qkv and gate|up).
+	rowFrom, fusedRows int
+	// ropeHeads > 0 marks Q and K of a family whose GGUF converter permutes
+	// their rows for llama.cpp's interleaved RoPE: un-permuted on GGUF load.
 	ropeHeads int
+	// plusOne: a norm the family applies as (1 + w); Hugging Face stores w,
+	// llama.cpp's converter already stored 1 + w.
+	plusOne bool
 }
 
 // visit calls fn for every weight the config needs, in a fixed order that
 // is also the order of the compiled graph's weight inputs.
 func (p *Params[T]) visit(c *Config, fn func(s weightSpec, v *T)) {
+	f := c.family
 	d, hd := c.DModel, c.HeadDim
 	qDim, kvDim := c.NumHeads*hd, c.NumKVHeads*hd
-	fn(weightSpec{"model.embed_tokens.weight", "token_embd.weight", []int{c.VocabSize, d}, 0}, &p.Embed)
+	fn(weightSpec{hf: "model.embed_tokens.weight", gguf: "token_embd.weight", shape: []int{c.VocabSize, d}}, &p.Embed)
 	if len(p.Blocks) != c.NumLayers {
 		p.Blocks = make([]BlockParams[T], c.NumLayers)
 	}
 	for i := range p.Blocks {
 		b := &p.Blocks[i]
-		hf := fmt.Sprintf("model.layers.%d.", i)
-		gg := fmt.Sprintf("blk.%d.", i)
-		w := func(hfName, ggName string, shape []int, ropeHeads int, v *T) {
-			fn(weightSpec{hf + hfName, gg + ggName, shape, ropeHeads}, v)
+		// w names a weight by slot; suffix is "weight" or "bias".
+		w := func(slot, suffix string, shape []int, v *T, mod func(*weightSpec)) {
+			s := weightSpec{hf: fmt.Sprintf("model.layers.%d.%s.%s", i, f.hfName(slot), suffix),
+				gguf: fmt.Sprintf("blk.%d.%s.%s", i, ggufNames[slot], suffix), shape: shape}
+			if mod != nil {
+				mod(&s)
+			}
+			fn(s, v)
 		}
-		w("input_layernorm.weight", "attn_norm.weight", []int{d}, 0, &b.AttnNorm)
-		w("self_attn.q_proj.weight", "attn_q.weight", []int{qDim, d}, c.NumHeads, &b.Q)
-		w("self_attn.k_proj.weight", "attn_k.weight", []int{kvDim, d}, c.NumKVHeads, &b.K)
-		w("self_attn.v_proj.weight", "attn_v.weight", []int{kvDim, d}, 0, &b.V)
-		if c.QKVBias {
-			w("self_attn.q_proj.bias", "attn_q.bias", []int{qDim}, c.NumHeads, &b.QBias)
-			w("self_attn.k_proj.bias", "attn_k.bias", []int{kvDim}, c.NumKVHeads, &b.KBias)
-			w("self_attn.v_proj.bias", "attn_v.bias", []int{kvDim}, 0, &b.VBias)
+		norm := func(s *weightSpec) { s.plusOne = f.NormPlusOne }
+		// fused: a part of the Phi-3 qkv or gate|up matrix, else its own tensor.
+		fused := func(slot, fusedSlot string, on bool, from, total int) func(*weightSpec) {
+			return func(s *weightSpec) {
+				if on {
+					*s = weightSpec{hf: strings.Replace(s.hf, f.hfName(slot), f.hfName(fusedSlot), 1),
+						gguf: strings.Replace(s.gguf, ggufNames[slot], ggufNames[fusedSlot], 1),
+						shape: s.shape, rowFrom: from, fusedRows: total}
+				}
+			}
 		}
-		w("self_attn.o_proj.weight", "attn_output.weight", []int{d, qDim}, 0, &b.O)
-		w("post_attention_layernorm.weight", "ffn_norm.weight", []int{d}, 0, &b.MLPNorm)
-		w("mlp.gate_proj.weight", "ffn_gate.weight", []int{c.FFNDim, d}, 0, &b.Gate)
-		w("mlp.up_proj.weight", "ffn_up.weight", []int{c.FFNDim, d}, 0, &b.Up)
-		w("mlp.down_proj.weight", "ffn_down.weight", []int{d, c.FFNDim}, 0, &b.Down)
+		permuted := func(heads int) func(*weightSpec) {
+			return func(s *weightSpec) {
+				if f.GGUFPermutedQK {
+					s.ropeHeads = heads
+				}
+			}
+		}
+		qkvRows := qDim + 2*kvDim
+		if !f.NoPreNorms {
+			w(slotAttnNorm, "weight", []int{d}, &b.AttnNorm, norm)
+		}
+		w(slotQ, "weight", []int{qDim, d}, &b.Q, chain(fused(slotQ, slotQKV, f.FusedQKV, 0, qkvRows), permuted(c.NumHeads)))
+		w(slotK, "weight", []int{kvDim, d}, &b.K, chain(fused(slotK, slotQKV, f.FusedQKV, qDim, qkvRows), permuted(c.NumKVHeads)))
+		w(slotV, "weight", []int{kvDim, d}, &b.V, fused(slotV, slotQKV, f.FusedQKV, qDim+kvDim, qkvRows))
+		if c.AttnBias {
+			w(slotQ, "bias", []int{qDim}, &b.QBias, permuted(c.NumHeads))
+			w(slotK, "bias", []int{kvDim}, &b.KBias, permuted(c.NumKVHeads))
+			w(slotV, "bias", []int{kvDim}, &b.VBias, nil)
+		}
+		switch f.QKNorm {
+		case QKNormHead:
+			w(slotQNorm, "weight", []int{hd}, &b.QNorm, norm)
+			w(slotKNorm, "weight", []int{hd}, &b.KNorm, norm)
+		case QKNormFull:
+			w(slotQNorm, "weight", []int{qDim}, &b.QNorm, norm)
+			w(slotKNorm, "weight", []int{kvDim}, &b.KNorm, norm)
+		}
+		w(slotO, "weight", []int{d, qDim}, &b.O, nil)
+		if c.OutBias {
+			w(slotO, "bias", []int{d}, &b.OBias, nil)
+		}
+		if f.PostNorms {
+			w(slotAttnPostNorm, "weight", []int{d}, &b.AttnPostNorm, norm)
+		}
+		if !f.NoPreNorms {
+			w(slotMLPNorm, "weight", []int{d}, &b.MLPNorm, norm)
+		}
+		w(slotGate, "weight", []int{c.FFNDim, d}, &b.Gate, fused(slotGate, slotGateUp, f.FusedGateUp, 0, 2*c.FFNDim))
+		w(slotUp, "weight", []int{c.FFNDim, d}, &b.Up, fused(slotUp, slotGateUp, f.FusedGateUp, c.FFNDim, 2*c.FFNDim))
+		w(slotDown, "weight", []int{d, c.FFNDim}, &b.Down, nil)
+		if c.MLPBias {
+			w(slotGate, "bias", []int{c.FFNDim}, &b.GateBias, nil)
+			w(slotUp, "bias", []int{c.FFNDim}, &b.UpBias, nil)
+			w(slotDown, "bias", []int{d}, &b.DownBias, nil)
+		}
+		if f.PostNorms {
+			w(slotMLPPostNorm, "weight", []int{d}, &b.MLPPostNorm, norm)
+		}
 	}
-	fn(weightSpec{"model.norm.weight", "output_norm.weight", []int{d}, 0}, &p.FinalNorm)
+	fn(weightSpec{hf: "model.norm.weight", gguf: "output_norm.weight", shape: []int{d}, plusOne: f.NormPlusOne}, &p.FinalNorm)
 	if !c.TiedEmbeddings {
-		fn(weightSpec{"lm_head.weight", "output.weight", []int{c.VocabSize, d}, 0}, &p.LMHead)
+		fn(weightSpec{hf: "lm_head.weight", gguf: "output.weight", shape: []int{c.VocabSize, d}}, &p.LMHead)
+	}
+}
+
+// chain applies spec modifiers in order.
+func chain(mods ...func(*weightSpec)) func(*weightSpec) {
+	return func(s *weightSpec) {
+		for _, m := range mods {
+			m(s)
+		}
 	}
 }
 

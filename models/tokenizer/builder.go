@@ -606,13 +606,23 @@ func buildSentencePiece(meta *GGUFMetadata) (*tokenizerJSON, error) {
 	// tokenizer.ggml.pre is ignored for SentencePiece vocabularies, as in llama.cpp.
 	gemma := strings.HasPrefix(meta.Architecture, "gemma")
 	tokens := meta.Tokens
+	addedTypes, cloned := meta.TokenTypes, false
 	if gemma {
 		// Gemma files store tokens made of spaces as real spaces, but the
 		// tokenizer looks them up as "▁▁..." (as transformers' GGUF loader does).
+		// Such a token (Gemma 3: ids 138-167, user-defined) stays an ordinary
+		// vocabulary entry: transformers only adds a user-defined token when the
+		// file's spelling is in the vocabulary, which "  " no longer is.
 		tokens = slices.Clone(tokens)
 		for i, tok := range tokens {
 			if tok != "" && strings.Trim(tok, " ") == "" {
 				tokens[i] = strings.Repeat(spmSpace, len(tok))
+				if meta.tokenType(i) == TokenTypeUserDefined {
+					if !cloned {
+						addedTypes, cloned = slices.Clone(meta.TokenTypes), true
+					}
+					addedTypes[i] = TokenTypeNormal
+				}
 			}
 		}
 	}
@@ -655,7 +665,7 @@ func buildSentencePiece(meta *GGUFMetadata) (*tokenizerJSON, error) {
 
 	doc := &tokenizerJSON{
 		Version:     "1.0",
-		AddedTokens: addedTokens(&GGUFMetadata{Tokens: tokens, TokenTypes: meta.TokenTypes}),
+		AddedTokens: addedTokens(&GGUFMetadata{Tokens: tokens, TokenTypes: addedTypes}),
 		Model: bpeModel{
 			Type:         "BPE",
 			UnkToken:     unk,
@@ -677,6 +687,12 @@ func buildSentencePiece(meta *GGUFMetadata) (*tokenizerJSON, error) {
 	} else {
 		// GemmaTokenizer: only spaces -> "▁".
 		doc.Normalizer = obj{"type": "Replace", "pattern": obj{"String": " "}, "content": spmSpace}
+		if gemma {
+			// GemmaTokenizer's pre-tokenizer too. It never splits anything (the
+			// normalizer has already replaced every space), but with it the
+			// document is the one transformers builds from the file.
+			doc.PreTokenizer = obj{"type": "Split", "pattern": obj{"String": " "}, "behavior": "MergedWithPrevious", "invert": false}
+		}
 	}
 	doc.Decoder = obj{"type": "Sequence", "decoders": decoders}
 	return doc, nil
