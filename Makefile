@@ -15,6 +15,7 @@ MODEL ?= smollm2-135m-instruct
 
 setup:
 	bash tools/setup/model.sh
+	bash tools/setup/gemma3.sh
 	bash tools/setup/tokenizers.sh
 	bash tools/setup/backend.sh
 

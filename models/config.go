@@ -243,6 +243,10 @@ func (c *Config) validate() error {
 	if c.family.QKVBias {
 		c.AttnBias = true
 	}
+	if c.family.ScaleEmbeddings {
+		// transformers multiplies by √d_model rounded to the weights' dtype.
+		c.EmbedScale = float64(float32(math.Sqrt(float64(c.DModel))))
+	}
 	if c.Layers == nil {
 		c.Layers = make([]Layer, c.NumLayers)
 		for i := range c.Layers {

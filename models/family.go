@@ -32,8 +32,8 @@ type Family struct {
 	QKVBias         bool   // q, k and v projections always carry biases (Qwen2)
 
 	// Defaults of the transformers config class for keys a config.json may omit.
-	TiedDefault  bool    // tie_word_embeddings
-	DefaultTheta float64 // rope_theta (0: 10000)
+	TiedDefault    bool    // tie_word_embeddings
+	DefaultTheta   float64 // rope_theta (0: 10000)
 	DefaultEps     float64 // rms_norm_eps (0: 1e-6)
 	DefaultHeadDim int     // head_dim (0: d_model / n_heads)
 	DefaultOrigMax int     // original_max_position_embeddings outside the RoPE dict (Phi-3)

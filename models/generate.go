@@ -98,6 +98,20 @@ func (m *Model) EncodePrompt(userMessage string) (text string, ids []int32, err 
 	return text, ids, err
 }
 
+// EncodeRaw tokenizes text as given, with no chat template, prepending BOS
+// when the tokenizer does so for raw text (Config.AddBOS), as transformers'
+// tokenizer(text) does. Special-token spellings in the text stay text.
+func (m *Model) EncodeRaw(text string) ([]int32, error) {
+	ids, err := m.Tokenizer.Encode(text)
+	if err != nil {
+		return nil, err
+	}
+	if m.Config.AddBOS && m.Config.BOS >= 0 && (len(ids) == 0 || ids[0] != m.Config.BOS) {
+		ids = append([]int32{m.Config.BOS}, ids...)
+	}
+	return ids, nil
+}
+
 // Generate renders each user message with the chat template and generates replies.
 func (m *Model) Generate(userMessages []string, opts GenerateOptions) (*Generation, error) {
 	prompts := make([][]int32, len(userMessages))
@@ -347,4 +361,3 @@ func splitMeans(sum []float64, count, layers, d int) [][]float64 {
 	}
 	return out
 }
-

@@ -168,6 +168,11 @@ func configFromGGUF(f *gguf.File, name string) (Config, []string, error) {
 		}
 	}
 	k.ignore("rope.scaling.original_context_length", "rope.scaling.attn_factor")
+	// llama.cpp loads biases when the file has them: their presence is the setting.
+	hasTensor := func(n string) bool { _, ok := f.GetTensorInfo(n); return ok }
+	c.AttnBias = hasTensor("blk.0.attn_q.bias") || hasTensor("blk.0.attn_qkv.bias")
+	c.OutBias = hasTensor("blk.0.attn_output.bias")
+	c.MLPBias = hasTensor("blk.0.ffn_up.bias") || hasTensor("blk.0.ffn_down.bias")
 	_, hasHead := f.GetTensorInfo("output.weight")
 	c.TiedEmbeddings = !hasHead
 	bos, eos := ggufTokenID(f, "tokenizer.ggml.bos_token_id"), ggufTokenID(f, "tokenizer.ggml.eos_token_id")

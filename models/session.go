@@ -268,4 +268,3 @@ func (s *session) close() {
 	}
 	releaseMemory()
 }
-

@@ -268,9 +268,9 @@ func newRoPETable(r *RoPE, positions *Node) *ropeTable {
 	batch, seq := positions.Shape().Dim(0), positions.Shape().Dim(1)
 	invFreq, factor := r.InvFrequencies()
 	half := len(invFreq)
-	inv := Const(g, invFreq)                                                 // [rot/2]
-	pos := ConvertDType(MaxScalar(positions, 0), dtypes.Float32)             // padding slots get position 0
-	angles := Mul(Reshape(pos, batch, seq, 1), Reshape(inv, 1, 1, half))     // [B, S, rot/2]
+	inv := Const(g, invFreq)                                             // [rot/2]
+	pos := ConvertDType(MaxScalar(positions, 0), dtypes.Float32)         // padding slots get position 0
+	angles := Mul(Reshape(pos, batch, seq, 1), Reshape(inv, 1, 1, half)) // [B, S, rot/2]
 	angles = Reshape(Concatenate([]*Node{angles, angles}, -1), batch, seq, 1, 2*half)
 	return &ropeTable{cos: scaleBy(Cos(angles), factor), sin: scaleBy(Sin(angles), factor)}
 }

@@ -64,9 +64,9 @@ var llamaHFNames = map[string]string{
 // ggufNames are llama.cpp's names of the block weights (the same for every
 // architecture; a fused Phi-3 gate|up is ffn_up).
 var ggufNames = map[string]string{
-	slotAttnNorm: "attn_norm", slotAttnPostNorm: "attn_post_norm", slotQ: "attn_q", slotK: "attn_k",
+	slotAttnNorm: "attn_norm", slotAttnPostNorm: "post_attention_norm", slotQ: "attn_q", slotK: "attn_k",
 	slotV: "attn_v", slotQKV: "attn_qkv", slotQNorm: "attn_q_norm", slotKNorm: "attn_k_norm",
-	slotO: "attn_output", slotMLPNorm: "ffn_norm", slotMLPPostNorm: "ffn_post_norm", slotGate: "ffn_gate",
+	slotO: "attn_output", slotMLPNorm: "ffn_norm", slotMLPPostNorm: "post_ffw_norm", slotGate: "ffn_gate",
 	slotUp: "ffn_up", slotGateUp: "ffn_up", slotDown: "ffn_down",
 }
 
@@ -113,7 +113,7 @@ func (p *Params[T]) visit(c *Config, fn func(s weightSpec, v *T)) {
 			return func(s *weightSpec) {
 				if on {
 					*s = weightSpec{hf: strings.Replace(s.hf, f.hfName(slot), f.hfName(fusedSlot), 1),
-						gguf: strings.Replace(s.gguf, ggufNames[slot], ggufNames[fusedSlot], 1),
+						gguf:  strings.Replace(s.gguf, ggufNames[slot], ggufNames[fusedSlot], 1),
 						shape: s.shape, rowFrom: from, fusedRows: total}
 				}
 			}

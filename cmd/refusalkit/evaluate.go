@@ -81,6 +81,9 @@ func cmdEvaluate(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := needChat(m, "evaluate"); err != nil {
+		return err
+	}
 	if err := v.CheckFits(m.Config); err != nil {
 		return usagef("%v", err)
 	}

@@ -69,6 +69,9 @@ func cmdExtract(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := needChat(m, "extract"); err != nil {
+		return err
+	}
 	if err := fitsContext(m, cfg.MaxNewTokens); err != nil {
 		return err
 	}

@@ -2,13 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/refusalkit/refusalkit/models"
 )
 
 // cmdGenerate prints the model's reply to one prompt, and nothing else, on stdout.
 func cmdGenerate(args []string) error {
-	fs := newFlags("generate", "--model_path M --prompt TEXT [--max_new_tokens N] [--greedy | --temperature T --top_p P --top_k K --seed S]")
+	fs := newFlags("generate", "--model_path M --prompt TEXT [--raw] [--max_new_tokens N] [--greedy | --temperature T --top_p P --top_k K --seed S]")
 	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
 	prompt := fs.String("prompt", "", "the user message (required)")
 	maxNew := fs.Int("max_new_tokens", 64, "maximum tokens to generate")
@@ -17,6 +18,7 @@ func cmdGenerate(args []string) error {
 	topP := fs.Float64("top_p", 0.95, "nucleus sampling mass (1: off)")
 	topK := fs.Int("top_k", 64, "top-k sampling (0: off)")
 	seed := fs.Int64("seed", 42, "sampling seed")
+	raw := fs.Bool("raw", false, "feed --prompt as raw text, without the chat template (base models)")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -38,7 +40,18 @@ func cmdGenerate(args []string) error {
 	if *greedy {
 		opts.Temperature = 0
 	}
-	g, err := m.Generate([]string{*prompt}, opts)
+	var ids []int32
+	if *raw {
+		ids, err = m.EncodeRaw(*prompt)
+	} else if m.Template == nil {
+		return usagef("model %s has no chat template (a base model): pass --raw to continue raw text", m.Alias())
+	} else {
+		_, ids, err = m.EncodePrompt(*prompt)
+	}
+	if err != nil {
+		return err
+	}
+	g, err := m.GenerateIDs([][]int32{ids}, opts)
 	if err != nil {
 		return err
 	}
@@ -61,8 +74,20 @@ func loadModel(modelPath, backendName string) (*models.Model, error) {
 	m, err := models.Load(src, b)
 	if err != nil {
 		// The file named by --model_path cannot serve: corrupt, truncated,
-		// an unsupported architecture, no chat template.
+		// an unsupported architecture or setting.
 		return nil, usagef("%v", err)
 	}
+	for _, w := range m.Warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
 	return m, nil
+}
+
+// needChat refuses a base model for the commands that render chat prompts.
+func needChat(m *models.Model, command string) error {
+	if m.Template == nil {
+		m.Close()
+		return usagef("model %s has no chat template (a base model): %s needs an instruction-tuned chat model; `refusalkit generate --raw` runs a base model on raw text", m.Alias(), command)
+	}
+	return nil
 }
