@@ -29,7 +29,7 @@ func TestGemma3MatchesTransformers(t *testing.T) {
 				Values    []float64 `json:"top256_values"`
 				Top20IDs  []int32   `json:"top20_ids"`
 				Top20Vals []float64 `json:"top20_values"`
-				Argmax int32     `json:"argmax"`
+				Argmax    int32     `json:"argmax"`
 			} `json:"last_position_logits"`
 			Greedy struct {
 				IDs  []int32 `json:"ids"`

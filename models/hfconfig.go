@@ -281,7 +281,8 @@ func readLayers(k *keyReader, c *Config) {
 			types = append(types, pattern(i))
 		}
 	}
-	k.ignore("sliding_window_pattern")
+	// _sliding_window_pattern: transformers 5 saves the pattern it derived layer_types from.
+	k.ignore("sliding_window_pattern", "_sliding_window_pattern")
 	if c.family.WindowKey {
 		c.SlidingWindow = k.optInt("sliding_window", c.family.DefaultWindow)
 	}

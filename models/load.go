@@ -359,6 +359,12 @@ func loadHFFolder(dir string, backend compute.Backend) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Without an index, go-huggingface reads the first .safetensors file only:
+	// a second one (an adapter, a stray shard) would be silently ignored.
+	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	if len(files) > 1 && !fileExists(filepath.Join(dir, "model.safetensors.index.json")) {
+		return nil, fmt.Errorf("model folder %s has %d .safetensors files but no model.safetensors.index.json: keep only the model's weights, or add the index that lists its shards", dir, len(files))
+	}
 	st, err := safetensors.New(hub.NewLocal(dir))
 	if err != nil {
 		return nil, fmt.Errorf("model folder %s: safetensors: %v", dir, err)
