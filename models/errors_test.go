@@ -95,3 +95,27 @@ func TestPromptLongerThanContext(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Gemma's chat template (as in Gemma 1/2 checkpoints): no system role, the
+// assistant is "model", BOS written by the template, <end_of_turn> ends a
+// turn. Rendered as Jinja renders it; a system message is the template's
+// own one-line error.
+func TestGemmaChatConventions(t *testing.T) {
+	const gemma = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+	tmpl, err := NewChatTemplate(gemma, "<bos>", "<eos>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tmpl.UserPrompt("  Hello there \n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// jinja2 3.1.6 (transformers' renderer) gives exactly this for the same input.
+	if want := "<bos><start_of_turn>user\nHello there<end_of_turn>\n<start_of_turn>model\n"; got != want {
+		t.Errorf("rendered %q, want %q", got, want)
+	}
+	_, err = tmpl.Render([]Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hi"}}, true)
+	if err == nil || !strings.Contains(err.Error(), "System role not supported") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("system role: got %v", err)
+	}
+}

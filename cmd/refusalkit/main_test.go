@@ -54,6 +54,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	const made = 7 // entries the test itself puts in tmp
+	baseModel := "../../testdata/reference/families/llama-legacy/hf" // a base model: no chat template
 
 	cases := []struct {
 		args []string
@@ -90,6 +91,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"extract", "--model_path", "tiny-random", "--output_dir", doneRun}, 2, "already holds a run"},
 		{[]string{"extract", "--model_path", "tiny-random", "--output_dir", doneRun, "--resume", "--overwrite"}, 2, "exclude each other"},
 		{[]string{"evaluate", "--model_path", "tiny-random", "--vector_dir", corruptVector}, 2, "unreadable"},
+		{[]string{"extract", "--model_path", baseModel, "--output_dir", filepath.Join(tmp, "base")}, 2, "has no chat template (a base model): extract needs an instruction-tuned chat model; `refusalkit generate --raw`"},
+		{[]string{"generate", "--model_path", baseModel, "--prompt", "hi"}, 2, "has no chat template (a base model): pass --raw"},
 		{[]string{"evaluate", "--model_path", "tiny-random", "--vector_dir", otherModel, "--output_dir", filepath.Join(tmp, "ev")}, 2, "made with \"SomeOtherModel\""},
 	}
 	for _, c := range cases {
