@@ -53,7 +53,7 @@ func TestBadInput(t *testing.T) {
 	if err := ov.Save(otherModel); err != nil {
 		t.Fatal(err)
 	}
-	const made = 7 // entries the test itself puts in tmp
+	const made = 7                                                   // entries the test itself puts in tmp
 	baseModel := "../../testdata/reference/families/llama-legacy/hf" // a base model: no chat template
 
 	cases := []struct {
