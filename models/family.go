@@ -112,8 +112,8 @@ var families = []*Family{
 	{ModelTypes: []string{"olmo2"}, GGUFArchs: []string{"olmo2"}, NoPreNorms: true, PostNorms: true, QKNorm: QKNormFull,
 		DefaultEps: 1e-5,
 		hfNames:    map[string]string{slotAttnPostNorm: "post_attention_layernorm", slotMLPPostNorm: "post_feedforward_layernorm"}},
-	{ModelTypes: []string{"granite"}, GGUFArchs: []string{"granite"}, hfKeys: readGranite, ggufKeys: readGraniteGGUF},
-	{ModelTypes: []string{"smollm3"}, GGUFArchs: []string{"smollm3"}, TiedDefault: true, DefaultTheta: 2e6,
+	{ModelTypes: []string{"granite"}, GGUFArchs: []string{"granite"}, GGUFPermutedQK: true, hfKeys: readGranite, ggufKeys: readGraniteGGUF},
+	{ModelTypes: []string{"smollm3"}, GGUFArchs: []string{"smollm3"}, GGUFPermutedQK: true, TiedDefault: true, DefaultTheta: 2e6,
 		WindowKey: true, hfKeys: readSmolLM3, ggufKeys: readSmolLM3GGUF},
 }
 
