@@ -108,7 +108,7 @@ var families = []*Family{
 		hfKeys:         readGemma3, ggufKeys: readGemma3GGUF},
 	{ModelTypes: []string{"phi3"}, GGUFArchs: []string{"phi3"}, FusedQKV: true, FusedGateUp: true,
 		hfNames:    map[string]string{slotQKV: "self_attn.qkv_proj", slotGateUp: "mlp.gate_up_proj"},
-		DefaultEps: 1e-5, DefaultOrigMax: 4096, WindowKey: true, ggufKeys: readPhi3GGUF},
+		DefaultEps: 1e-5, DefaultOrigMax: 4096, WindowKey: true},
 	{ModelTypes: []string{"olmo2"}, GGUFArchs: []string{"olmo2"}, NoPreNorms: true, PostNorms: true, QKNorm: QKNormFull,
 		DefaultEps: 1e-5,
 		hfNames:    map[string]string{slotAttnPostNorm: "post_attention_layernorm", slotMLPPostNorm: "post_feedforward_layernorm"}},

@@ -226,10 +226,7 @@ func readFloatTensor(f *gguf.File, name string) ([]float64, error) {
 func readGemma2GGUF(k *ggufReader, c *Config) error {
 	c.AttnSoftcap = k.flt("attn_logit_softcapping", 50)
 	c.FinalSoftcap = k.flt("final_logit_softcapping", 30)
-	c.AttentionScale = 1 / math.Sqrt(float64(c.HeadDim))
-	if c.NumLayers == 46 {
-		c.AttentionScale = 1 / math.Sqrt(float64(c.DModel/c.NumHeads))
-	}
+	c.AttentionScale = gemmaAttentionScale(c, 46)
 	return ggufPattern(k, c, 2)
 }
 
@@ -239,12 +236,18 @@ func readGemma2GGUF(k *ggufReader, c *Config) error {
 func readGemma3GGUF(k *ggufReader, c *Config) error {
 	c.FinalSoftcap = k.flt("final_logit_softcapping", 0)
 	c.AttnSoftcap = k.flt("attn_logit_softcapping", 0)
-	c.AttentionScale = 1 / math.Sqrt(float64(c.HeadDim))
-	if c.NumLayers == 62 {
-		c.AttentionScale = 1 / math.Sqrt(float64(c.DModel/c.NumHeads))
-	}
+	c.AttentionScale = gemmaAttentionScale(c, 62)
 	c.SlidingRoPE = &RoPE{Type: "default", Theta: k.flt("rope.freq_base_swa", 10000), RotaryDim: c.RoPE.RotaryDim}
 	return ggufPattern(k, c, 6)
+}
+
+// gemmaAttentionScale is llama.cpp's rule for Gemma 2/3: 1/√(d_model/heads)
+// for the 27B model (layers27B layers), else 1/√head_dim.
+func gemmaAttentionScale(c *Config, layers27B int) float64 {
+	if c.NumLayers == layers27B {
+		return 1 / math.Sqrt(float64(c.DModel/c.NumHeads))
+	}
+	return 1 / math.Sqrt(float64(c.HeadDim))
 }
 
 // ggufPattern sets the layer types: every n-th layer full, the rest sliding
@@ -275,9 +278,6 @@ func ggufPattern(k *ggufReader, c *Config, n int) error {
 	}
 	return nil
 }
-
-// readPhi3GGUF: a sliding window, when set, applies to every layer.
-func readPhi3GGUF(k *ggufReader, c *Config) error { return nil }
 
 // readGraniteGGUF: Granite's four multipliers.
 func readGraniteGGUF(k *ggufReader, c *Config) error {

@@ -36,7 +36,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_reference import _dist_version, compact_json, f32list  # noqa: E402
+from make_reference import _dist_version, compact_json, f32list, forward_logits, greedy  # noqa: E402
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -78,27 +78,6 @@ TOP_K_FULL = 256  # for prompt 0 only
 STRIDE = 4096  # prompt 0: logits[0::STRIDE] (64 values)
 N_NEW_TOKENS = 16
 N_DIMS_KEPT = 8
-
-
-def forward_logits(model, ids: list[int]) -> torch.Tensor:
-    x = torch.tensor([ids], dtype=torch.long)
-    with torch.no_grad():
-        return model(input_ids=x, use_cache=False).logits[0]  # [seq, vocab]
-
-
-def greedy(model, ids: list[int], n: int) -> tuple[list[int], list[float]]:
-    """Plain argmax decoding, recomputing the full sequence each step (no KV cache,
-    no logits processors, does not stop at EOS). Returns new ids and top1-top2 margins."""
-    seq = list(ids)
-    new, margins = [], []
-    for _ in range(n):
-        last = forward_logits(model, seq)[-1]
-        top2 = torch.topk(last, 2)
-        nxt = int(torch.argmax(last))
-        new.append(nxt)
-        margins.append(float(top2.values[0] - top2.values[1]))
-        seq.append(nxt)
-    return new, margins
 
 
 def gguf_metadata(reader: gguf.GGUFReader) -> dict:
