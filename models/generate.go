@@ -146,18 +146,9 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	if len(prompts) == 0 {
 		return &Generation{}, nil
 	}
-	if opts.MaxNewTokens <= 0 {
-		return nil, fmt.Errorf("max_new_tokens must be positive, got %d", opts.MaxNewTokens)
-	}
-	longest := 0
-	for i, p := range prompts {
-		if len(p) == 0 {
-			return nil, fmt.Errorf("prompt %d is empty", i)
-		}
-		longest = max(longest, len(p))
-	}
-	if longest+opts.MaxNewTokens > m.Config.ContextLength {
-		return nil, fmt.Errorf("prompt of %d tokens plus max_new_tokens %d exceeds the model's context of %d tokens: shorten the prompt or lower --max_new_tokens", longest, opts.MaxNewTokens, m.Config.ContextLength)
+	longest, err := m.checkPrompts(prompts, opts.MaxNewTokens)
+	if err != nil {
+		return nil, err
 	}
 	B := len(prompts)
 	uniq, rowOf := distinctPrompts(prompts, opts)
@@ -167,60 +158,20 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 	}
 	defer s.close() // on every path: the KV cache lives on the device
 	gen := &Generation{Tokens: make([][]int32, B), Text: make([]string, B), Stopped: make([]bool, B)}
-	rngs := make([]*rand.Rand, B)
-	for i := range B {
-		rowSeed := uint64(i)
-		if i < len(opts.RowSeeds) {
-			rowSeed = opts.RowSeeds[i]
-		}
-		rngs[i] = rand.New(rand.NewPCG(opts.Seed, rowSeed))
-	}
-	var sums [][]float64 // [B][(n_layers+1)*d_model]
-	counts := make([]int, B)
+	rngs := rowGenerators(B, opts)
+	var sums *captureSums
 	if opts.Capture {
-		sums = make([][]float64, B)
-		for i := range sums {
-			sums[i] = make([]float64, (m.Config.NumLayers+1)*m.Config.DModel)
-		}
-	}
-	addCapture := func(captured []float32, mask []float32, rows []int) {
-		// captured: [n_layers+1, slots, d_model] sums over this step's masked positions.
-		L1, D := m.Config.NumLayers+1, m.Config.DModel
-		for r, b := range rows {
-			if mask[r] == 0 {
-				continue
-			}
-			counts[b]++
-			addRow(sums[b], captured, r, len(rows), L1, D)
-		}
+		sums = newCaptureSums(&m.Config, B)
 	}
 
-	// Prefill: the whole (left-padded) prompt; nothing is captured from it.
-	// Each distinct prompt is prefilled once and rows sharing it (the n
-	// completions of one query) copy its KV cache: the fan-out.
 	start := time.Now()
-	U := len(s.prompts)
-	tokens := make([]int32, U*s.prefillLen)
-	for u, p := range s.prompts {
-		copy(tokens[u*s.prefillLen+s.pads[u]:], p)
-	}
-	uniqLogits, _, err := s.step(tokens, s.prefillLen, 0, nil)
+	logits, err := s.prefill(rowOf, prompts, opts)
 	if err != nil {
 		return nil, err
 	}
 	V := m.Config.VocabSize
-	logits := uniqLogits
-	if U < B {
-		if err := s.fanOut(rowOf, prompts, opts); err != nil {
-			return nil, err
-		}
-		logits = make([]float32, B*V)
-		for b, u := range rowOf {
-			copy(logits[b*V:(b+1)*V], uniqLogits[u*V:(u+1)*V])
-		}
-	}
 	gen.Prefill = time.Since(start)
-	gen.TokensProcessed = U * s.prefillLen
+	gen.TokensProcessed = len(uniq) * s.prefillLen
 	start = time.Now()
 	// rows[r] is the row fed in the session's batch slot r. Once the rows
 	// still feeding fit in half the batch (a power of two), the session is
@@ -282,7 +233,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 		gen.Steps++
 		gen.TokensProcessed += len(rows)
 		if opts.Capture {
-			addCapture(captured, mask, rows)
+			sums.add(captured, mask, rows)
 		}
 		if opts.OnStep != nil {
 			opts.OnStep(step+1, opts.MaxNewTokens)
@@ -297,15 +248,79 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 		gen.Text[b] = m.Tokenizer.Decode(gen.ReplyIDs(b))
 	}
 	if opts.Capture {
-		gen.Means = make([][][]float64, B)
-		for b := range B {
-			if counts[b] == 0 {
-				continue
-			}
-			gen.Means[b] = splitMeans(sums[b], counts[b], m.Config.NumLayers+1, m.Config.DModel)
-		}
+		gen.Means = sums.means()
 	}
 	return gen, nil
+}
+
+// checkPrompts validates a batch against the context and returns its longest prompt.
+func (m *Model) checkPrompts(prompts [][]int32, maxNewTokens int) (int, error) {
+	if maxNewTokens <= 0 {
+		return 0, fmt.Errorf("max_new_tokens must be positive, got %d", maxNewTokens)
+	}
+	longest := 0
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return 0, fmt.Errorf("prompt %d is empty", i)
+		}
+		longest = max(longest, len(p))
+	}
+	if longest+maxNewTokens > m.Config.ContextLength {
+		return 0, fmt.Errorf("prompt of %d tokens plus max_new_tokens %d exceeds the model's context of %d tokens: shorten the prompt or lower --max_new_tokens", longest, maxNewTokens, m.Config.ContextLength)
+	}
+	return longest, nil
+}
+
+// rowGenerators gives each row its own generator, seeded by (Seed, RowSeeds[i]).
+func rowGenerators(B int, opts GenerateOptions) []*rand.Rand {
+	rngs := make([]*rand.Rand, B)
+	for i := range B {
+		rowSeed := uint64(i)
+		if i < len(opts.RowSeeds) {
+			rowSeed = opts.RowSeeds[i]
+		}
+		rngs[i] = rand.New(rand.NewPCG(opts.Seed, rowSeed))
+	}
+	return rngs
+}
+
+// captureSums accumulates each row's residual-stream sums over its reply
+// tokens, in float64: sums over many tokens stay exact enough.
+type captureSums struct {
+	layers, d int
+	sums      [][]float64 // [B][(n_layers+1)*d_model]
+	counts    []int
+}
+
+func newCaptureSums(c *Config, B int) *captureSums {
+	cs := &captureSums{layers: c.NumLayers + 1, d: c.DModel, sums: make([][]float64, B), counts: make([]int, B)}
+	for i := range cs.sums {
+		cs.sums[i] = make([]float64, cs.layers*cs.d)
+	}
+	return cs
+}
+
+// add adds one step's captured sums [n_layers+1, slots, d_model] for the
+// slots whose mask is 1; rows[r] is the row in slot r.
+func (cs *captureSums) add(captured []float32, mask []float32, rows []int) {
+	for r, b := range rows {
+		if mask[r] == 0 {
+			continue
+		}
+		cs.counts[b]++
+		addRow(cs.sums[b], captured, r, len(rows), cs.layers, cs.d)
+	}
+}
+
+// means returns each row's mean, nil for a row with no reply token.
+func (cs *captureSums) means() [][][]float64 {
+	out := make([][][]float64, len(cs.sums))
+	for b := range out {
+		if cs.counts[b] > 0 {
+			out[b] = splitMeans(cs.sums[b], cs.counts[b], cs.layers, cs.d)
+		}
+	}
+	return out
 }
 
 // shared reports whether a generation runs the shared program (see Lean).

@@ -167,6 +167,30 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 	return logits, captured, nil
 }
 
+// prefill runs the whole (left-padded) prompts of the session's distinct
+// prompts; nothing is captured from them. Rows sharing a prompt (the n
+// completions of one query) then copy its KV cache: the fan-out. It
+// returns each row's logits for the first reply token, [B*vocab].
+func (s *session) prefill(rowOf []int, prompts [][]int32, opts GenerateOptions) ([]float32, error) {
+	U, P, V := len(s.prompts), s.prefillLen, s.m.Config.VocabSize
+	tokens := make([]int32, U*P)
+	for u, p := range s.prompts {
+		copy(tokens[u*P+s.pads[u]:], p)
+	}
+	uniqLogits, _, err := s.step(tokens, P, 0, nil)
+	if err != nil || U == len(rowOf) {
+		return uniqLogits, err
+	}
+	if err := s.fanOut(rowOf, prompts, opts); err != nil {
+		return nil, err
+	}
+	logits := make([]float32, len(rowOf)*V)
+	for b, u := range rowOf {
+		copy(logits[b*V:(b+1)*V], uniqLogits[u*V:(u+1)*V])
+	}
+	return logits, nil
+}
+
 // zeroCache creates the empty KV cache on the device (no host buffers).
 func (s *session) zeroCache() error {
 	c := &s.m.Config
