@@ -36,7 +36,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_reference import _dist_version, compact_json, f32list, forward_logits, greedy  # noqa: E402
+from make_reference import _dist_version, compact_json, f32list, forward_logits, greedy, hf_generate  # noqa: E402
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -314,18 +314,7 @@ def main() -> int:
         top = torch.topk(last, TOP_K)
 
         new_ids, margins = greedy(model, ids, N_NEW_TOKENS)
-        with torch.no_grad():
-            gen = model.generate(
-                input_ids=torch.tensor([ids]),
-                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                max_new_tokens=N_NEW_TOKENS,
-                do_sample=False,
-                repetition_penalty=1.0,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos_id,
-            )[0, len(ids):].tolist()
+        gen = hf_generate(model, tok, ids, N_NEW_TOKENS, eos_id)
         gen_agrees = gen == new_ids[: len(gen)]
 
         entry = {

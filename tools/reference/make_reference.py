@@ -85,6 +85,22 @@ def greedy(model, ids: list[int], n: int) -> tuple[list[int], list[float]]:
     return new, margins
 
 
+def hf_generate(model, tok, ids: list[int], n: int, eos_id: int) -> list[int]:
+    """transformers' generate(), greedy, no repetition penalty: a cross-check of greedy()."""
+    with torch.no_grad():
+        return model.generate(
+            input_ids=torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=n,
+            do_sample=False,
+            repetition_penalty=1.0,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos_id,
+        )[0, len(ids):].tolist()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL, help="GGUF file")
@@ -191,18 +207,7 @@ def main() -> int:
         new_ids, margins = greedy(model, ids_text, N_NEW_TOKENS)
         # Cross-check against generate(): greedy, no repetition penalty. It may stop
         # early at EOS, so compare on its length.
-        with torch.no_grad():
-            gen = model.generate(
-                input_ids=torch.tensor([ids_text]),
-                attention_mask=torch.ones(1, len(ids_text), dtype=torch.long),
-                max_new_tokens=N_NEW_TOKENS,
-                do_sample=False,
-                repetition_penalty=1.0,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos_id,
-            )[0, len(ids_text):].tolist()
+        gen = hf_generate(model, tok, ids_text, N_NEW_TOKENS, eos_id)
         gen_agrees = gen == new_ids[: len(gen)]
 
         entry = {
