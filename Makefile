@@ -15,13 +15,14 @@ MODEL ?= smollm2-135m-instruct
 
 setup:
 	bash tools/setup/model.sh
-	bash tools/setup/gemma3.sh
 	bash tools/setup/tokenizers.sh
 	bash tools/setup/backend.sh
 
-# What only the tests need: Chromium for the chart screenshots.
+# What only the tests need: Chromium for the chart screenshots, and Gemma 3
+# 270M (base model) for the second family's real-weight reference test.
 setup-test:
 	bash tools/setup/chromium.sh
+	bash tools/setup/gemma3.sh
 
 build: setup
 	$(ENV) go build -o bin/refusalkit ./cmd/refusalkit
