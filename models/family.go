@@ -26,10 +26,15 @@ type Family struct {
 	FusedQKV, FusedGateUp bool
 
 	// Numerics.
-	Activation      string // the MLP's default activation (config.json hidden_act / hidden_activation)
-	NormPlusOne     bool   // Hugging Face stores norm weights w and applies (1 + w) (Gemma); llama.cpp stores 1 + w
-	ScaleEmbeddings bool   // embeddings × √d_model, rounded to float32 (Gemma)
-	QKVBias         bool   // q, k and v projections always carry biases (Qwen2)
+	Activation string // the MLP's default activation
+	// ActivationKey names the config.json key of the activation (""
+	// hidden_act; Gemma 2/3 read hidden_activation). LegacyGelu: transformers
+	// reads "gelu" as the tanh approximation (Gemma 1's GemmaConfig does).
+	ActivationKey   string
+	LegacyGelu      bool
+	NormPlusOne     bool // Hugging Face stores norm weights w and applies (1 + w) (Gemma); llama.cpp stores 1 + w
+	ScaleEmbeddings bool // embeddings × √d_model, rounded to float32 (Gemma)
+	QKVBias         bool // q, k and v projections always carry biases (Qwen2)
 
 	// Defaults of the transformers config class for keys a config.json may omit.
 	TiedDefault    bool    // tie_word_embeddings
@@ -93,14 +98,14 @@ var families = []*Family{
 		WindowKey: true, DefaultWindow: 4096, hfKeys: readQwenWindow},
 	{ModelTypes: []string{"qwen3"}, GGUFArchs: []string{"qwen3"}, QKNorm: QKNormHead, DefaultHeadDim: 128,
 		WindowKey: true, DefaultWindow: 4096, hfKeys: readQwenWindow},
-	{ModelTypes: []string{"gemma"}, GGUFArchs: []string{"gemma"}, Activation: "gelu_pytorch_tanh",
+	{ModelTypes: []string{"gemma"}, GGUFArchs: []string{"gemma"}, Activation: "gelu_pytorch_tanh", LegacyGelu: true,
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, DefaultHeadDim: 256},
-	{ModelTypes: []string{"gemma2"}, GGUFArchs: []string{"gemma2"}, Activation: "gelu_pytorch_tanh",
+	{ModelTypes: []string{"gemma2"}, GGUFArchs: []string{"gemma2"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, hfNames: gemmaNorms,
 		DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096,
 		DefaultPattern: func(i int) LayerType { return slidingEvery(i, 2) },
 		hfKeys:         readGemma2, ggufKeys: readGemma2GGUF},
-	{ModelTypes: []string{"gemma3_text"}, GGUFArchs: []string{"gemma3"}, Activation: "gelu_pytorch_tanh",
+	{ModelTypes: []string{"gemma3_text"}, GGUFArchs: []string{"gemma3"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, QKNorm: QKNormHead,
 		hfNames: gemmaNorms, DefaultTheta: 1e6, DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096,
 		SlidingRoPEKey: "rope_local_base_freq",

@@ -202,14 +202,16 @@ func configFromHF(path, name string) (Config, []string, error) {
 	if fam.DefaultEps > 0 && !k.has("rms_norm_eps") {
 		c.RMSNormEps = fam.DefaultEps
 	}
-	// Gemma 2/3 name it hidden_activation; Gemma 1 reads hidden_act
-	// (transformers overrides a plain "gelu" there with the tanh form only
-	// when hidden_activation is set, so both are read as given).
-	if k.has("hidden_activation") {
-		c.Activation = k.str("hidden_activation", "")
-		k.ignore("hidden_act")
-	} else {
-		c.Activation = k.str("hidden_act", fam.Activation)
+	// The activation key is the one the family's transformers config reads
+	// (the other is ignored there too, so it is here).
+	actKey, otherKey := "hidden_act", "hidden_activation"
+	if fam.ActivationKey != "" {
+		actKey, otherKey = fam.ActivationKey, "hidden_act"
+	}
+	c.Activation = k.str(actKey, fam.Activation)
+	k.ignore(otherKey)
+	if fam.LegacyGelu && c.Activation == "gelu" {
+		c.Activation = "gelu_pytorch_tanh" // GemmaConfig: "gelu" is a legacy value meant as the tanh approximation
 	}
 	c.TiedEmbeddings = k.bool("tie_word_embeddings", fam.TiedDefault)
 	if top != nil {

@@ -86,6 +86,17 @@ func TestUnsupportedSettingsAreRefused(t *testing.T) {
 		})
 	}
 
+	t.Run("gemma legacy gelu", func(t *testing.T) {
+		// transformers' GemmaConfig reads hidden_act "gelu" (as in gemma-2b-it's
+		// config.json) as the tanh approximation.
+		dir := copyDir(t, filepath.Join(familiesDir, "gemma", "hf"))
+		editConfig(t, dir, func(c map[string]any) { c["hidden_act"] = "gelu" })
+		cfg, _, err := configFromHF(filepath.Join(dir, "config.json"), "gemma")
+		if err != nil || cfg.Activation != "gelu_pytorch_tanh" {
+			t.Errorf("activation %q (%v), want gelu_pytorch_tanh", cfg.Activation, err)
+		}
+	})
+
 	t.Run("unknown key warns", func(t *testing.T) {
 		dir := copyDir(t, base)
 		editConfig(t, dir, func(c map[string]any) { c["attn_temperature_tuning"] = 4 })
