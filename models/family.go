@@ -42,9 +42,10 @@ type Family struct {
 	DefaultEps     float64 // rms_norm_eps (0: 1e-6)
 	DefaultHeadDim int     // head_dim (0: d_model / n_heads)
 	DefaultOrigMax int     // original_max_position_embeddings outside the RoPE dict (Phi-3)
-	// WindowKey: the family reads sliding_window (DefaultWindow when absent).
-	WindowKey     bool
-	DefaultWindow int
+	// WindowKey: the family reads sliding_window (DefaultWindow when absent);
+	// LayerTypes: its config class reads layer_types.
+	WindowKey, LayerTypes bool
+	DefaultWindow         int
 	// SlidingRoPEKey names the legacy key of the sliding layers' RoPE base
 	// (Gemma 3's rope_local_base_freq); legacy rope_scaling then applies to
 	// full-attention layers only.
@@ -94,20 +95,20 @@ var families = []*Family{
 	{ModelTypes: []string{"llama"}, GGUFArchs: []string{"llama"}, GGUFPermutedQK: true},
 	{ModelTypes: []string{"mistral"}, GGUFArchs: []string{"mistral"}, GGUFPermutedQK: true,
 		WindowKey: true, DefaultWindow: 4096},
-	{ModelTypes: []string{"qwen2"}, GGUFArchs: []string{"qwen2"}, QKVBias: true,
+	{ModelTypes: []string{"qwen2"}, GGUFArchs: []string{"qwen2"}, QKVBias: true, LayerTypes: true,
 		WindowKey: true, DefaultWindow: 4096, hfKeys: readQwenWindow},
-	{ModelTypes: []string{"qwen3"}, GGUFArchs: []string{"qwen3"}, QKNorm: QKNormHead, DefaultHeadDim: 128,
+	{ModelTypes: []string{"qwen3"}, GGUFArchs: []string{"qwen3"}, QKNorm: QKNormHead, LayerTypes: true, DefaultHeadDim: 128,
 		WindowKey: true, DefaultWindow: 4096, hfKeys: readQwenWindow},
 	{ModelTypes: []string{"gemma"}, GGUFArchs: []string{"gemma"}, Activation: "gelu_pytorch_tanh", LegacyGelu: true,
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, DefaultHeadDim: 256},
 	{ModelTypes: []string{"gemma2"}, GGUFArchs: []string{"gemma2"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, hfNames: gemmaNorms,
-		DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096,
+		DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096, LayerTypes: true,
 		DefaultPattern: func(i int) LayerType { return slidingEvery(i, 2) },
 		hfKeys:         readGemma2, ggufKeys: readGemma2GGUF},
 	{ModelTypes: []string{"gemma3_text"}, GGUFArchs: []string{"gemma3"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, QKNorm: QKNormHead,
-		hfNames: gemmaNorms, DefaultTheta: 1e6, DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096,
+		hfNames: gemmaNorms, DefaultTheta: 1e6, DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096, LayerTypes: true,
 		SlidingRoPEKey: "rope_local_base_freq",
 		DefaultPattern: func(i int) LayerType { return slidingEvery(i, 6) },
 		hfKeys:         readGemma3, ggufKeys: readGemma3GGUF},
@@ -119,7 +120,7 @@ var families = []*Family{
 		hfNames:    map[string]string{slotAttnPostNorm: "post_attention_layernorm", slotMLPPostNorm: "post_feedforward_layernorm"}},
 	{ModelTypes: []string{"granite"}, GGUFArchs: []string{"granite"}, GGUFPermutedQK: true, hfKeys: readGranite, ggufKeys: readGraniteGGUF},
 	{ModelTypes: []string{"smollm3"}, GGUFArchs: []string{"smollm3"}, GGUFPermutedQK: true, TiedDefault: true, DefaultTheta: 2e6,
-		WindowKey: true, hfKeys: readSmolLM3, ggufKeys: readSmolLM3GGUF},
+		WindowKey: true, LayerTypes: true, hfKeys: readSmolLM3, ggufKeys: readSmolLM3GGUF},
 }
 
 // slidingEvery: every n-th layer (1-based) is full, the others slide.

@@ -269,7 +269,7 @@ func clip(s string) string {
 // layer_types when config.json has it, else the family's default pattern.
 func readLayers(k *keyReader, c *Config) {
 	var types []LayerType
-	if k.decode("layer_types", &types) && len(types) != c.NumLayers {
+	if c.family.LayerTypes && k.decode("layer_types", &types) && len(types) != c.NumLayers {
 		k.fail("key \"layer_types\" has %d entries for %d layers: fix config.json", len(types), c.NumLayers)
 		return
 	}
@@ -293,6 +293,9 @@ func readLayers(k *keyReader, c *Config) {
 	}
 	c.Layers = make([]Layer, c.NumLayers)
 	for i, t := range types {
+		if t != FullAttention && t != SlidingAttention {
+			k.fail("layer %d has attention type %q: refusalkit implements full_attention and sliding_attention", i, t)
+		}
 		c.Layers[i].Type = t
 	}
 }
