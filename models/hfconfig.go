@@ -243,6 +243,12 @@ func configFromHF(path, name string) (Config, []string, error) {
 			return Config{}, nil, err
 		}
 	}
+	if top != nil {
+		top.refuseUnless("quantization_config", "quantized weights: give a float16, bfloat16 or float32 checkpoint, or its GGUF")
+		if top.err != nil {
+			return Config{}, nil, top.err
+		}
+	}
 	if k.err != nil {
 		return Config{}, nil, k.err
 	}
