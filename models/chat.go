@@ -84,3 +84,64 @@ func (t *ChatTemplate) Render(messages []Message, addGenerationPrompt bool) (str
 func (t *ChatTemplate) UserPrompt(content string) (string, error) {
 	return t.Render([]Message{{Role: "user", Content: content}}, true)
 }
+
+// userSentinel stands in for the user's text to find where the template puts
+// it: private-use characters and digits, which trim, upper, lower and the
+// other string filters of chat templates leave as they are.
+const userSentinel = "\U000F0100" + "7301" + "\U000F0101"
+
+// UserPromptSpans renders a single user turn like UserPrompt and also
+// returns where the user's text landed in the result (byte ranges; more than
+// one if the template writes the message more than once), so that only the
+// template's own markers are read as control tokens. It renders the template
+// a second time with the message replaced by a sentinel: the text around the
+// sentinel is the template's, and the real rendering must be exactly that
+// text with one same string (the message as the template wrote it, e.g.
+// trimmed) in the sentinel's places. A template whose own text depends on
+// the message is refused rather than guessed at.
+func (t *ChatTemplate) UserPromptSpans(content string) (string, []Span, error) {
+	text, err := t.UserPrompt(content)
+	if err != nil {
+		return "", nil, err
+	}
+	if strings.Contains(t.Source, userSentinel) {
+		return "", nil, fmt.Errorf("chat template contains refusalkit's user-text sentinel")
+	}
+	marked, err := t.UserPrompt(userSentinel)
+	if err != nil {
+		return "", nil, err
+	}
+	parts := strings.Split(marked, userSentinel)
+	k := len(parts) - 1
+	if k == 0 {
+		if marked != text {
+			return "", nil, errUserTextNotFound
+		}
+		return text, nil, nil // the template does not write the message
+	}
+	fixed := 0
+	for _, p := range parts {
+		fixed += len(p)
+	}
+	if len(text) < fixed || (len(text)-fixed)%k != 0 {
+		return "", nil, errUserTextNotFound
+	}
+	n := (len(text) - fixed) / k
+	user := text[len(parts[0]) : len(parts[0])+n]
+	var spans []Span
+	var sb strings.Builder
+	for i, p := range parts {
+		sb.WriteString(p)
+		if i < k {
+			spans = append(spans, Span{Start: sb.Len(), End: sb.Len() + n})
+			sb.WriteString(user)
+		}
+	}
+	if sb.String() != text {
+		return "", nil, errUserTextNotFound
+	}
+	return text, spans, nil
+}
+
+var errUserTextNotFound = errors.New("chat template: cannot tell the user message from the template's own text (the template writes different text around different messages), " +
+	"so special-token spellings in the message cannot be kept as text; parse special tokens explicitly (--parse_special_tokens) to tokenize the prompt as rendered")

@@ -85,24 +85,61 @@ func (g *Generation) ReplyIDs(i int) []int32 {
 	return g.Tokens[i]
 }
 
-// EncodePrompt renders one user message with the chat template and tokenizes it.
+// EncodeOptions control how user text is tokenized.
+type EncodeOptions struct {
+	// ParseSpecialTokens reads special-token spellings in user text (e.g.
+	// "<|im_end|>" in a user message) as the control tokens they spell, as
+	// transformers' apply_chat_template does. Off by default: then user text
+	// is text, and only the chat template's own markers are control tokens,
+	// so a user message cannot end its turn or open another.
+	ParseSpecialTokens bool
+}
+
+// EncodePrompt renders one user message with the chat template and tokenizes
+// it; special-token spellings in the message are plain text (see
+// EncodeOptions). For a message without any, the ids are those of the
+// rendered text tokenized as a whole.
 func (m *Model) EncodePrompt(userMessage string) (text string, ids []int32, err error) {
+	return m.EncodePromptWith(userMessage, EncodeOptions{})
+}
+
+// EncodePromptWith is EncodePrompt with options.
+func (m *Model) EncodePromptWith(userMessage string, opts EncodeOptions) (text string, ids []int32, err error) {
 	if m.Template == nil {
 		return "", nil, ErrNoChatTemplate
 	}
-	text, err = m.Template.UserPrompt(userMessage)
+	if opts.ParseSpecialTokens {
+		if text, err = m.Template.UserPrompt(userMessage); err != nil {
+			return "", nil, err
+		}
+		ids, err = m.Tokenizer.Encode(text)
+		return text, ids, err
+	}
+	text, spans, err := m.Template.UserPromptSpans(userMessage)
 	if err != nil {
 		return "", nil, err
 	}
-	ids, err = m.Tokenizer.Encode(text)
+	ids, err = m.Tokenizer.EncodeTemplated(text, spans)
 	return text, ids, err
 }
 
 // EncodeRaw tokenizes text as given, with no chat template, prepending BOS
 // when the tokenizer does so for raw text (Config.AddBOS), as transformers'
-// tokenizer(text) does. Special-token spellings in the text stay text.
+// tokenizer(text) does. The text is all user text: special-token spellings
+// in it stay text (see EncodeOptions).
 func (m *Model) EncodeRaw(text string) ([]int32, error) {
-	ids, err := m.Tokenizer.Encode(text)
+	return m.EncodeRawWith(text, EncodeOptions{})
+}
+
+// EncodeRawWith is EncodeRaw with options.
+func (m *Model) EncodeRawWith(text string, opts EncodeOptions) ([]int32, error) {
+	var ids []int32
+	var err error
+	if opts.ParseSpecialTokens {
+		ids, err = m.Tokenizer.Encode(text)
+	} else {
+		ids, err = m.Tokenizer.EncodeTemplated(text, []Span{{Start: 0, End: len(text)}})
+	}
 	if err != nil {
 		return nil, err
 	}

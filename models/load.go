@@ -554,3 +554,7 @@ type chatTokenizer struct{ *tokenizer.Tokenizer }
 
 func (t chatTokenizer) Encode(text string) ([]int32, error) { return t.Tokenizer.Encode(text, false) }
 func (t chatTokenizer) Decode(ids []int32) string           { return t.Tokenizer.Decode(ids, true) }
+
+func (t chatTokenizer) EncodeTemplated(text string, user []Span) ([]int32, error) {
+	return t.Tokenizer.EncodeTemplated(text, user)
+}

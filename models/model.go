@@ -10,18 +10,30 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/refusalkit/refusalkit/models/tokenizer"
 )
 
 // Tokenizer is what a Model needs from its tokenizer (models/tokenizer implements it).
 type Tokenizer interface {
 	// Encode tokenizes text as it is: special tokens written in the text
-	// (e.g. "<|im_start|>") map to their ids, and nothing is added.
+	// (e.g. "<|im_start|>") map to their ids, and nothing is added. It is
+	// for text the program writes; prompts holding user text go through
+	// EncodeTemplated.
 	Encode(text string) ([]int32, error)
+	// EncodeTemplated tokenizes a rendered prompt like Encode, except that
+	// inside the user spans special-token spellings are plain text: the
+	// template's own markers are the only control tokens. With no special
+	// token inside a user span the ids are exactly Encode's.
+	EncodeTemplated(text string, user []Span) ([]int32, error)
 	// Decode turns ids back into text, skipping special tokens.
 	Decode(ids []int32) string
 	// TokenID looks up a token by its exact string.
 	TokenID(token string) (int32, bool)
 }
+
+// Span is a byte range [Start, End) of a text, e.g. where the user's message
+// lies in a rendered prompt.
+type Span = tokenizer.Span
 
 // Model is a loaded chat model: config, weights on a backend, tokenizer and
 // chat template. It is safe for use by one goroutine at a time.

@@ -67,24 +67,37 @@ func NewTiny(cfg Config, seed uint64, backend compute.Backend) (*Model, error) {
 // byteTokenizer maps each byte to its value and the special tokens to 256+.
 type byteTokenizer struct{}
 
-func (byteTokenizer) Encode(text string) ([]int32, error) {
+func (b byteTokenizer) Encode(text string) ([]int32, error) { return b.EncodeTemplated(text, nil) }
+
+// EncodeTemplated reads a special token's spelling as that token unless it
+// overlaps a user span, where its bytes are text like any other.
+func (byteTokenizer) EncodeTemplated(text string, user []Span) ([]int32, error) {
 	var ids []int32
-	for len(text) > 0 {
+	for pos := 0; pos < len(text); {
 		special := false
 		for i, s := range tinySpecials {
-			if strings.HasPrefix(text, s) {
+			if strings.HasPrefix(text[pos:], s) && !overlapsUser(pos, pos+len(s), user) {
 				ids = append(ids, int32(256+i))
-				text = text[len(s):]
+				pos += len(s)
 				special = true
 				break
 			}
 		}
 		if !special {
-			ids = append(ids, int32(text[0]))
-			text = text[1:]
+			ids = append(ids, int32(text[pos]))
+			pos++
 		}
 	}
 	return ids, nil
+}
+
+func overlapsUser(start, end int, user []Span) bool {
+	for _, u := range user {
+		if start < u.End && u.Start < end {
+			return true
+		}
+	}
+	return false
 }
 
 func (byteTokenizer) Decode(ids []int32) string {

@@ -9,7 +9,7 @@ import (
 // ExtractResponseActivations sets each response's Means: the residual stream
 // at every boundary, [n_layers+1][d_model], averaged over the response's own
 // tokens (its generated ids, without padding and without the end-of-turn
-// token) with the same templated prompt in front — the Persona Vectors recipe
+// token) with the same templated prompt in front (its PromptTokenIDs) — the Persona Vectors recipe
 // (Chen et al. 2025). Responses that already carry Means (captured during
 // generation) are left alone unless recompute is set. Responses with no
 // tokens get no Means. batchSize rows go through the model at once; the
@@ -30,9 +30,14 @@ func ExtractResponseActivations(m *models.Model, rs []Response, batchSize int, r
 		masks := make([][]bool, len(batch))
 		for j, i := range batch {
 			r := &rs[i]
-			prompt, err := m.Tokenizer.Encode(r.Prompt)
-			if err != nil {
-				return fmt.Errorf("response %d: %w", i, err)
+			prompt := r.PromptTokenIDs
+			if prompt == nil {
+				// Response files written before prompt ids were saved: their
+				// prompts were tokenized whole, as here.
+				var err error
+				if prompt, err = m.Tokenizer.Encode(r.Prompt); err != nil {
+					return fmt.Errorf("response %d: %w", i, err)
+				}
 			}
 			seqs[j] = append(append([]int32{}, prompt...), r.TokenIDs...)
 			masks[j] = make([]bool, len(seqs[j]))

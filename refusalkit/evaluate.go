@@ -56,6 +56,9 @@ type EvalConfig struct {
 	TopP        float64
 	TopK        int
 	Seed        int64
+	// ParseSpecialTokens reads special-token spellings in the instructions as
+	// control tokens; off, the default, they are plain text (models.EncodeOptions).
+	ParseSpecialTokens bool
 }
 
 // DefaultEvalConfig returns the spec's defaults.
@@ -130,11 +133,16 @@ func (rr *RunResponses) Instructions() map[string]bool {
 
 // encodePrompts chat-templates and tokenizes instructions.
 func encodePrompts(m *models.Model, instructions []string) ([]string, [][]int32, error) {
+	return encodePromptsWith(m, instructions, models.EncodeOptions{})
+}
+
+// encodePromptsWith is encodePrompts with tokenization options.
+func encodePromptsWith(m *models.Model, instructions []string, opts models.EncodeOptions) ([]string, [][]int32, error) {
 	texts := make([]string, len(instructions))
 	ids := make([][]int32, len(instructions))
 	for i, s := range instructions {
 		var err error
-		if texts[i], ids[i], err = m.EncodePrompt(s); err != nil {
+		if texts[i], ids[i], err = m.EncodePromptWith(s, opts); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -192,10 +200,15 @@ func (s *LayerScores) Selected() LayerScore { return s.PerLayerScores[0] }
 // it could not steer anything. It uses the model's lean layer sweep: one
 // clean pass per batch, then only blocks l..n_layers−1 for layer l.
 func ScoreLayers(m *models.Model, v *RefusalVector, instructions []string, tokens RefusalTokens, batchSize int, progress func(done, total int)) (*LayerScores, error) {
+	return scoreLayers(m, v, instructions, tokens, batchSize, progress, models.EncodeOptions{})
+}
+
+// scoreLayers is ScoreLayers with the tokenization options of an evaluation.
+func scoreLayers(m *models.Model, v *RefusalVector, instructions []string, tokens RefusalTokens, batchSize int, progress func(done, total int), opts models.EncodeOptions) (*LayerScores, error) {
 	if err := v.CheckFits(m.Config); err != nil {
 		return nil, err
 	}
-	_, prompts, err := encodePrompts(m, instructions)
+	_, prompts, err := encodePromptsWith(m, instructions, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +317,7 @@ type CoefficientResult struct {
 // is always present, so coeff 0 runs the very program other coefficients
 // run, adding exact zeros.
 func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff float64, instructions []string, cfg EvalConfig) ([]EvalCompletion, error) {
-	texts, prompts, err := encodePrompts(m, instructions)
+	texts, prompts, err := encodePromptsWith(m, instructions, models.EncodeOptions{ParseSpecialTokens: cfg.ParseSpecialTokens})
 	if err != nil {
 		return nil, err
 	}
@@ -392,6 +405,9 @@ type EvalSummary struct {
 	Backend        string             `json:"backend"`
 	Versions       map[string]string  `json:"versions"`
 	TimingsSeconds map[string]float64 `json:"timings_seconds"`
+
+	// ParseSpecialTokens: special-token spellings in the instructions were read as control tokens.
+	ParseSpecialTokens bool `json:"parse_special_tokens"`
 }
 
 // Evaluation holds everything an evaluation run produced.
@@ -444,7 +460,8 @@ func Evaluate(m *models.Model, cfg EvalConfig, refusalTokenIDs []int32, progress
 		layerProgress = func(done, total int) { progress("score layers", done, total) }
 	}
 	if err := timed("layer_selection", func() (err error) {
-		ev.Scores, err = ScoreLayers(m, v, ev.Validation, tokens, cfg.BatchSize, layerProgress)
+		ev.Scores, err = scoreLayers(m, v, ev.Validation, tokens, cfg.BatchSize, layerProgress,
+			models.EncodeOptions{ParseSpecialTokens: cfg.ParseSpecialTokens})
 		return err
 	}); err != nil {
 		return nil, err
@@ -479,7 +496,7 @@ func Evaluate(m *models.Model, cfg EvalConfig, refusalTokenIDs []int32, progress
 		ValidationSeed: cfg.ValidationSeed, TestSeed: cfg.TestSeed, ResultsByCoefficient: results,
 		ModelAlias: m.Alias(), VectorDir: cfg.VectorDir, Coefficients: cfg.Coefficients,
 		SteeringSite: fmt.Sprintf("coefficient x refusal_vector[%d] added to the residual stream entering block %d, at every prompt and generated position", sel.Layer, sel.Layer),
-		Decoding:     decoding, MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
+		Decoding:     decoding, ParseSpecialTokens: cfg.ParseSpecialTokens, MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
 		RefusalTokens: tokens, TestQueries: ev.Test, Judge: JudgeName + "; " + JudgeNormalization,
 		Backend: m.Backend.Name(), Versions: Versions(), TimingsSeconds: timings,
 	}

@@ -67,6 +67,7 @@ type Metadata struct {
 	ModelSource        string             `json:"model_source"`
 	ModelConfig        models.Config      `json:"model_config"`
 	RefusalInstruction string             `json:"refusal_instruction"`
+	ParseSpecialTokens bool               `json:"parse_special_tokens"`
 	Dataset            string             `json:"dataset"`
 	Split              string             `json:"split"`
 	Queries            []string           `json:"queries"`
@@ -101,7 +102,7 @@ func MetadataFor(m *models.Model, x *Extraction) Metadata {
 		RefusalFilterRate:   rate(len(x.FilteredRefusal), len(x.Refusal)),
 		Seed:                c.Seed,
 		ModelPath:           c.ModelPath, ModelAlias: m.Alias(), ModelSource: m.Source, ModelConfig: m.Config,
-		RefusalInstruction: c.RefusalInstruction, Dataset: datasetName(c.Dataset), Split: SplitDescription,
+		RefusalInstruction: c.RefusalInstruction, ParseSpecialTokens: c.ParseSpecialTokens, Dataset: datasetName(c.Dataset), Split: SplitDescription,
 		Queries: x.Queries, MaxNewTokens: c.MaxNewTokens, BatchSize: c.BatchSize,
 		Sampling: map[string]float64{"temperature": c.Temperature, "top_p": c.TopP, "top_k": float64(c.TopK)},
 		Judge: map[string]any{"method": JudgeName, "substrings": RefusalSubstrings, "case_insensitive": true,

@@ -37,6 +37,10 @@ type Response struct {
 	// IsRefusal is the substring judge's verdict on Response (IsRefusal).
 	IsRefusal bool `json:"is_refusal"`
 
+	// PromptTokenIDs are the token ids of Prompt as the model received them. Special-token
+	// spellings in the user message are plain text unless the run parsed them
+	// (parse_special_tokens), so the ids, not the prompt text, say what the model saw.
+	PromptTokenIDs []int32 `json:"prompt_token_ids,omitempty"`
 	// TokenIDs are the generated token ids, kept so that activations can be recomputed on the
 	// exact tokens generated rather than a re-tokenization of Response.
 	TokenIDs []int32 `json:"token_ids,omitempty"`

@@ -17,6 +17,7 @@ func TestResponseJSON(t *testing.T) {
 		CompletionIndex: 7,
 		NTokens:         2,
 		IsRefusal:       true,
+		PromptTokenIDs:  []int32{1, 2, 3},
 		TokenIDs:        []int32{10, 11},
 	}
 	b, err := json.Marshal(r)
@@ -27,13 +28,13 @@ func TestResponseJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &fields); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"instruction", "prompt", "user_message", "response", "mode", "query_index", "completion_index", "n_tokens", "is_refusal", "token_ids"} {
+	for _, k := range []string{"instruction", "prompt", "user_message", "response", "mode", "query_index", "completion_index", "n_tokens", "is_refusal", "prompt_token_ids", "token_ids"} {
 		if _, ok := fields[k]; !ok {
 			t.Errorf("JSON %s lacks field %q", b, k)
 		}
 	}
-	if len(fields) != 10 {
-		t.Errorf("JSON has %d fields, want 10 (Means is not written): %s", len(fields), b)
+	if len(fields) != 11 {
+		t.Errorf("JSON has %d fields, want 11 (Means is not written): %s", len(fields), b)
 	}
 	if fields["mode"] != "refusal" {
 		t.Errorf("mode = %v, want refusal", fields["mode"])

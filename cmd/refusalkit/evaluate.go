@@ -31,6 +31,7 @@ func cmdEvaluate(args []string) error {
 	sample := fs.Bool("sample", false, "sample the sweep's completions (temperature 1, top-p 0.95, top-k 64) instead of greedy decoding")
 	seed := fs.Int64("seed", def.Seed, "sampling seed, with --sample")
 	dataset := fs.String("dataset", "", "instructions file (.json, .jsonl, .csv) instead of ALPACA; its validation and test splits are used")
+	parseSpecial := fs.Bool("parse_special_tokens", false, "read special-token spellings in user text (e.g. <|im_end|> in an instruction) as control tokens, as transformers' apply_chat_template does; by default they are plain text")
 	overwrite := fs.Bool("overwrite", false, "replace a previous evaluation in the output folder")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	if err := parseFlags(fs, joinSpaceLists(args, "coefficients")); err != nil {
@@ -64,6 +65,7 @@ func cmdEvaluate(args []string) error {
 	cfg.NValidation, cfg.NTest, cfg.Coefficients = *nVal, *nTest, coeffs
 	cfg.MaxNewTokens, cfg.BatchSize, cfg.ValidationSeed, cfg.TestSeed = *maxNew, *batch, *valSeed, *testSeed
 	cfg.LayerSelection, cfg.Dataset, cfg.Sample, cfg.Seed = *selection, *dataset, *sample, *seed
+	cfg.ParseSpecialTokens = *parseSpecial
 
 	// Check the vector and the queries before loading the model; the shape
 	// is checked against the model right after.

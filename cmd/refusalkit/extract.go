@@ -28,6 +28,7 @@ func cmdExtract(args []string) error {
 	topP := fs.Float64("top_p", def.TopP, "nucleus sampling mass")
 	topK := fs.Int("top_k", def.TopK, "top-k sampling (0: off)")
 	overwrite := fs.Bool("overwrite", false, "replace a previous run in the output folder")
+	parseSpecial := fs.Bool("parse_special_tokens", false, "read special-token spellings in user text (e.g. <|im_end|> in an instruction or the refusal instruction) as control tokens, as transformers' apply_chat_template does; by default they are plain text")
 	resume := fs.Bool("resume", false, "continue an interrupted run in the output folder (same flags), without regenerating finished batches")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	if err := parseFlags(fs, args); err != nil {
@@ -56,6 +57,7 @@ func cmdExtract(args []string) error {
 	cfg.NSamples, cfg.Dataset = *nSamples, *dataset
 	cfg.NCompletions, cfg.MaxNewTokens, cfg.BatchSize, cfg.Seed = *nCompletions, *maxNew, *batch, *seed
 	cfg.RefusalInstruction, cfg.Temperature, cfg.TopP, cfg.TopK = *instr, *temperature, *topP, *topK
+	cfg.ParseSpecialTokens = *parseSpecial
 
 	// Check everything cheap before loading the model.
 	pool, err := refusalkit.TrainPool(cfg.Dataset)
@@ -112,6 +114,9 @@ func cmdExtract(args []string) error {
 	settings := map[string]any{"model": m.Alias(), "model_path": *modelPath, "n_samples": cfg.NSamples, "n_completions": cfg.NCompletions,
 		"max_new_tokens": cfg.MaxNewTokens, "generation_batch_size": cfg.BatchSize, "seed": cfg.Seed, "refusal_instruction": cfg.RefusalInstruction,
 		"dataset": cfg.Dataset, "temperature": cfg.Temperature, "top_p": cfg.TopP, "top_k": cfg.TopK, "backend": m.Backend.Name()}
+	if cfg.ParseSpecialTokens { // only when set, so runs interrupted before the flag existed still resume
+		settings["parse_special_tokens"] = true
+	}
 	if err := refusalkit.CheckResumable(dir, settings, *resume); err != nil {
 		return usagef("%v", err)
 	}

@@ -10,7 +10,7 @@ import (
 
 // cmdGenerate prints the model's reply to one prompt, and nothing else, on stdout.
 func cmdGenerate(args []string) error {
-	fs := newFlags("generate", "--model_path M --prompt TEXT [--raw] [--max_new_tokens N] [--greedy | --temperature T --top_p P --top_k K --seed S]")
+	fs := newFlags("generate", "--model_path M --prompt TEXT [--raw] [--parse_special_tokens] [--max_new_tokens N] [--greedy | --temperature T --top_p P --top_k K --seed S]")
 	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
 	prompt := fs.String("prompt", "", "the user message (required)")
 	maxNew := fs.Int("max_new_tokens", 64, "maximum tokens to generate")
@@ -20,6 +20,7 @@ func cmdGenerate(args []string) error {
 	topK := fs.Int("top_k", 64, "top-k sampling (0: off)")
 	seed := fs.Int64("seed", 42, "sampling seed")
 	raw := fs.Bool("raw", false, "feed --prompt as raw text, without the chat template (base models)")
+	parseSpecial := fs.Bool("parse_special_tokens", false, "read special-token spellings in user text (e.g. <|im_end|> in --prompt) as control tokens, as transformers' apply_chat_template does; by default they are plain text")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -47,12 +48,13 @@ func cmdGenerate(args []string) error {
 		opts.Temperature = 0
 	}
 	var ids []int32
+	enc := models.EncodeOptions{ParseSpecialTokens: *parseSpecial}
 	if *raw {
-		ids, err = m.EncodeRaw(*prompt)
+		ids, err = m.EncodeRawWith(*prompt, enc)
 	} else if m.Template == nil {
 		return usagef("model %s has no chat template (a base model): pass --raw to continue raw text", m.Alias())
 	} else {
-		_, ids, err = m.EncodePrompt(*prompt)
+		_, ids, err = m.EncodePromptWith(*prompt, enc)
 	}
 	if err != nil {
 		return err

@@ -31,6 +31,15 @@ type Tokenizer struct {
 	tokenToID map[string]int32
 	idToToken map[int32]string
 	vocabSize int
+
+	// For EncodeTemplated: the tokenizer.json, the ids of its special added
+	// tokens, and the plain-text tokenizer built from them on first use.
+	data         []byte
+	special      map[int32]bool
+	plainOnce    sync.Once
+	plain        *plain
+	plainErr     error
+	plainCleanup runtime.Cleanup
 }
 
 // FromJSON loads a tokenizer from the contents of a Hugging Face tokenizer.json.
@@ -39,11 +48,16 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
+	special, err := specialAddedTokens(data)
+	if err != nil {
+		return nil, err
+	}
 	tk, err := tokenizers.FromBytes(data)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: loading tokenizer.json: %w", err)
 	}
-	t := &Tokenizer{tk: tk, tokenToID: tokenToID, idToToken: idToToken, vocabSize: int(tk.VocabSize())}
+	t := &Tokenizer{tk: tk, tokenToID: tokenToID, idToToken: idToToken, vocabSize: int(tk.VocabSize()),
+		data: data, special: special}
 	t.cleanup = runtime.AddCleanup(t, func(tk *tokenizers.Tokenizer) { _ = tk.Close() }, tk)
 	return t, nil
 }
@@ -82,11 +96,17 @@ func (t *Tokenizer) Close() error {
 	t.cleanup.Stop()
 	err := t.tk.Close()
 	t.tk = nil
+	if t.plain != nil {
+		t.plainCleanup.Stop()
+		_ = t.plain.tk.Close()
+		t.plain = nil
+	}
 	return err
 }
 
 // Encode tokenizes text. Special tokens written in the text (e.g. "<|im_end|>")
-// are recognized as such. addSpecial runs the post-processor, which adds
+// are recognized as such: use it for text the program writes, and
+// EncodeTemplated for prompts that hold user text. addSpecial runs the post-processor, which adds
 // BOS/EOS tokens if the tokenizer defines them.
 //
 // The text cannot contain NUL bytes (the native API takes C strings).
