@@ -99,7 +99,10 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 			if err != nil {
 				return nil, err
 			}
-			if ok && len(saved) == end-start {
+			if ok {
+				if err := sameRows(saved, rows[start:end]); err != nil {
+					return nil, fmt.Errorf("checkpoint of %s responses %d-%d belongs to another run (%v): rerun with --overwrite", mode, start, end-1, err)
+				}
 				copy(rows[start:end], saved)
 				if cfg.Progress != nil {
 					cfg.Progress(end, len(rows))
@@ -147,6 +150,20 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 		}
 	}
 	return rows, nil
+}
+
+// sameRows checks that checkpointed responses answer the rows they stand for.
+func sameRows(saved, rows []Response) error {
+	if len(saved) != len(rows) {
+		return fmt.Errorf("%d rows saved, %d expected", len(saved), len(rows))
+	}
+	for i, r := range rows {
+		s := saved[i]
+		if s.Instruction != r.Instruction || s.Prompt != r.Prompt || s.Mode != r.Mode || s.QueryIndex != r.QueryIndex || s.CompletionIndex != r.CompletionIndex {
+			return fmt.Errorf("row %d answers %q, expected %q", i, s.Instruction, r.Instruction)
+		}
+	}
+	return nil
 }
 
 // MustGenerateResponses is GenerateResponses for notebooks: it panics on error.
