@@ -26,10 +26,15 @@ type Family struct {
 	FusedQKV, FusedGateUp bool
 
 	// Numerics.
-	Activation      string // the MLP's default activation (config.json hidden_act / hidden_activation)
-	NormPlusOne     bool   // Hugging Face stores norm weights w and applies (1 + w) (Gemma); llama.cpp stores 1 + w
-	ScaleEmbeddings bool   // embeddings × √d_model, rounded to float32 (Gemma)
-	QKVBias         bool   // q, k and v projections always carry biases (Qwen2)
+	Activation string // the MLP's default activation
+	// ActivationKey names the config.json key of the activation (""
+	// hidden_act; Gemma 2/3 read hidden_activation). LegacyGelu: transformers
+	// reads "gelu" as the tanh approximation (Gemma 1's GemmaConfig does).
+	ActivationKey   string
+	LegacyGelu      bool
+	NormPlusOne     bool // Hugging Face stores norm weights w and applies (1 + w) (Gemma); llama.cpp stores 1 + w
+	ScaleEmbeddings bool // embeddings × √d_model, rounded to float32 (Gemma)
+	QKVBias         bool // q, k and v projections always carry biases (Qwen2)
 
 	// Defaults of the transformers config class for keys a config.json may omit.
 	TiedDefault    bool    // tie_word_embeddings
@@ -37,9 +42,10 @@ type Family struct {
 	DefaultEps     float64 // rms_norm_eps (0: 1e-6)
 	DefaultHeadDim int     // head_dim (0: d_model / n_heads)
 	DefaultOrigMax int     // original_max_position_embeddings outside the RoPE dict (Phi-3)
-	// WindowKey: the family reads sliding_window (DefaultWindow when absent).
-	WindowKey     bool
-	DefaultWindow int
+	// WindowKey: the family reads sliding_window (DefaultWindow when absent);
+	// LayerTypes: its config class reads layer_types.
+	WindowKey, LayerTypes bool
+	DefaultWindow         int
 	// SlidingRoPEKey names the legacy key of the sliding layers' RoPE base
 	// (Gemma 3's rope_local_base_freq); legacy rope_scaling then applies to
 	// full-attention layers only.
@@ -89,20 +95,20 @@ var families = []*Family{
 	{ModelTypes: []string{"llama"}, GGUFArchs: []string{"llama"}, GGUFPermutedQK: true},
 	{ModelTypes: []string{"mistral"}, GGUFArchs: []string{"mistral"}, GGUFPermutedQK: true,
 		WindowKey: true, DefaultWindow: 4096},
-	{ModelTypes: []string{"qwen2"}, GGUFArchs: []string{"qwen2"}, QKVBias: true,
+	{ModelTypes: []string{"qwen2"}, GGUFArchs: []string{"qwen2"}, QKVBias: true, LayerTypes: true,
 		WindowKey: true, DefaultWindow: 4096, hfKeys: readQwenWindow},
-	{ModelTypes: []string{"qwen3"}, GGUFArchs: []string{"qwen3"}, QKNorm: QKNormHead, DefaultHeadDim: 128,
+	{ModelTypes: []string{"qwen3"}, GGUFArchs: []string{"qwen3"}, QKNorm: QKNormHead, LayerTypes: true, DefaultHeadDim: 128,
 		WindowKey: true, DefaultWindow: 4096, hfKeys: readQwenWindow},
-	{ModelTypes: []string{"gemma"}, GGUFArchs: []string{"gemma"}, Activation: "gelu_pytorch_tanh",
+	{ModelTypes: []string{"gemma"}, GGUFArchs: []string{"gemma"}, Activation: "gelu_pytorch_tanh", LegacyGelu: true,
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, DefaultHeadDim: 256},
-	{ModelTypes: []string{"gemma2"}, GGUFArchs: []string{"gemma2"}, Activation: "gelu_pytorch_tanh",
+	{ModelTypes: []string{"gemma2"}, GGUFArchs: []string{"gemma2"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, hfNames: gemmaNorms,
-		DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096,
+		DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096, LayerTypes: true,
 		DefaultPattern: func(i int) LayerType { return slidingEvery(i, 2) },
 		hfKeys:         readGemma2, ggufKeys: readGemma2GGUF},
-	{ModelTypes: []string{"gemma3_text"}, GGUFArchs: []string{"gemma3"}, Activation: "gelu_pytorch_tanh",
+	{ModelTypes: []string{"gemma3_text"}, GGUFArchs: []string{"gemma3"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, QKNorm: QKNormHead,
-		hfNames: gemmaNorms, DefaultTheta: 1e6, DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096,
+		hfNames: gemmaNorms, DefaultTheta: 1e6, DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096, LayerTypes: true,
 		SlidingRoPEKey: "rope_local_base_freq",
 		DefaultPattern: func(i int) LayerType { return slidingEvery(i, 6) },
 		hfKeys:         readGemma3, ggufKeys: readGemma3GGUF},
@@ -114,7 +120,7 @@ var families = []*Family{
 		hfNames:    map[string]string{slotAttnPostNorm: "post_attention_layernorm", slotMLPPostNorm: "post_feedforward_layernorm"}},
 	{ModelTypes: []string{"granite"}, GGUFArchs: []string{"granite"}, GGUFPermutedQK: true, hfKeys: readGranite, ggufKeys: readGraniteGGUF},
 	{ModelTypes: []string{"smollm3"}, GGUFArchs: []string{"smollm3"}, GGUFPermutedQK: true, TiedDefault: true, DefaultTheta: 2e6,
-		WindowKey: true, hfKeys: readSmolLM3, ggufKeys: readSmolLM3GGUF},
+		WindowKey: true, LayerTypes: true, hfKeys: readSmolLM3, ggufKeys: readSmolLM3GGUF},
 }
 
 // slidingEvery: every n-th layer (1-based) is full, the others slide.

@@ -202,14 +202,16 @@ func configFromHF(path, name string) (Config, []string, error) {
 	if fam.DefaultEps > 0 && !k.has("rms_norm_eps") {
 		c.RMSNormEps = fam.DefaultEps
 	}
-	// Gemma 2/3 name it hidden_activation; Gemma 1 reads hidden_act
-	// (transformers overrides a plain "gelu" there with the tanh form only
-	// when hidden_activation is set, so both are read as given).
-	if k.has("hidden_activation") {
-		c.Activation = k.str("hidden_activation", "")
-		k.ignore("hidden_act")
-	} else {
-		c.Activation = k.str("hidden_act", fam.Activation)
+	// The activation key is the one the family's transformers config reads
+	// (the other is ignored there too, so it is here).
+	actKey, otherKey := "hidden_act", "hidden_activation"
+	if fam.ActivationKey != "" {
+		actKey, otherKey = fam.ActivationKey, "hidden_act"
+	}
+	c.Activation = k.str(actKey, fam.Activation)
+	k.ignore(otherKey)
+	if fam.LegacyGelu && c.Activation == "gelu" {
+		c.Activation = "gelu_pytorch_tanh" // GemmaConfig: "gelu" is a legacy value meant as the tanh approximation
 	}
 	c.TiedEmbeddings = k.bool("tie_word_embeddings", fam.TiedDefault)
 	if top != nil {
@@ -241,6 +243,12 @@ func configFromHF(path, name string) (Config, []string, error) {
 			return Config{}, nil, err
 		}
 	}
+	if top != nil {
+		top.refuseUnless("quantization_config", "quantized weights: give a float16, bfloat16 or float32 checkpoint, or its GGUF")
+		if top.err != nil {
+			return Config{}, nil, top.err
+		}
+	}
 	if k.err != nil {
 		return Config{}, nil, k.err
 	}
@@ -267,7 +275,7 @@ func clip(s string) string {
 // layer_types when config.json has it, else the family's default pattern.
 func readLayers(k *keyReader, c *Config) {
 	var types []LayerType
-	if k.decode("layer_types", &types) && len(types) != c.NumLayers {
+	if c.family.LayerTypes && k.decode("layer_types", &types) && len(types) != c.NumLayers {
 		k.fail("key \"layer_types\" has %d entries for %d layers: fix config.json", len(types), c.NumLayers)
 		return
 	}
@@ -291,6 +299,9 @@ func readLayers(k *keyReader, c *Config) {
 	}
 	c.Layers = make([]Layer, c.NumLayers)
 	for i, t := range types {
+		if t != FullAttention && t != SlidingAttention {
+			k.fail("layer %d has attention type %q: refusalkit implements full_attention and sliding_attention", i, t)
+		}
 		c.Layers[i].Type = t
 	}
 }

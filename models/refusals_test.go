@@ -22,38 +22,42 @@ func TestUnsupportedSettingsAreRefused(t *testing.T) {
 	if _, err := os.Stat(base); err != nil {
 		t.Skipf("reference checkpoint missing (%v)", err)
 	}
+	qwen2 := filepath.Join(familiesDir, "qwen2", "hf") // a family whose config reads layer_types
 	cases := []struct {
 		name  string
+		base  string // default: llama-legacy
 		edit  func(cfg map[string]any)
 		extra map[string]*tensors.Tensor // tensors added to the folder
 		want  []string                   // substrings of the one-line error
 	}{
-		{"unknown architecture", func(c map[string]any) { c["model_type"] = "mamba" },
+		{"unknown architecture", "", func(c map[string]any) { c["model_type"] = "mamba" },
 			nil, []string{`unsupported architecture "mamba"`, "gemma3_text", "qwen3"}},
-		{"rope type", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "su", "factor": 2.0} },
+		{"rope type", "", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "su", "factor": 2.0} },
 			nil, []string{`RoPE type "su" is not supported`}},
-		{"rope key", func(c map[string]any) {
+		{"rope key", "", func(c map[string]any) {
 			c["rope_scaling"] = map[string]any{"rope_type": "linear", "factor": 2.0, "mrope_section": []int{1, 2}}
 		}, nil, []string{`RoPE parameter "mrope_section"`}},
-		{"llama3 incomplete", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0} },
+		{"llama3 incomplete", "", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0} },
 			nil, []string{"llama3 RoPE scaling needs", "low_freq_factor"}},
-		{"activation", func(c map[string]any) { c["hidden_act"] = "relu2" },
+		{"activation", "", func(c map[string]any) { c["hidden_act"] = "relu2" },
 			nil, []string{`activation "relu2" is not supported`}},
-		{"quantized", func(c map[string]any) { c["quantization_config"] = map[string]any{"quant_method": "gptq"} },
+		{"quantized", "", func(c map[string]any) { c["quantization_config"] = map[string]any{"quant_method": "gptq"} },
 			nil, []string{`key "quantization_config"`, "quantized weights"}},
-		{"bidirectional", func(c map[string]any) { c["use_bidirectional_attention"] = true },
+		{"bidirectional", "", func(c map[string]any) { c["use_bidirectional_attention"] = true },
 			nil, []string{`key "use_bidirectional_attention" = true is not supported`}},
-		{"layer type", func(c map[string]any) { c["layer_types"] = []string{"full_attention", "chunked_attention"} },
-			nil, []string{`attention type "chunked_attention"`}},
-		{"layer count", func(c map[string]any) { c["layer_types"] = []string{"full_attention"} },
+		{"layer type", qwen2, func(c map[string]any) {
+			c["layer_types"] = []string{"full_attention", "chunked_attention"}
+			c["num_hidden_layers"] = 2
+		}, nil, []string{`attention type "chunked_attention"`}},
+		{"layer count", qwen2, func(c map[string]any) { c["layer_types"] = []string{"full_attention"}; c["num_hidden_layers"] = 2 },
 			nil, []string{`"layer_types" has 1 entries for 2 layers`}},
-		{"bad value", func(c map[string]any) { c["num_hidden_layers"] = "two" },
+		{"bad value", "", func(c map[string]any) { c["num_hidden_layers"] = "two" },
 			nil, []string{`key "num_hidden_layers" = "two"`}},
-		{"baseline", func(c map[string]any) {}, nil, nil}, // the unedited checkpoint loads
-		{"unexpected tensor", func(c map[string]any) {}, map[string]*tensors.Tensor{
+		{"baseline", "", func(c map[string]any) {}, nil, nil}, // the unedited checkpoint loads
+		{"unexpected tensor", "", func(c map[string]any) {}, map[string]*tensors.Tensor{
 			"model.layers.0.self_attn.sinks": tensors.FromFlatDataAndDimensions(make([]float32, 4), 4)},
 			[]string{"has tensors refusalkit does not use: model.layers.0.self_attn.sinks"}},
-		{"second weights file", func(c map[string]any) {}, nil, []string{"has 2 .safetensors files but no model.safetensors.index.json"}},
+		{"second weights file", "", func(c map[string]any) {}, nil, []string{"has 2 .safetensors files but no model.safetensors.index.json"}},
 	}
 	backend, err := NewBackend("")
 	if err != nil {
@@ -61,7 +65,11 @@ func TestUnsupportedSettingsAreRefused(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := copyDir(t, base)
+			src := base
+			if c.base != "" {
+				src = c.base
+			}
+			dir := copyDir(t, src)
 			editConfig(t, dir, c.edit)
 			for name, x := range c.extra {
 				appendSafetensor(t, filepath.Join(dir, "model.safetensors"), name, x)
@@ -85,6 +93,17 @@ func TestUnsupportedSettingsAreRefused(t *testing.T) {
 			checkOneLine(t, err, c.want)
 		})
 	}
+
+	t.Run("gemma legacy gelu", func(t *testing.T) {
+		// transformers' GemmaConfig reads hidden_act "gelu" (as in gemma-2b-it's
+		// config.json) as the tanh approximation.
+		dir := copyDir(t, filepath.Join(familiesDir, "gemma", "hf"))
+		editConfig(t, dir, func(c map[string]any) { c["hidden_act"] = "gelu" })
+		cfg, _, err := configFromHF(filepath.Join(dir, "config.json"), "gemma")
+		if err != nil || cfg.Activation != "gelu_pytorch_tanh" {
+			t.Errorf("activation %q (%v), want gelu_pytorch_tanh", cfg.Activation, err)
+		}
+	})
 
 	t.Run("unknown key warns", func(t *testing.T) {
 		dir := copyDir(t, base)

@@ -211,21 +211,55 @@ func LoadDataset(pathOrID string) ([]string, error) {
 		return nil, fmt.Errorf("dataset %s: %w", pathOrID, err)
 	}
 	defer f.Close()
+	// Bounded: a huge file (or /dev/zero) is refused with its size, not an out-of-memory crash.
+	r := &boundedReader{r: f, left: MaxDatasetBytes, name: pathOrID}
 	var instr []string
 	switch ext := strings.ToLower(filepath.Ext(pathOrID)); ext {
 	case ".json":
-		instr, err = parseJSONDataset(pathOrID, f)
+		instr, err = parseJSONDataset(pathOrID, r)
 	case ".jsonl":
-		instr, err = parseJSONL("dataset "+pathOrID, f)
+		instr, err = parseJSONL("dataset "+pathOrID, r)
 	case ".csv":
-		instr, err = parseCSVDataset(pathOrID, f)
+		instr, err = parseCSVDataset(pathOrID, r)
 	default:
 		return nil, fmt.Errorf("dataset %s: unknown file type %q; give a .json, .jsonl or .csv file", pathOrID, ext)
+	}
+	if r.over {
+		return nil, fmt.Errorf("dataset %s is larger than %d MiB: give a smaller file (a sample of its instructions)", pathOrID, MaxDatasetBytes>>20)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return checkInstructions(pathOrID, instr)
+}
+
+// MaxDatasetBytes bounds what LoadDataset reads from one file (a variable
+// so tests can lower it).
+var MaxDatasetBytes int64 = 256 << 20
+
+// boundedReader reads at most left bytes, then fails (and records it).
+type boundedReader struct {
+	r    io.Reader
+	left int64
+	name string
+	over bool
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		if n, _ := b.r.Read(one[:]); n == 0 {
+			return 0, io.EOF // exactly at the limit
+		}
+		b.over = true
+		return 0, fmt.Errorf("dataset %s is larger than %d MiB", b.name, MaxDatasetBytes>>20)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 // MustLoadDataset is LoadDataset for notebook cells: it panics on error.
@@ -239,6 +273,11 @@ func MustLoadDataset(pathOrID string) []string {
 
 // checkInstructions rejects empty datasets and removes duplicates.
 func checkInstructions(name string, instr []string) ([]string, error) {
+	for i, s := range instr {
+		if err := CheckText(fmt.Sprintf("dataset %s: instruction %d", name, i+1), s); err != nil {
+			return nil, err
+		}
+	}
 	instr = dedupe(instr)
 	if len(instr) == 0 {
 		return nil, fmt.Errorf("dataset %s: no instructions; give a dataset with at least one non-empty \"instruction\"", name)

@@ -65,11 +65,20 @@ func cmdEvaluate(args []string) error {
 	cfg.MaxNewTokens, cfg.BatchSize, cfg.ValidationSeed, cfg.TestSeed = *maxNew, *batch, *valSeed, *testSeed
 	cfg.LayerSelection, cfg.Dataset, cfg.Sample, cfg.Seed = *selection, *dataset, *sample, *seed
 
-	// Check the vector before loading the model; its shape is checked against the model right after.
+	// Check the vector and the queries before loading the model; the shape
+	// is checked against the model right after.
 	if err := checkVectorDir(*vectorDir); err != nil {
 		return err
 	}
 	v, err := refusalkit.LoadRefusalVector(*vectorDir)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	warnings, err := v.CheckValues(cfg.Coefficients)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	validation, test, err := refusalkit.EvalPlan(cfg)
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -95,6 +104,18 @@ func cmdEvaluate(args []string) error {
 	}
 	if err := fitsContext(m, cfg.MaxNewTokens); err != nil {
 		return err
+	}
+	if v.Model != "" && v.Model != m.Alias() {
+		warnings = append(warnings, fmt.Sprintf("the refusal vector was made with %q, not %q (same shape): its rows may mean nothing for this model", v.Model, m.Alias()))
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	if err := refusalkit.CheckRefusalTokenIDs(m, tokenIDs); err != nil {
+		return usagef("%v", err)
+	}
+	if err := refusalkit.CheckPromptsFit(m, append(validation, test...), cfg.MaxNewTokens); err != nil {
+		return usagef("%v", err)
 	}
 	// The folder is this run's from here on: no other run writes it until this one ends.
 	lock, err := openRunDir(dir, "evaluate")

@@ -49,8 +49,8 @@ func cmdExtract(args []string) error {
 			return err
 		}
 	}
-	if *temperature <= 0 {
-		return usagef("--temperature must be positive, got %g", *temperature)
+	if err := checkUserSettings(*temperature, *topP, *topK, *instr); err != nil {
+		return err
 	}
 	cfg := refusalkit.DefaultExtractConfig(*modelPath)
 	cfg.NSamples, cfg.Dataset = *nSamples, *dataset
@@ -63,7 +63,7 @@ func cmdExtract(args []string) error {
 		return usagef("%v", err)
 	}
 	if cfg.NSamples > len(pool) {
-		return usagef("--n_samples %d exceeds the %d instructions of the train split: lower --n_samples", cfg.NSamples, len(pool))
+		return usagef("--n_samples %d exceeds the %d instructions of the train split (each instruction's split is fixed by a hash of its text: about 80%% train, 10%% validation, 10%% test): lower --n_samples or give a larger dataset", cfg.NSamples, len(pool))
 	}
 	if *outDir != "" {
 		if err := probeRunDir(*outDir); err != nil { // before the model loads
@@ -78,6 +78,9 @@ func cmdExtract(args []string) error {
 		return err
 	}
 	if err := fitsContext(m, cfg.MaxNewTokens); err != nil {
+		return err
+	}
+	if err := promptsFit(m, cfg); err != nil {
 		return err
 	}
 	if *batchFlag == "auto" {

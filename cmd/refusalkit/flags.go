@@ -9,6 +9,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
 )
 
 var errHelp = errors.New("help shown")
@@ -108,6 +111,35 @@ func isNumber(s string) bool {
 func positive(name string, v int) error {
 	if v <= 0 {
 		return usagef("--%s must be a positive integer, got %d", name, v)
+	}
+	return nil
+}
+
+// checkUserSettings refuses sampling values that break generation and user
+// text that cannot reach the model as written, before any work.
+func checkUserSettings(temperature, topP float64, topK int, texts ...string) error {
+	if err := refusalkit.CheckSampling(temperature, topP, topK); err != nil {
+		return usagef("%v", err)
+	}
+	for _, t := range texts {
+		if err := refusalkit.CheckText("--refusal_instruction", t); err != nil {
+			return usagef("%v", err)
+		}
+		if strings.Contains(t, `\n`) {
+			fmt.Fprintln(os.Stderr, `warning: --refusal_instruction holds a backslash followed by n, not a newline; in a shell write $'...\n' for a newline`)
+		}
+	}
+	return nil
+}
+
+// promptsFit checks every prompt an extraction will send against the context.
+func promptsFit(m *models.Model, cfg refusalkit.ExtractConfig) error {
+	prompts, err := refusalkit.ExtractPrompts(cfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := refusalkit.CheckPromptsFit(m, prompts, cfg.MaxNewTokens); err != nil {
+		return usagef("%v", err)
 	}
 	return nil
 }

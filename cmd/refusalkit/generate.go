@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
 )
 
 // cmdGenerate prints the model's reply to one prompt, and nothing else, on stdout.
@@ -29,8 +30,13 @@ func cmdGenerate(args []string) error {
 	if err := positive("max_new_tokens", *maxNew); err != nil {
 		return err
 	}
-	if !*greedy && *temperature <= 0 {
-		return usagef("--temperature must be positive (use --greedy for greedy decoding)")
+	if !*greedy {
+		if err := refusalkit.CheckSampling(*temperature, *topP, *topK); err != nil {
+			return usagef("%v (or --greedy for greedy decoding)", err)
+		}
+	}
+	if err := refusalkit.CheckText("--prompt", *prompt); err != nil {
+		return usagef("%v", err)
 	}
 	m, err := loadModel(*modelPath, *backend)
 	if err != nil {
