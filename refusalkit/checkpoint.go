@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 )
 
 // PartialDir is the folder inside a run folder that holds the checkpoint of
@@ -27,8 +26,21 @@ type Checkpoint interface {
 
 // DirCheckpoint keeps batches as files in dir: the responses as JSON and
 // their captured activations as raw float64, each written atomically, so a
-// batch is either fully there or absent.
-type DirCheckpoint struct{ Dir string }
+// batch is either fully there or absent. Each batch records the digest of
+// its run (Run, RunSettings.Digest) and of its activations file; Load
+// refuses a batch of another run, or a JSON file and an activations file
+// that do not belong together.
+type DirCheckpoint struct {
+	Dir string
+	Run string // the run's digest; "" skips the check
+}
+
+// batchFile is a checkpointed batch's JSON file.
+type batchFile struct {
+	Run         string     `json:"run_digest"`
+	MeansSHA256 string     `json:"activations_sha256"`
+	Responses   []Response `json:"responses"`
+}
 
 func (c DirCheckpoint) paths(mode Mode, start int) (string, string) {
 	base := filepath.Join(c.Dir, fmt.Sprintf("%s-%06d", mode, start))
@@ -41,11 +53,15 @@ func (c DirCheckpoint) Save(mode Mode, start int, rs []Response) error {
 		return err
 	}
 	jsonPath, f64Path := c.paths(mode, start)
-	// Activations first: a batch counts as saved once its JSON exists.
-	if err := WriteFileAtomic(f64Path, func(w io.Writer) error { return writeMeans(w, rs) }); err != nil {
+	var means bytes.Buffer
+	if err := writeMeans(&means, rs); err != nil {
 		return err
 	}
-	return WriteJSONAtomic(jsonPath, rs)
+	// Activations first: a batch counts as saved once its JSON exists.
+	if err := WriteFileAtomic(f64Path, func(w io.Writer) error { _, err := w.Write(means.Bytes()); return err }); err != nil {
+		return err
+	}
+	return WriteJSONAtomic(jsonPath, batchFile{Run: c.Run, MeansSHA256: sha256Hex(means.Bytes()), Responses: rs})
 }
 
 // Load implements Checkpoint.
@@ -58,14 +74,21 @@ func (c DirCheckpoint) Load(mode Mode, start int) ([]Response, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	var rs []Response
-	if err := json.Unmarshal(data, &rs); err != nil {
-		return nil, false, fmt.Errorf("checkpoint %s is corrupt (%v): rerun with --overwrite", jsonPath, err)
+	var b batchFile
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, false, fmt.Errorf("checkpoint %s is corrupt or from an earlier version of refusalkit (%v): rerun with --overwrite", jsonPath, err)
+	}
+	if c.Run != "" && b.Run != c.Run {
+		return nil, false, fmt.Errorf("checkpoint %s belongs to another run (run digest %.16s, this run %.16s): rerun with --overwrite", jsonPath, b.Run, c.Run)
 	}
 	raw, err := os.ReadFile(f64Path)
 	if err != nil {
 		return nil, false, fmt.Errorf("checkpoint %s: %v: rerun with --overwrite", f64Path, err)
 	}
+	if got := sha256Hex(raw); got != b.MeansSHA256 {
+		return nil, false, fmt.Errorf("checkpoint %s does not go with %s (activations sha256 %.16s, recorded %.16s): rerun with --overwrite", f64Path, jsonPath, got, b.MeansSHA256)
+	}
+	rs := b.Responses
 	if err := readMeans(bytes.NewReader(raw), rs); err != nil {
 		return nil, false, fmt.Errorf("checkpoint %s: %v: rerun with --overwrite", f64Path, err)
 	}
@@ -119,14 +142,39 @@ func readMeans(r *bytes.Reader, rs []Response) error {
 	return nil
 }
 
-// CheckResumable checks that dir holds an unfinished run made with the same
-// settings, or records the settings for a new run. settings is any JSON value.
-func CheckResumable(dir string, settings any, resume bool) error {
-	path := filepath.Join(dir, PartialDir, "settings.json")
-	want, err := json.Marshal(settings)
+// RemoveCheckpoint removes dir's checkpoint once its run is saved: the
+// batches first and settings.json last, so a removal cut short still
+// leaves a checkpoint that --resume takes.
+func RemoveCheckpoint(dir string) error {
+	cp := filepath.Join(dir, PartialDir)
+	entries, err := os.ReadDir(cp)
+	if os.IsNotExist(err) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	for _, e := range entries {
+		if e.Name() != "settings.json" {
+			if err := os.RemoveAll(filepath.Join(cp, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return os.RemoveAll(cp)
+}
+
+// settingsFile is .partial/settings.json: what made the run's checkpoint.
+type settingsFile struct {
+	Digest   string      `json:"run_digest"`
+	Settings RunSettings `json:"settings"`
+}
+
+// CheckResumable checks that dir holds an unfinished run made with the same
+// settings (naming the first that differs, with both values), or records
+// the settings for a new run.
+func CheckResumable(dir string, settings RunSettings, resume bool) error {
+	path := filepath.Join(dir, PartialDir, "settings.json")
 	data, err := os.ReadFile(path)
 	switch {
 	case os.IsNotExist(err) && resume:
@@ -135,15 +183,18 @@ func CheckResumable(dir string, settings any, resume bool) error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
-		return WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write(want); return err })
+		return WriteJSONAtomic(path, settingsFile{Digest: settings.Digest(), Settings: settings})
 	case err != nil:
 		return err
 	}
-	var a, b any
-	_ = json.Unmarshal(data, &a)
-	_ = json.Unmarshal(want, &b)
-	if !reflect.DeepEqual(a, b) {
-		return fmt.Errorf("the interrupted run in %s used other settings (%s): resume with the same flags, or pass --overwrite", dir, path)
+	var saved settingsFile
+	if json.Unmarshal(data, &saved) != nil || saved.Digest == "" {
+		return fmt.Errorf("the interrupted run in %s was checkpointed by an earlier version of refusalkit (%s has no run digest): pass --overwrite to replace it", dir, path)
 	}
-	return nil
+	if saved.Digest == settings.Digest() {
+		return nil
+	}
+	name, was, now := settings.FirstDifference(saved.Settings)
+	return fmt.Errorf("the interrupted run in %s used other settings: %s was %s, this run has %s: resume with the same flags and files, or pass --overwrite to replace it",
+		dir, name, was, now)
 }

@@ -2,10 +2,12 @@ package refusalkit
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -513,18 +515,66 @@ func MustEvaluate(m *models.Model, cfg EvalConfig, refusalTokenIDs []int32) *Eva
 }
 
 // SaveEvaluation writes layer_selection_scores.json, one
-// eval_completions_coeff_{c}.json per coefficient, and eval_summary.json last.
+// eval_completions_coeff_{c}.json per coefficient, and eval_summary.json
+// into dir's staging folder (EvalStagingDir), then publishes them together:
+// any earlier evaluation's files are removed (eval_summary.json first), each
+// new file is renamed into dir, eval_summary.json last, and the staging
+// folder is removed. An evaluation killed before the end leaves the staging
+// folder behind, so EvaluationState calls it interrupted.
 func SaveEvaluation(dir string, ev *Evaluation) error {
-	if err := WriteJSONAtomic(filepath.Join(dir, LayerSelectionFile), ev.Scores); err != nil {
+	stage := filepath.Join(dir, EvalStagingDir)
+	if err := os.RemoveAll(stage); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		return err
+	}
+	names := []string{LayerSelectionFile}
+	if err := WriteJSONAtomic(filepath.Join(stage, LayerSelectionFile), ev.Scores); err != nil {
 		return err
 	}
 	for _, c := range ev.Config.Coefficients {
-		if err := WriteJSONAtomic(filepath.Join(dir, CompletionsFile(c)), ev.Completions[c]); err != nil {
+		name := CompletionsFile(c)
+		if slices.Contains(names, name) {
+			continue
+		}
+		if err := WriteJSONAtomic(filepath.Join(stage, name), ev.Completions[c]); err != nil {
 			return err
 		}
+		names = append(names, name)
 	}
-	return WriteJSONAtomic(filepath.Join(dir, EvalSummaryFile), ev.Summary)
+	if err := WriteJSONAtomic(filepath.Join(stage, EvalSummaryFile), ev.Summary); err != nil {
+		return err
+	}
+	names = append(names, EvalSummaryFile)
+	// Publish. The staging folder stays until the last rename: a folder
+	// caught in between is an interrupted evaluation, never a finished one.
+	if err := os.Remove(filepath.Join(dir, EvalSummaryFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	old, err := EvaluationFiles(dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range old {
+		if !slices.Contains(names, name) {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	for _, name := range names {
+		if err := publishRename(filepath.Join(stage, name), filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("publish %s: %w", filepath.Join(dir, name), err)
+		}
+	}
+	syncDir(dir)
+	return os.Remove(stage)
 }
+
+// publishRename moves a staged file into place (a variable, so a test can
+// stop the publication halfway, as a kill would).
+var publishRename = os.Rename
 
 // timer returns a helper that records a stage's wall time in seconds.
 func timer(into map[string]float64) func(stage string, f func() error) error {

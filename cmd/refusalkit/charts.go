@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/refusalkit/refusalkit/charts"
+	"github.com/refusalkit/refusalkit/refusalkit"
 )
 
 // cmdCharts (re)draws the charts of a run folder as HTML files.
@@ -16,6 +17,14 @@ func cmdCharts(args []string) error {
 	}
 	if *dir == "" {
 		return usagef("--run_dir is required (see --help)")
+	}
+	if st, err := os.Stat(*dir); err == nil && st.IsDir() {
+		// Not while a run writes the folder: its files are not final yet.
+		lock, err := refusalkit.LockRunDir(*dir, "charts")
+		if err != nil {
+			return inUse(err, *dir, "--run_dir ", "wait for it to end")
+		}
+		defer lock.Release()
 	}
 	return writeCharts(*dir)
 }

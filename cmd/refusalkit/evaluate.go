@@ -69,6 +69,9 @@ func cmdEvaluate(args []string) error {
 
 	// Check the vector and the queries before loading the model; the shape
 	// is checked against the model right after.
+	if err := checkVectorDir(*vectorDir); err != nil {
+		return err
+	}
 	v, err := refusalkit.LoadRefusalVector(*vectorDir)
 	if err != nil {
 		return usagef("%v", err)
@@ -85,7 +88,10 @@ func cmdEvaluate(args []string) error {
 	if dir == "" {
 		dir = *vectorDir
 	}
-	if err := checkOutputDir(dir, *overwrite, refusalkit.EvalSummaryFile, refusalkit.LayerSelectionFile); err != nil {
+	if err := probeRunDir(dir); err != nil {
+		return err
+	}
+	if err := evalDirState(dir, *overwrite); err != nil {
 		return err
 	}
 	m, err := loadModel(*modelPath, *backend)
@@ -113,7 +119,24 @@ func cmdEvaluate(args []string) error {
 	if err := refusalkit.CheckPromptsFit(m, append(validation, test...), cfg.MaxNewTokens); err != nil {
 		return usagef("%v", err)
 	}
-	if err := prepareOutputDir(dir, *overwrite, refusalkit.EvalSummaryFile, refusalkit.LayerSelectionFile); err != nil {
+	// The folder is this run's from here on: no other run writes it until this one ends.
+	lock, err := openRunDir(dir, "evaluate")
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	if err := evalDirState(dir, *overwrite); err != nil {
+		return err
+	}
+	if err := checkWritable(dir); err != nil {
+		return err
+	}
+	if *overwrite {
+		if err := removeEvaluation(dir); err != nil { // every coefficient's file, and the evaluation charts
+			return err
+		}
+	}
+	if err := removeStrayTemps(dir, false); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "refusalkit evaluate: %s on %s; %d validation and %d test queries; coefficients %v -> %s\n",

@@ -67,6 +67,11 @@ func cmdExtract(args []string) error {
 	if cfg.NSamples > len(pool) {
 		return usagef("--n_samples %d exceeds the %d instructions of the train split (each instruction's split is fixed by a hash of its text: about 80%% train, 10%% validation, 10%% test): lower --n_samples or give a larger dataset", cfg.NSamples, len(pool))
 	}
+	if *outDir != "" {
+		if err := probeRunDir(*outDir); err != nil { // before the model loads
+			return err
+		}
+	}
 	m, err := loadModel(*modelPath, *backend)
 	if err != nil {
 		return err
@@ -91,36 +96,38 @@ func cmdExtract(args []string) error {
 	if *resume && *overwrite {
 		return usagef("--resume and --overwrite exclude each other: --resume continues the run in %s, --overwrite replaces it", dir)
 	}
-	if err := prepareOutputDir(dir, *overwrite || *resume, refusalkit.MetadataFile, refusalkit.CompliantResponsesFile, refusalkit.PartialDir); err != nil {
-		if !*resume && dirHas(dir, refusalkit.PartialDir) {
-			return usagef("%s holds an interrupted run: pass --resume to continue it or --overwrite to replace it", dir)
-		}
+	// The folder is this run's from here on: no other run writes it until this one ends.
+	lock, err := openRunDir(dir, "extract")
+	if err != nil {
 		return err
 	}
-	if *resume && dirHas(dir, refusalkit.MetadataFile) && !dirHas(dir, refusalkit.PartialDir) {
-		return usagef("the run in %s is already complete: nothing to resume", dir)
+	defer lock.Release()
+	if err := extractDirState(dir, *overwrite, *resume); err != nil {
+		return err
+	}
+	if err := checkWritable(dir); err != nil {
+		return err
 	}
 	if *overwrite {
-		// The previous run's checkpoint and completion markers go first, so a
-		// folder interrupted from here on never looks like a finished run; its
-		// evaluation no longer matches the new vector either.
-		for _, name := range []string{refusalkit.PartialDir, refusalkit.MetadataFile, refusalkit.EvalSummaryFile, refusalkit.LayerSelectionFile} {
-			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
-				return err
-			}
+		// Everything the previous run and its evaluation wrote goes, completion
+		// markers first, so a folder interrupted from here on never looks
+		// like a finished run.
+		if err := removeExtraction(dir); err != nil {
+			return err
 		}
 	}
-	// The settings that decide the responses: resuming requires the same ones.
-	settings := map[string]any{"model": m.Alias(), "model_path": *modelPath, "n_samples": cfg.NSamples, "n_completions": cfg.NCompletions,
-		"max_new_tokens": cfg.MaxNewTokens, "generation_batch_size": cfg.BatchSize, "seed": cfg.Seed, "refusal_instruction": cfg.RefusalInstruction,
-		"dataset": cfg.Dataset, "temperature": cfg.Temperature, "top_p": cfg.TopP, "top_k": cfg.TopK, "backend": m.Backend.Name()}
-	if cfg.ParseSpecialTokens { // only when set, so runs interrupted before the flag existed still resume
-		settings["parse_special_tokens"] = true
+	// What decides the responses: resuming requires the same, checkpoint by checkpoint.
+	settings, err := refusalkit.ExtractSettings(m, cfg)
+	if err != nil {
+		return err
 	}
 	if err := refusalkit.CheckResumable(dir, settings, *resume); err != nil {
 		return usagef("%v", err)
 	}
-	cfg.Checkpoint = refusalkit.DirCheckpoint{Dir: filepath.Join(dir, refusalkit.PartialDir)}
+	if err := removeStrayTemps(dir, true); err != nil { // what killed runs left half-written
+		return err
+	}
+	cfg.Checkpoint = refusalkit.DirCheckpoint{Dir: filepath.Join(dir, refusalkit.PartialDir), Run: settings.Digest()}
 
 	fmt.Fprintf(os.Stderr, "refusalkit extract: %s (%d layers, d_model %d) on %s; %d queries x %d completions x 2 modes -> %s\n",
 		m.Alias(), m.Config.NumLayers, m.Config.DModel, m.Backend.Name(), cfg.NSamples, cfg.NCompletions, dir)
@@ -133,7 +140,7 @@ func cmdExtract(args []string) error {
 	if err := refusalkit.SaveExtraction(dir, m, x); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(filepath.Join(dir, refusalkit.PartialDir)); err != nil { // every file is saved: the checkpoint is spent
+	if err := refusalkit.RemoveCheckpoint(dir); err != nil { // every file is saved: the checkpoint is spent
 		return err
 	}
 	md := refusalkit.MetadataFor(m, x)
@@ -163,37 +170,4 @@ func fitsContext(m *models.Model, maxNew int) error {
 func dirHas(dir, name string) bool {
 	_, err := os.Stat(filepath.Join(dir, name))
 	return err == nil
-}
-
-// checkOutputDir refuses, before any work and without touching anything, a
-// dir that is a file or already holds a run (any of markers), unless overwrite.
-func checkOutputDir(dir string, overwrite bool, markers ...string) error {
-	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return usagef("output folder %s is a file: give a folder with --output_dir", dir)
-	}
-	if !overwrite {
-		for _, name := range markers {
-			if dirHas(dir, name) {
-				return usagef("%s already holds a run (%s): choose another --output_dir or pass --overwrite", dir, name)
-			}
-		}
-	}
-	return nil
-}
-
-// prepareOutputDir makes sure dir can take a new run (checkOutputDir), then
-// creates it and checks it is writable.
-func prepareOutputDir(dir string, overwrite bool, markers ...string) error {
-	if err := checkOutputDir(dir, overwrite, markers...); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return usagef("cannot create output folder %s (%v): choose a writable --output_dir", dir, err)
-	}
-	probe, err := os.CreateTemp(dir, ".write-test-*")
-	if err != nil {
-		return usagef("output folder %s is not writable (%v): choose a writable --output_dir", dir, err)
-	}
-	probe.Close()
-	return os.Remove(probe.Name())
 }

@@ -1,0 +1,10 @@
+//go:build !unix
+
+package refusalkit
+
+import "os"
+
+// Without flock the lock is not enforced: every run gets it.
+func tryLock(f *os.File) (held bool, err error) { return false, nil }
+
+func unlock(f *os.File) error { return nil }
