@@ -55,7 +55,7 @@ func NewTiny(cfg Config, seed uint64, backend compute.Backend) (*Model, error) {
 				data[i] = 0.02 * float32(rng.NormFloat64()) * 5 // larger than init so layers matter
 			}
 		}
-		*v = tensors.FromFlatDataAndDimensions(data, s.shape...)
+		*v, _ = fromFloat32Data(data, s.dtype(&cfg), s.shape...) // dtypes of DTypes only: no error
 	})
 	tmpl, err := NewChatTemplate(tinyTemplate, "", "<|endoftext|>")
 	if err != nil {
