@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -398,6 +399,7 @@ func TestBundledHalfPrecision(t *testing.T) {
 	type run struct {
 		logits [][]float32
 		greedy [][]int32
+		margin [][]float32 // float32 runs only: top-1 minus top-2 logit before each greedy token
 	}
 	do := func(dt dtypes.DType) run {
 		m, err := LoadWith(DefaultModel, backend, LoadOptions{DType: dt})
@@ -417,6 +419,23 @@ func TestBundledHalfPrecision(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.greedy = append(r.greedy, g.Tokens[0])
+			if dt != dtypes.Float32 {
+				continue
+			}
+			// The margins of every step, from one forward pass over the prefixes.
+			var prefixes [][]int32
+			for n := range g.Tokens[0] {
+				prefixes = append(prefixes, append(slices.Clone(p.PromptIDs), g.Tokens[0][:n]...))
+			}
+			fw, err := m.Forward(prefixes, ForwardOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var margins []float32
+			for _, l := range fw.Logits {
+				margins = append(margins, topMargin(l))
+			}
+			r.margin = append(r.margin, margins)
 		}
 		return r
 	}
@@ -430,6 +449,9 @@ func TestBundledHalfPrecision(t *testing.T) {
 				top = math.Max(top, math.Abs(float64(got.logits[i][id])-p.Logits.TopValues[j]))
 			}
 			n := agreement(want.greedy[i], got.greedy[i])
+			if n < len(want.greedy[i]) {
+				t.Logf("%s prompt %d: greedy diverges at reply token %d, where float32's top-1 leads its top-2 by %.3g", DTypeName(dt), i, n, want.margin[i][n])
+			}
 			t.Logf("%s prompt %d: max |Δlogit| %.3g (%.3g of scale %.3g), top-20 vs transformers f32 %.3g; greedy agrees %d/%d",
 				DTypeName(dt), i, rel*scale, rel, scale, top, n, len(want.greedy[i]))
 			if rel > halfTolerance[dt] {
@@ -437,4 +459,17 @@ func TestBundledHalfPrecision(t *testing.T) {
 			}
 		}
 	}
+}
+
+// topMargin is the top logit minus the second.
+func topMargin(logits []float32) float32 {
+	a, b := float32(math.Inf(-1)), float32(math.Inf(-1))
+	for _, v := range logits {
+		if v > a {
+			a, b = v, a
+		} else if v > b {
+			b = v
+		}
+	}
+	return a - b
 }
