@@ -1,6 +1,7 @@
 package models
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -472,4 +474,106 @@ func topMargin(logits []float32) float32 {
 		}
 	}
 	return a - b
+}
+
+// writeBF16Folder copies a float32 Hugging Face folder with its
+// model.safetensors rewritten in bfloat16 (rounded to nearest even).
+func writeBF16Folder(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "model.safetensors" {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tensors32 := readF32Safetensors(t, filepath.Join(src, "model.safetensors"))
+	header, err := safetensorsHeader(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(header))
+	for n := range header {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := map[string]any{}
+	var body []byte
+	for _, n := range names {
+		start := len(body)
+		for _, v := range tensors32[n] {
+			body = binary.LittleEndian.AppendUint16(body, uint16(bfloat16.FromFloat32(v)))
+		}
+		out[n] = map[string]any{"dtype": "BF16", "shape": header[n].Shape, "data_offsets": []int{start, len(body)}}
+	}
+	h, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(h)%8 != 0 {
+		h = append(h, ' ')
+	}
+	file := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+	file = append(append(file, h...), body...)
+	if err := os.WriteFile(filepath.Join(dst, "model.safetensors"), file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// A bfloat16 safetensors checkpoint loads in bfloat16 as it is (its
+// weights stay bfloat16; the logits equal those of the float32 checkpoint
+// rounded on load) and in float32 (widened exactly).
+func TestBFloat16Checkpoint(t *testing.T) {
+	backend, err := NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"llama-legacy", "phi3"} { // phi3: fused matrices split in bfloat16
+		t.Run(name, func(t *testing.T) {
+			src := filepath.Join(familiesDir, name, "hf")
+			bf := writeBF16Folder(t, src)
+			seqs := [][]int32{{1, 5, 9, 17, 33, 65, 100, 7}, {1, 40, 41, 42}}
+			logits := func(path string, dt dtypes.DType) [][]float32 {
+				m, err := LoadWith(path, backend, LoadOptions{DType: dt})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				if dt == dtypes.BFloat16 && m.weights.Embed.DType() != dtypes.BFloat16 {
+					t.Errorf("embeddings are %s", m.weights.Embed.DType())
+				}
+				f, err := m.Forward(seqs, ForwardOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f.Logits
+			}
+			a, b := logits(src, dtypes.BFloat16), logits(bf, dtypes.BFloat16)
+			for i := range a {
+				if !slices.Equal(a[i], b[i]) {
+					rel, _ := logitError(a[i], b[i])
+					t.Errorf("sequence %d: the bfloat16 checkpoint's logits differ from the float32 one's loaded in bfloat16 (by %.3g of the scale)", i, rel)
+				}
+			}
+			f32, wide := logits(src, dtypes.Float32), logits(bf, dtypes.Float32)
+			for i := range f32 {
+				rel, _ := logitError(f32[i], wide[i])
+				t.Logf("sequence %d: the bfloat16 checkpoint in float32 is %.3g of the scale from the float32 checkpoint", i, rel)
+				if rel > halfTolerance[dtypes.BFloat16] {
+					t.Errorf("sequence %d: %.3g of the scale, want ≤ %g", i, rel, halfTolerance[dtypes.BFloat16])
+				}
+			}
+		})
+	}
 }
