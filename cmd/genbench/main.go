@@ -1,9 +1,11 @@
 // Command genbench measures batched generation speed of the bundled model on
 // every backend that loads here, in each --dtypes, and each backend's
-// float32 matmul throughput, and prints a table. With several dtypes it also
-// prints the memory of each: the resident memory the loaded model adds, and
-// the peak resident memory from its load to the end of its generations
-// (the peak is reset before each load, /proc/self/clear_refs).
+// float32 matmul throughput, and prints a table. With --dtypes it also
+// prints the memory: the resident memory the loaded model adds, and the
+// peak resident memory from its load to the end of its generations (the
+// peak is reset before each load, /proc/self/clear_refs). Memory freed by
+// one model is not always returned to the system before the next loads:
+// measure one dtype per process for memory figures.
 //
 //	go run ./cmd/genbench [--backends go,xla:cpu,onnx:cpu] [--batches 1,8,32,64] [--tokens 32] [--dtypes float32,bfloat16,float16]
 package main
@@ -40,7 +42,8 @@ func main() {
 		}
 		dts = append(dts, dt)
 	}
-	withDType := len(dts) > 1 || dts[0] != dtypes.Float32
+	withDType := false // the dtype and memory columns, when --dtypes is given
+	flag.Visit(func(f *flag.Flag) { withDType = withDType || f.Name == "dtypes" })
 	onnxbackend.EnableAutoInstall(false) // never download; the library comes from PyPI's onnxruntime
 
 	fmt.Printf("machine: %s/%s, %d CPUs; model %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *modelPath)
