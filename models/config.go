@@ -11,6 +11,8 @@ package models
 import (
 	"fmt"
 	"math"
+
+	"github.com/gomlx/compute/dtypes"
 )
 
 // Config describes a decoder as read from its checkpoint.
@@ -69,6 +71,8 @@ type Config struct {
 	ContextNote string `json:"context_note,omitempty"`
 
 	family *Family
+	// dtype of weights, activations and KV cache (InvalidDType: float32); see LoadOptions.
+	dtype dtypes.DType
 }
 
 // Layer is what differs between the layers of one model.

@@ -30,9 +30,13 @@ type Family struct {
 	// ActivationKey names the config.json key of the activation (""
 	// hidden_act; Gemma 2/3 read hidden_activation). LegacyGelu: transformers
 	// reads "gelu" as the tanh approximation (Gemma 1's GemmaConfig does).
-	ActivationKey   string
-	LegacyGelu      bool
-	NormPlusOne     bool // Hugging Face stores norm weights w and applies (1 + w) (Gemma); llama.cpp stores 1 + w
+	ActivationKey string
+	LegacyGelu    bool
+	NormPlusOne   bool // Hugging Face stores norm weights w and applies (1 + w) (Gemma); llama.cpp stores 1 + w
+	// NormMulFloat32: in half precision the RMSNorm multiplies by its weight
+	// in float32 before casting back (OLMo 2); Llama casts back first.
+	// Gemma's NormPlusOne does the former too.
+	NormMulFloat32  bool
 	ScaleEmbeddings bool // embeddings × √d_model, rounded to float32 (Gemma)
 	QKVBias         bool // q, k and v projections always carry biases (Qwen2)
 
@@ -116,8 +120,8 @@ var families = []*Family{
 		hfNames:    map[string]string{slotQKV: "self_attn.qkv_proj", slotGateUp: "mlp.gate_up_proj"},
 		DefaultEps: 1e-5, DefaultOrigMax: 4096, WindowKey: true},
 	{ModelTypes: []string{"olmo2"}, GGUFArchs: []string{"olmo2"}, NoPreNorms: true, PostNorms: true, QKNorm: QKNormFull,
-		DefaultEps: 1e-5,
-		hfNames:    map[string]string{slotAttnPostNorm: "post_attention_layernorm", slotMLPPostNorm: "post_feedforward_layernorm"}},
+		DefaultEps: 1e-5, NormMulFloat32: true,
+		hfNames: map[string]string{slotAttnPostNorm: "post_attention_layernorm", slotMLPPostNorm: "post_feedforward_layernorm"}},
 	{ModelTypes: []string{"granite"}, GGUFArchs: []string{"granite"}, GGUFPermutedQK: true, hfKeys: readGranite, ggufKeys: readGraniteGGUF},
 	{ModelTypes: []string{"smollm3"}, GGUFArchs: []string{"smollm3"}, GGUFPermutedQK: true, TiedDefault: true, DefaultTheta: 2e6,
 		WindowKey: true, LayerTypes: true, hfKeys: readSmolLM3, ggufKeys: readSmolLM3GGUF},

@@ -14,7 +14,6 @@ import (
 	"github.com/gomlx/go-huggingface/hub"
 	"github.com/gomlx/go-huggingface/models/gguf"
 	"github.com/gomlx/go-huggingface/models/safetensors"
-	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/refusalkit/refusalkit/models/tokenizer"
@@ -138,8 +137,28 @@ func downloadFromHub(id string) (string, error) {
 }
 
 // Load resolves modelPath and loads the model onto backend (nil: the default
-// backend, see NewBackend).
+// backend, see NewBackend), in the backend's default dtype (DefaultDType).
 func Load(modelPath string, backend compute.Backend) (*Model, error) {
+	return LoadWith(modelPath, backend, LoadOptions{})
+}
+
+// LoadOptions are the choices of LoadWith.
+type LoadOptions struct {
+	// DType of weights, activations and KV cache: dtypes.Float32,
+	// BFloat16 or Float16; InvalidDType (the zero value) is the backend's
+	// default (DefaultDType). Norm statistics, softmax, soft-caps, logits
+	// and captured sums stay float32 whatever it is.
+	DType dtypes.DType
+	// MemoryLimit, when > 0, replaces the memory the fit check compares
+	// the model's needs with (MemAvailable of /proc/meminfo on CPU).
+	MemoryLimit int64
+}
+
+// LoadWith is Load with options. Before anything is read it estimates the
+// memory the weights need in the chosen dtype from the checkpoint's tensor
+// table, and refuses a model that cannot fit with a one-line error naming
+// what it needs and the dtype that would fit.
+func LoadWith(modelPath string, backend compute.Backend, opts LoadOptions) (*Model, error) {
 	src, err := Resolve(modelPath)
 	if err != nil {
 		return nil, err
@@ -149,16 +168,33 @@ func Load(modelPath string, backend compute.Backend) (*Model, error) {
 			return nil, err
 		}
 	}
+	dt := opts.DType
+	if dt == dtypes.InvalidDType {
+		dt = DefaultDType(backend.Name())
+	}
+	if DTypeName(dt) == dt.String() {
+		return nil, fmt.Errorf("dtype %s: use float32, bfloat16 or float16", dt)
+	}
+	if err := checkFits(src, modelPath, backend, dt, opts.MemoryLimit); err != nil {
+		return nil, err
+	}
 	if src == TinyRandomModel {
-		return NewTiny(TinyConfig(), 1, backend)
+		return NewTiny(TinyConfig().WithDType(dt), 1, backend)
 	}
 	if shape, ok := strings.CutPrefix(src, "random:"); ok {
-		return NewTiny(RandomShapes[shape], 1, backend)
+		return NewTiny(RandomShapes[shape].WithDType(dt), 1, backend)
 	}
 	if st, _ := os.Stat(src); st != nil && st.IsDir() {
-		return loadHFFolder(src, backend)
+		return loadHFFolder(src, backend, dt)
 	}
-	return loadGGUF(src, backend)
+	return loadGGUF(src, backend, dt)
+}
+
+// WithDType returns the config with the dtype a model built from it
+// (NewTiny) holds its weights, activations and KV cache in.
+func (c Config) WithDType(dt dtypes.DType) Config {
+	c.dtype = dt
+	return c
 }
 
 // MustLoad is Load for notebooks: it panics on error.
@@ -172,7 +208,7 @@ func MustLoad(modelPath string, backend compute.Backend) *Model {
 
 // loadGGUF reads config, weights (dequantized to float32), tokenizer and
 // chat template from one GGUF file, in llama.cpp's tensor layout.
-func loadGGUF(path string, backend compute.Backend) (*Model, error) {
+func loadGGUF(path string, backend compute.Backend, dt dtypes.DType) (*Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("corrupt or truncated GGUF %s (%v): re-download the file", path, err)
@@ -184,6 +220,7 @@ func loadGGUF(path string, backend compute.Backend) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.dtype = dt
 	reader, err := gguf.NewReader(f)
 	if err != nil {
 		return nil, err
@@ -285,14 +322,14 @@ func (s weightSpec) fromGGUF(t *tensors.Tensor) (*tensors.Tensor, error) {
 	return unpermuteTensor(t, s)
 }
 
-// fromHF turns a float32 safetensors tensor into the weight: the rows of a
-// fused matrix, 1 + w for a family that stores norm weights as w.
+// fromHF turns a safetensors tensor into the weight: the rows of a fused
+// matrix, 1 + w (in float32) for a family that stores norm weights as w.
 func (s weightSpec) fromHF(t *tensors.Tensor) (*tensors.Tensor, error) {
 	t, err := s.rowsOf(t)
 	if err != nil || !s.plusOne {
 		return t, err
 	}
-	data, err := tensors.CopyFlatData[float32](t)
+	data, err := float32Data(t)
 	if err != nil {
 		return nil, err
 	}
@@ -307,16 +344,25 @@ func (s weightSpec) rowsOf(t *tensors.Tensor) (*tensors.Tensor, error) {
 	if s.fusedRows == 0 {
 		return t, nil
 	}
-	data, err := tensors.CopyFlatData[float32](t)
+	data, err := float32Data(t) // one tensor at a time: the fused matrix only
 	if err != nil {
 		return nil, err
 	}
+	defer t.FinalizeAll()
+	part, err := s.rowsOfData(data)
+	if err != nil {
+		return nil, err
+	}
+	return fromFloat32Data(part, t.DType(), s.shape...)
+}
+
+// rowsOfData is rowsOf on a fused tensor's float32 values.
+func (s weightSpec) rowsOfData(data []float32) ([]float32, error) {
 	cols := 1
 	for _, d := range s.shape[1:] {
 		cols *= d
 	}
-	part := slices.Clone(data[s.rowFrom*cols : (s.rowFrom+s.shape[0])*cols])
-	return tensors.FromFlatDataAndDimensions(part, s.shape...), nil
+	return slices.Clone(data[s.rowFrom*cols : (s.rowFrom+s.shape[0])*cols]), nil
 }
 
 // quantSuffix matches the quantization tag GGUF file names end with (".Q4_1", "-Q4_K_M", ".f16").
@@ -354,11 +400,12 @@ func tokenString(tokens []string, id int32) string {
 
 // loadHFFolder reads a local Hugging Face folder: config.json, safetensors,
 // tokenizer.json and tokenizer_config.json (for the chat template).
-func loadHFFolder(dir string, backend compute.Backend) (*Model, error) {
+func loadHFFolder(dir string, backend compute.Backend, dt dtypes.DType) (*Model, error) {
 	cfg, warnings, err := configFromHF(filepath.Join(dir, "config.json"), dirName(dir))
 	if err != nil {
 		return nil, err
 	}
+	cfg.dtype = dt
 	// Without an index, go-huggingface reads the first .safetensors file only:
 	// a second one (an adapter, a stray shard) would be silently ignored.
 	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
@@ -400,11 +447,11 @@ func loadHFFolder(dir string, backend compute.Backend) (*Model, error) {
 		if !sameDims(t.Shape().Dimensions, s.sourceShape()) {
 			return nil, fmt.Errorf("model folder %s: tensor %s has shape %s, want %s", dir, name, shapeString(t.Shape().Dimensions), shapeString(s.sourceShape()))
 		}
-		if t.DType() != dtypes.Float32 {
-			if t, err = graph.ExecOnce(backend, func(x *graph.Node) *graph.Node { return graph.ConvertDType(x, dtypes.Float32) }, t); err != nil {
-				return nil, err
-			}
+		if dt := t.DType(); dt != dtypes.Float32 && dt != dtypes.BFloat16 && dt != dtypes.Float16 {
+			return nil, fmt.Errorf("model folder %s: tensor %s has dtype %s: refusalkit reads float32, bfloat16 and float16 safetensors", dir, name, dt)
 		}
+		// In its own dtype: bindWeights converts it to the model's, tensor by
+		// tensor (a bf16 checkpoint loaded in bf16 is never widened).
 		return s.fromHF(t)
 	}, backend)
 	if err != nil {
@@ -503,6 +550,10 @@ func bindWeights(cfg *Config, read func(weightSpec) (*tensors.Tensor, error), ba
 			return
 		}
 		t, err := read(s)
+		if err == nil {
+			// Converted here, one tensor at a time, before the upload.
+			t, err = toDType(t, s.dtype(cfg))
+		}
 		if err != nil {
 			firstErr = err
 			return

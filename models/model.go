@@ -153,15 +153,15 @@ func dirName(dir string) string {
 
 // AutoBatchSize picks a generation batch size from the memory available:
 // each row holds a KV cache of 2 × n_layers × n_kv_heads × slots × head_dim
-// float32 values (plus its logits and step activations), and the batch uses
+// values of the model's dtype (plus its logits and step activations), and the batch uses
 // at most a quarter of MemAvailable, between 1 and 64 rows.
 func (m *Model) AutoBatchSize(promptTokens, maxNewTokens int) int {
 	c := &m.Config
 	slots := bucket(bucket(promptTokens, promptBucket)+maxNewTokens+1, cacheBucket)
-	perRow := 4 * (2*c.NumLayers*c.NumKVHeads*slots*c.HeadDim + // KV cache
-		2*c.VocabSize + // logits, device and host
-		4*(c.NumLayers+1)*c.DModel + // captured sums
-		8*bucket(promptTokens, promptBucket)*max(c.FFNDim, c.DModel)) // prefill activations, roughly
+	perRow := m.DType().Size()*2*c.NumLayers*c.NumKVHeads*slots*c.HeadDim + // KV cache
+		4*(2*c.VocabSize+ // logits, device and host
+			4*(c.NumLayers+1)*c.DModel+ // captured sums
+			8*bucket(promptTokens, promptBucket)*max(c.FFNDim, c.DModel)) // prefill activations, roughly
 	avail := memAvailable()
 	if avail <= 0 {
 		return 8

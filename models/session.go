@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -196,7 +195,7 @@ func (s *session) zeroCache() error {
 	c := &s.m.Config
 	exec, err := s.m.program("zero_cache", func(g *graph.Graph, in []*graph.Node) []*graph.Node {
 		keyValid := in[0] // [B, T]: only its shape is used
-		shape := shapes.Make(dtypes.Float32, keyValid.Shape().Dim(0), c.NumKVHeads, keyValid.Shape().Dim(1), c.HeadDim)
+		shape := shapes.Make(c.actDType(), keyValid.Shape().Dim(0), c.NumKVHeads, keyValid.Shape().Dim(1), c.HeadDim)
 		out := make([]*graph.Node, 2*c.NumLayers)
 		for i := range out {
 			out[i] = graph.Zeros(g, shape)

@@ -154,7 +154,9 @@ func (x *stepInputs) atBlockInput(i int, h *Node) *Node {
 		h = ablate(h, x.ablate)
 	}
 	if x.steer != nil {
-		h = Add(h, Slice(x.steer, AxisRange(), AxisElem(i))) // [B, 1, d_model] at every position
+		// The steering input is float32 (vectors are float32 in files and in
+		// memory); it is cast to the stream's dtype where it is added.
+		h = Add(h, asDTypeOf(Slice(x.steer, AxisRange(), AxisElem(i)), h)) // [B, 1, d_model] at every position
 	}
 	x.captureAt(h)
 	if x.keepStreams {
@@ -175,12 +177,22 @@ func (x *stepInputs) atBlockOutput(out *Node) *Node {
 // captureAt sums the stream over the capture mask's positions.
 func (x *stepInputs) captureAt(h *Node) {
 	if x.capture != nil {
-		x.captured = append(x.captured, Einsum("bsd,bs->bd", h, x.capture))
+		// Summed in float32 whatever the dtype, and returned as float32.
+		x.captured = append(x.captured, Einsum("bsd,bs->bd", toFloat32(h), x.capture))
 	}
 }
 
 // ablate removes the component of x [B, S, d] along the unit direction r [d]: x - (x·r) r.
 func ablate(x, r *Node) *Node {
+	r = asDTypeOf(r, x) // float32 input, cast to the stream's dtype
 	proj := Einsum("bsd,d->bs", x, r)
 	return Sub(x, Mul(ExpandAxes(proj, -1), ExpandLeftToRank(r, x.Rank())))
+}
+
+// asDTypeOf converts v to the dtype of like (itself when it has it).
+func asDTypeOf(v, like *Node) *Node {
+	if v.DType() == like.DType() {
+		return v
+	}
+	return ConvertDType(v, like.DType())
 }

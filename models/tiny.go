@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 
@@ -41,7 +42,11 @@ func NewTiny(cfg Config, seed uint64, backend compute.Backend) (*Model, error) {
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x7e57))
 	p := &Params[*tensors.Tensor]{}
+	var uploadErr error
 	p.visit(&cfg, func(s weightSpec, v **tensors.Tensor) {
+		if uploadErr != nil {
+			return
+		}
 		n := 1
 		for _, d := range s.shape {
 			n *= d
@@ -55,8 +60,15 @@ func NewTiny(cfg Config, seed uint64, backend compute.Backend) (*Model, error) {
 				data[i] = 0.02 * float32(rng.NormFloat64()) * 5 // larger than init so layers matter
 			}
 		}
-		*v = tensors.FromFlatDataAndDimensions(data, s.shape...)
+		*v, _ = fromFloat32Data(data, s.dtype(&cfg), s.shape...) // dtypes of DTypes only: no error
+		// Uploaded one at a time, as the loaders do: a 7B random model is
+		// never held on the host and the device at once.
+		uploadErr = (*v).ToDevice(backend, 0)
 	})
+	if uploadErr != nil {
+		closeWeights(&cfg, p)
+		return nil, fmt.Errorf("move weights to the %s backend: %w", backend.Name(), uploadErr)
+	}
 	tmpl, err := NewChatTemplate(tinyTemplate, "", "<|endoftext|>")
 	if err != nil {
 		return nil, err

@@ -44,7 +44,7 @@ func (m *Model) suffixGraph(start int) func(g *Graph, in []*Node) []*Node {
 		named := bindNames(suffixInputNames, in[nWeights:])
 		x := newStepInputs(&c, named, Interventions{Steer: true})
 		batch, seq := x.tokens.Shape().Dim(0), x.tokens.Shape().Dim(1)
-		cacheShape := shapes.Make(dtypes.Float32, batch, c.NumKVHeads, seq, c.HeadDim)
+		cacheShape := shapes.Make(c.actDType(), batch, c.NumKVHeads, seq, c.HeadDim)
 		for i := start; i < c.NumLayers; i++ {
 			x.kCache[i], x.vCache[i] = Zeros(g, cacheShape), Zeros(g, cacheShape)
 		}
@@ -102,7 +102,7 @@ func forward(c *Config, w *Params[*Node], x *stepInputs, start int, h *Node) map
 		head = w.Embed // tied: the output projection is the embedding matrix
 	}
 	last := Reshape(Slice(h, AxisRange(), AxisElem(seq-1)), batch, c.DModel)
-	logits := Einsum("bd,vd->bv", last, head) // [B, vocab]
+	logits := toFloat32(Einsum("bd,vd->bv", last, head)) // [B, vocab], float32 whatever the dtype
 	if c.LogitsDivisor != 0 && c.LogitsDivisor != 1 {
 		logits = DivScalar(logits, c.LogitsDivisor)
 	}
@@ -134,12 +134,38 @@ func maybeNorm(c *Config, x, weight *Node) *Node {
 	return rmsNorm(c, x, weight)
 }
 
-// rmsNorm: x / sqrt(mean(x²) + eps) · weight, over the last axis (Zhang & Sennrich 2019).
+// rmsNorm: x / sqrt(mean(x²) + eps) · weight, over the last axis (Zhang &
+// Sennrich 2019). The statistics are computed in float32 and the result
+// cast back to x's dtype as each family's transformers code does: Llama and
+// most families cast before multiplying by the weight (rounded to the
+// dtype); Gemma multiplies by its float32 1 + w, and OLMo 2 by its weight,
+// in float32, then casts. The weight is float32 on the device (weightSpec.norm).
 func rmsNorm(c *Config, x, weight *Node) *Node {
-	meanSq := ReduceAndKeep(Square(x), ReduceMean, -1)
+	dt := x.DType()
+	xf := toFloat32(x)
+	meanSq := ReduceAndKeep(Square(xf), ReduceMean, -1)
 	// x / sqrt(·) rather than x · rsqrt(·): compute-onnx has no Rsqrt, and XLA
 	// emits the same instruction for both.
-	return Mul(Div(x, Sqrt(AddScalar(meanSq, c.RMSNormEps))), ExpandLeftToRank(weight, x.Rank()))
+	normed := Div(xf, Sqrt(AddScalar(meanSq, c.RMSNormEps)))
+	w := ExpandLeftToRank(weight, x.Rank())
+	if dt == dtypes.Float32 {
+		return Mul(normed, w)
+	}
+	if c.family != nil && (c.family.NormPlusOne || c.family.NormMulFloat32) {
+		if !c.family.NormPlusOne {
+			w = toFloat32(ConvertDType(w, dt)) // the weight as stored in the dtype
+		}
+		return ConvertDType(Mul(normed, w), dt)
+	}
+	return Mul(ConvertDType(normed, dt), ConvertDType(w, dt))
+}
+
+// toFloat32 converts x to float32 (itself when it is).
+func toFloat32(x *Node) *Node {
+	if x.DType() == dtypes.Float32 {
+		return x
+	}
+	return ConvertDType(x, dtypes.Float32)
 }
 
 // linear applies a [out, in] weight (and optional bias) to the last axis of x.
@@ -203,11 +229,17 @@ func attention(c *Config, b *BlockParams[*Node], x *Node, rope *ropeTable, mask,
 	if scale == 0 {
 		scale = 1 / math.Sqrt(float64(hd))
 	}
-	scores = softcap(MulScalar(scores, scale), c.AttnSoftcap)
+	// Scale, soft-cap, mask and softmax in float32; the probabilities are
+	// cast back to the dtype for the product with V (as transformers'
+	// softmax(..., dtype=torch.float32).to(query.dtype)).
+	scores = softcap(MulScalar(toFloat32(scores), scale), c.AttnSoftcap)
 	// A large finite negative, not -inf: a fully masked row (a left-padding
 	// query) must stay finite so no NaN reaches the cache.
 	scores = Where(BroadcastToDims(mask, scores.Shape().Dimensions...), scores, Scalar(x.Graph(), dtypes.Float32, -1e9))
 	probs := Softmax(scores, -1)
+	if dt := x.DType(); dt != dtypes.Float32 {
+		probs = ConvertDType(probs, dt)
+	}
 	ctx := Einsum("bkgst,bktd->bkgsd", probs, vNew) // [B, KV, G, S, hd]
 	ctx = Reshape(Transpose(Reshape(ctx, batch, c.NumHeads, seq, hd), 1, 2), batch, seq, c.NumHeads*hd)
 	return linear(ctx, b.O, b.OBias), kNew, vNew
@@ -249,7 +281,7 @@ func newRoPETables(c *Config, positions *Node) ropeTables {
 	t := ropeTables{}
 	for _, r := range []*RoPE{&c.RoPE, c.SlidingRoPE} {
 		if r != nil {
-			t[r] = newRoPETable(r, positions)
+			t[r] = newRoPETable(r, positions, c.actDType())
 		}
 	}
 	return t
@@ -263,7 +295,9 @@ func (t ropeTables) of(c *Config, i int) *ropeTable {
 	return nil
 }
 
-func newRoPETable(r *RoPE, positions *Node) *ropeTable {
+// newRoPETable computes cos and sin in float32 and casts them to dt, as
+// transformers' rotary embedding returns cos.to(x.dtype), sin.to(x.dtype).
+func newRoPETable(r *RoPE, positions *Node, dt dtypes.DType) *ropeTable {
 	g := positions.Graph()
 	batch, seq := positions.Shape().Dim(0), positions.Shape().Dim(1)
 	invFreq, factor := r.InvFrequencies()
@@ -272,7 +306,11 @@ func newRoPETable(r *RoPE, positions *Node) *ropeTable {
 	pos := ConvertDType(MaxScalar(positions, 0), dtypes.Float32)         // padding slots get position 0
 	angles := Mul(Reshape(pos, batch, seq, 1), Reshape(inv, 1, 1, half)) // [B, S, rot/2]
 	angles = Reshape(Concatenate([]*Node{angles, angles}, -1), batch, seq, 1, 2*half)
-	return &ropeTable{cos: scaleBy(Cos(angles), factor), sin: scaleBy(Sin(angles), factor)}
+	cos, sin := scaleBy(Cos(angles), factor), scaleBy(Sin(angles), factor)
+	if dt != dtypes.Float32 {
+		cos, sin = ConvertDType(cos, dt), ConvertDType(sin, dt)
+	}
+	return &ropeTable{cos: cos, sin: sin}
 }
 
 // apply rotates the first rotary_dim dims of x [B, S, heads, hd]:

@@ -3,6 +3,8 @@ package models
 import (
 	"fmt"
 	"strings"
+
+	"github.com/gomlx/compute/dtypes"
 )
 
 // Params holds one value per weight of the model. T is *tensors.Tensor when
@@ -84,6 +86,17 @@ type weightSpec struct {
 	// plusOne: a norm the family applies as (1 + w); Hugging Face stores w,
 	// llama.cpp's converter already stored 1 + w.
 	plusOne bool
+	// norm: an RMSNorm weight, kept in float32 whatever the model's dtype
+	// (d_model values; rmsNorm rounds it as the family's transformers code does).
+	norm bool
+}
+
+// dtype is the type the weight is held in on the device.
+func (s weightSpec) dtype(c *Config) dtypes.DType {
+	if s.norm {
+		return dtypes.Float32
+	}
+	return c.actDType()
 }
 
 // visit calls fn for every weight the config needs, in a fixed order that
@@ -107,7 +120,7 @@ func (p *Params[T]) visit(c *Config, fn func(s weightSpec, v *T)) {
 			}
 			fn(s, v)
 		}
-		norm := func(s *weightSpec) { s.plusOne = f.NormPlusOne }
+		norm := func(s *weightSpec) { s.plusOne, s.norm = f.NormPlusOne, true }
 		// fused: a part of the Phi-3 qkv or gate|up matrix, else its own tensor.
 		fused := func(slot, fusedSlot string, on bool, from, total int) func(*weightSpec) {
 			return func(s *weightSpec) {
@@ -167,7 +180,7 @@ func (p *Params[T]) visit(c *Config, fn func(s weightSpec, v *T)) {
 			w(slotMLPPostNorm, "weight", []int{d}, &b.MLPPostNorm, norm)
 		}
 	}
-	fn(weightSpec{hf: "model.norm.weight", gguf: "output_norm.weight", shape: []int{d}, plusOne: f.NormPlusOne}, &p.FinalNorm)
+	fn(weightSpec{hf: "model.norm.weight", gguf: "output_norm.weight", shape: []int{d}, plusOne: f.NormPlusOne, norm: true}, &p.FinalNorm)
 	if !c.TiedEmbeddings {
 		fn(weightSpec{hf: "lm_head.weight", gguf: "output.weight", shape: []int{c.VocabSize, d}}, &p.LMHead)
 	}

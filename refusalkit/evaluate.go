@@ -405,6 +405,7 @@ type EvalSummary struct {
 	TestQueries    []string           `json:"test_instructions"`
 	Judge          string             `json:"judge"`
 	Backend        string             `json:"backend"`
+	DType          string             `json:"dtype"` // of weights, activations and KV cache (models.LoadOptions)
 	Versions       map[string]string  `json:"versions"`
 	TimingsSeconds map[string]float64 `json:"timings_seconds"`
 
@@ -500,7 +501,7 @@ func Evaluate(m *models.Model, cfg EvalConfig, refusalTokenIDs []int32, progress
 		SteeringSite: fmt.Sprintf("coefficient x refusal_vector[%d] added to the residual stream entering block %d, at every prompt and generated position", sel.Layer, sel.Layer),
 		Decoding:     decoding, ParseSpecialTokens: cfg.ParseSpecialTokens, MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
 		RefusalTokens: tokens, TestQueries: ev.Test, Judge: JudgeName + "; " + JudgeNormalization,
-		Backend: m.Backend.Name(), Versions: Versions(), TimingsSeconds: timings,
+		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: Versions(), TimingsSeconds: timings,
 	}
 	return ev, nil
 }

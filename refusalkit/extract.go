@@ -109,7 +109,7 @@ func MetadataFor(m *models.Model, x *Extraction) Metadata {
 			"normalization": JudgeNormalization},
 		Activations: "mean over each kept response's own generated tokens (no padding, no end-of-turn token) of the residual stream at every boundary, " +
 			"accumulated in float64; row 0 = embedding output, row i = stream entering block i, last row = final hidden state after the final norm",
-		Backend: m.Backend.Name(), DType: "float32", Versions: Versions(), TimingsSeconds: x.Timings,
+		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: Versions(), TimingsSeconds: x.Timings,
 	}
 	if x.Vector != nil {
 		md.VectorShape = []int{len(x.Vector.Data), x.Vector.DModel}

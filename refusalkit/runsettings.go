@@ -93,6 +93,7 @@ func ExtractSettings(m *models.Model, cfg ExtractConfig) (RunSettings, error) {
 		{"model_files", files},
 		{"model_config", "sha256 " + sha256Hex(config)[:16]},
 		{"backend", m.Backend.Name()},
+		{"dtype", models.DTypeName(m.DType())},
 		{"dataset", datasetName(cfg.Dataset)},
 		{"dataset_content", InstructionsDigest(all)},
 		{"n_samples", strconv.Itoa(cfg.NSamples)},

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/refusalkit/refusalkit/models"
 )
 
 // --resume names the first setting that differs, with both values.
@@ -108,5 +111,28 @@ func TestModelFiles(t *testing.T) {
 	}
 	if id, _ := ModelFiles("tiny-random"); !strings.Contains(id, "built in") {
 		t.Errorf("tiny-random: %s", id)
+	}
+}
+
+// The dtype a model was loaded in is a setting: a checkpoint made in
+// bfloat16 is not resumed in float32.
+func TestRunSettingsRecordTheDType(t *testing.T) {
+	cfg := DefaultExtractConfig("tiny-random")
+	cfg.NSamples = 3
+	var settings []RunSettings
+	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.BFloat16} {
+		m, err := models.LoadWith("tiny-random", nil, models.LoadOptions{DType: dt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ExtractSettings(m, cfg)
+		m.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		settings = append(settings, s)
+	}
+	if name, was, now := settings[1].FirstDifference(settings[0]); name != "dtype" || was != "float32" || now != "bfloat16" {
+		t.Errorf("first difference %q: %q → %q, want dtype: float32 → bfloat16", name, was, now)
 	}
 }

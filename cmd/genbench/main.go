@@ -1,8 +1,13 @@
 // Command genbench measures batched generation speed of the bundled model on
-// every backend that loads here, and each backend's float32 matmul
-// throughput, and prints a table.
+// every backend that loads here, in each --dtypes, and each backend's
+// float32 matmul throughput, and prints a table. With --dtypes it also
+// prints the memory: the resident memory the loaded model adds, and the
+// peak resident memory from its load to the end of its generations (the
+// peak is reset before each load, /proc/self/clear_refs). Memory freed by
+// one model is not always returned to the system before the next loads:
+// measure one dtype per process for memory figures.
 //
-//	go run ./cmd/genbench [--backends go,xla:cpu,onnx:cpu] [--batches 1,8,32,64] [--tokens 32]
+//	go run ./cmd/genbench [--backends go,xla:cpu,onnx:cpu] [--batches 1,8,32,64] [--tokens 32] [--dtypes float32,bfloat16,float16]
 package main
 
 import (
@@ -15,6 +20,7 @@ import (
 	"time"
 
 	onnxbackend "github.com/gomlx/compute-onnx" // "onnx:cpu", when ONNX Runtime is installed (backend.sh --with-onnx)
+	"github.com/gomlx/compute/dtypes"
 
 	"github.com/refusalkit/refusalkit/internal/benchutil"
 	"github.com/refusalkit/refusalkit/models"
@@ -25,13 +31,30 @@ func main() {
 	batches := flag.String("batches", "1,8,32,64", "comma-separated batch sizes")
 	tokens := flag.Int("tokens", 32, "new tokens per row (generated through stop tokens)")
 	modelPath := flag.String("model_path", models.DefaultModel, "model")
+	dtypeList := flag.String("dtypes", "float32", "comma-separated dtypes: float32, bfloat16, float16")
 	flag.Parse()
+	var dts []dtypes.DType
+	for _, n := range strings.Split(*dtypeList, ",") {
+		dt, err := models.ParseDType(strings.TrimSpace(n))
+		if err != nil || dt == dtypes.InvalidDType {
+			fmt.Fprintf(os.Stderr, "genbench: --dtypes: %v\n", err)
+			os.Exit(2)
+		}
+		dts = append(dts, dt)
+	}
+	withDType := false // the dtype and memory columns, when --dtypes is given
+	flag.Visit(func(f *flag.Flag) { withDType = withDType || f.Name == "dtypes" })
 	onnxbackend.EnableAutoInstall(false) // never download; the library comes from PyPI's onnxruntime
 
 	fmt.Printf("machine: %s/%s, %d CPUs; model %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *modelPath)
 	// Fixed widths rather than a tabwriter: each row prints as soon as it is measured.
 	const row = "%-12s %6s %10s %9s %10s %15s\n"
-	fmt.Printf(row, "backend", "batch", "tokens/s", "ms/step", "prefill s", "matmul GFLOP/s")
+	const dtRow = "%-12s %-9s %6s %10s %9s %10s %15s %10s %10s\n"
+	if withDType {
+		fmt.Printf(dtRow, "backend", "dtype", "batch", "tokens/s", "ms/step", "prefill s", "matmul GFLOP/s", "model MiB", "peak MiB")
+	} else {
+		fmt.Printf(row, "backend", "batch", "tokens/s", "ms/step", "prefill s", "matmul GFLOP/s")
+	}
 	for _, name := range strings.Split(*backends, ",") {
 		b, err := models.NewBackend(name)
 		if err != nil {
@@ -43,21 +66,37 @@ func main() {
 			fmt.Printf("%-12s matmul failed: %s\n", name, firstLine(err))
 			continue
 		}
-		m, err := models.Load(*modelPath, b)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "genbench: %v\n", err)
-			os.Exit(1)
-		}
-		for _, bs := range ints(*batches) {
-			r, err := measure(m, bs, *tokens)
+		for _, dt := range dts {
+			runtime.GC()
+			before := benchutil.RSSMB()
+			reset := benchutil.ResetPeakRSS()
+			m, err := models.LoadWith(*modelPath, b, models.LoadOptions{DType: dt})
 			if err != nil {
-				fmt.Printf("%-12s %6d failed: %s\n", name, bs, firstLine(err))
-				continue
+				fmt.Fprintf(os.Stderr, "genbench: %v\n", err)
+				os.Exit(1)
 			}
-			fmt.Printf(row, name, fmt.Sprint(bs), fmt.Sprintf("%.1f", r.tokensPerSec), fmt.Sprintf("%.1f", r.msPerStep),
-				fmt.Sprintf("%.2f", r.prefill), fmt.Sprintf("%.1f", gflops))
+			runtime.GC()
+			modelMB := benchutil.RSSMB() - before
+			for _, bs := range ints(*batches) {
+				r, err := measure(m, bs, *tokens)
+				if err != nil {
+					fmt.Printf("%-12s %6d failed: %s\n", name, bs, firstLine(err))
+					continue
+				}
+				if !withDType {
+					fmt.Printf(row, name, fmt.Sprint(bs), fmt.Sprintf("%.1f", r.tokensPerSec), fmt.Sprintf("%.1f", r.msPerStep),
+						fmt.Sprintf("%.2f", r.prefill), fmt.Sprintf("%.1f", gflops))
+					continue
+				}
+				peak := "n/a"
+				if reset {
+					peak = fmt.Sprintf("%.0f", benchutil.PeakRSSMB())
+				}
+				fmt.Printf(dtRow, name, models.DTypeName(dt), fmt.Sprint(bs), fmt.Sprintf("%.1f", r.tokensPerSec), fmt.Sprintf("%.1f", r.msPerStep),
+					fmt.Sprintf("%.2f", r.prefill), fmt.Sprintf("%.1f", gflops), fmt.Sprintf("%.0f", modelMB), peak)
+			}
+			m.Close()
 		}
-		m.Close()
 	}
 }
 

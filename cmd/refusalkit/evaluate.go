@@ -34,8 +34,12 @@ func cmdEvaluate(args []string) error {
 	parseSpecial := fs.Bool("parse_special_tokens", false, "read special-token spellings in user text (e.g. <|im_end|> in an instruction) as control tokens, as transformers' apply_chat_template does; by default they are plain text")
 	overwrite := fs.Bool("overwrite", false, "replace a previous evaluation in the output folder")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
+	dtype := dtypeFlag(fs)
 	if err := parseFlags(fs, joinSpaceLists(args, "coefficients")); err != nil {
 		return err
+	}
+	if _, err := models.ParseDType(*dtype); err != nil {
+		return usagef("--dtype: %v", err)
 	}
 	if *modelPath == "" || *vectorDir == "" {
 		return usagef("--model_path and --vector_dir are required (see --help)")
@@ -94,7 +98,7 @@ func cmdEvaluate(args []string) error {
 	if err := evalDirState(dir, *overwrite); err != nil {
 		return err
 	}
-	m, err := loadModel(*modelPath, *backend)
+	m, err := loadModel(*modelPath, *backend, *dtype)
 	if err != nil {
 		return err
 	}

@@ -31,8 +31,12 @@ func cmdExtract(args []string) error {
 	parseSpecial := fs.Bool("parse_special_tokens", false, "read special-token spellings in user text (e.g. <|im_end|> in an instruction or the refusal instruction) as control tokens, as transformers' apply_chat_template does; by default they are plain text")
 	resume := fs.Bool("resume", false, "continue an interrupted run in the output folder (same flags), without regenerating finished batches")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
+	dtype := dtypeFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if _, err := models.ParseDType(*dtype); err != nil {
+		return usagef("--dtype: %v", err)
 	}
 	if *modelPath == "" {
 		return usagef("--model_path is required (see --help)")
@@ -72,7 +76,7 @@ func cmdExtract(args []string) error {
 			return err
 		}
 	}
-	m, err := loadModel(*modelPath, *backend)
+	m, err := loadModel(*modelPath, *backend, *dtype)
 	if err != nil {
 		return err
 	}

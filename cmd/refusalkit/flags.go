@@ -107,6 +107,11 @@ func isNumber(s string) bool {
 	return err == nil
 }
 
+// dtypeFlag declares --dtype, the type of weights, activations and KV cache.
+func dtypeFlag(fs *flag.FlagSet) *string {
+	return fs.String("dtype", "", "float32, bfloat16 or float16: weights, activations and KV cache (norm statistics, softmax, logits and captured sums stay float32; default: float32 on CPU, bfloat16 on CUDA)")
+}
+
 // positive checks integer flags that must be > 0.
 func positive(name string, v int) error {
 	if v <= 0 {

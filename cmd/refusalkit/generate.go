@@ -22,8 +22,12 @@ func cmdGenerate(args []string) error {
 	raw := fs.Bool("raw", false, "feed --prompt as raw text, without the chat template (base models)")
 	parseSpecial := fs.Bool("parse_special_tokens", false, "read special-token spellings in user text (e.g. <|im_end|> in --prompt) as control tokens, as transformers' apply_chat_template does; by default they are plain text")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
+	dtype := dtypeFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if _, err := models.ParseDType(*dtype); err != nil {
+		return usagef("--dtype: %v", err)
 	}
 	if *modelPath == "" || *prompt == "" {
 		return usagef("--model_path and --prompt are required (see --help)")
@@ -39,7 +43,7 @@ func cmdGenerate(args []string) error {
 	if err := refusalkit.CheckText("--prompt", *prompt); err != nil {
 		return usagef("%v", err)
 	}
-	m, err := loadModel(*modelPath, *backend)
+	m, err := loadModel(*modelPath, *backend, *dtype)
 	if err != nil {
 		return err
 	}
@@ -69,7 +73,11 @@ func cmdGenerate(args []string) error {
 
 // loadModel creates the backend and loads the model. A --model_path or
 // --backend that names nothing usable is a usage error.
-func loadModel(modelPath, backendName string) (*models.Model, error) {
+func loadModel(modelPath, backendName, dtypeName string) (*models.Model, error) {
+	dt, err := models.ParseDType(dtypeName)
+	if err != nil {
+		return nil, usagef("--dtype: %v", err)
+	}
 	// Resolve once (a hub id downloads here); Load takes the resolved file or folder.
 	src, err := models.Resolve(modelPath)
 	if err != nil {
@@ -79,7 +87,7 @@ func loadModel(modelPath, backendName string) (*models.Model, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	m, err := models.Load(src, b)
+	m, err := models.LoadWith(src, b, models.LoadOptions{DType: dt})
 	if err != nil {
 		// The file named by --model_path cannot serve: corrupt, truncated,
 		// an unsupported architecture or setting.

@@ -74,6 +74,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"extract", "--model_path", "x", "--n_sample", "3"}, 2, "flag provided but not defined"},
 		{[]string{"generate", "--model_path", "x"}, 2, "--prompt are required"},
 		{[]string{"generate", "--model_path", "tiny-random", "--prompt", "hi", "--backend", "nope"}, 2, `backend "nope" did not load`},
+		{[]string{"generate", "--model_path", "tiny-random", "--prompt", "hi", "--dtype", "float64"}, 2, `--dtype: unknown dtype "float64": use float32, bfloat16 or float16`},
+		{[]string{"extract", "--model_path", "tiny-random", "--dtype", "half"}, 2, `--dtype: unknown dtype "half"`},
 		{[]string{"evaluate", "--model_path", "x"}, 2, "--vector_dir are required"},
 		{[]string{"evaluate", "--model_path", "x", "--vector_dir", filepath.Join(tmp, "nope")}, 2, "is not a folder"},
 		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--coefficients", "0", "NaN"}, 2, "not a finite number"},

@@ -61,6 +61,11 @@ func MatmulGFLOPS(b compute.Backend, m, k, n int) (float64, error) {
 	return 2 * float64(m*k*n) / times[len(times)/2].Seconds() / 1e9, nil
 }
 
+// ResetPeakRSS resets the process's peak resident memory (VmHWM) to its
+// current resident memory (Linux: /proc/self/clear_refs), so that PeakRSSMB
+// measures from here; it reports whether it could.
+func ResetPeakRSS() bool { return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil }
+
 // PeakRSSMB is the process's peak resident memory (VmHWM) in MiB, 0 if unknown.
 func PeakRSSMB() float64 { return procStatusMB("VmHWM:") }
 
