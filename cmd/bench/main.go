@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gomlx/compute/dtypes"
 	"math"
 	"os"
 	"slices"
@@ -38,6 +39,7 @@ const refusalInstruction = "Do not answer the question below; politely decline i
 
 type report struct {
 	Backend              string  `json:"backend"`
+	DType                string  `json:"dtype"`
 	W0ExtractS           float64 `json:"w0_extract_s"`
 	W0EvalS              float64 `json:"w0_eval_s"`
 	GenTokensPerS        float64 `json:"gen_tokens_per_s"`
@@ -57,8 +59,15 @@ func main() {
 	skipNaive := flag.Bool("skip_naive", false, "skip the naive runs")
 	modelPath := flag.String("model_path", models.DefaultModel, "model; random:llama2-7b times a random-weight model of Llama-2-7B's shape")
 	sweepOnly := flag.String("sweep_only", "", "time only the layer sweep, lean and naive, on the vector in this run folder")
+	dtypeName := flag.String("dtype", "", "float32, bfloat16 or float16 (default: the backend's, see models.DefaultDType)")
 	captureOnly := flag.Int("capture_only", 0, "time only the capture overhead, over this many rounds of 5 batch pairs (4 queries)")
 	flag.Parse()
+	dt, err := models.ParseDType(*dtypeName)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: --dtype:", err)
+		os.Exit(2)
+	}
+	benchDType = dt
 	if *captureOnly > 0 {
 		if err := timeCapture(*modelPath, *backendName, *captureOnly); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -79,13 +88,16 @@ func main() {
 	}
 }
 
+// benchDType is --dtype (InvalidDType: the backend's default).
+var benchDType dtypes.DType
+
 // loadModel creates the backend ("" = the fastest that loads) and loads the model on it.
 func loadModel(modelPath, backendName string) (*models.Model, error) {
 	b, err := models.NewBackend(backendName)
 	if err != nil {
 		return nil, err
 	}
-	return models.Load(modelPath, b)
+	return models.LoadWith(modelPath, b, models.LoadOptions{DType: benchDType})
 }
 
 func scaled(n int, s float64) int { return max(1, int(math.Round(float64(n)*s))) }
@@ -97,7 +109,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	}
 	b := m.Backend
 	memory("loading the model")
-	r := report{Backend: b.Name()}
+	r := report{Backend: b.Name(), DType: m.DType().String()}
 	if r.MatmulGFLOPS, err = benchutil.MatmulGFLOPS(b, 64, 576, 1536); err != nil {
 		return err
 	}
