@@ -301,30 +301,13 @@ func TestLoadRefusesModelThatDoesNotFit(t *testing.T) {
 // TestFamiliesHalfPrecision runs the conformance suite's checkpoints in
 // bfloat16 and float16 against float32 (which matches transformers).
 func TestFamiliesHalfPrecision(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(familiesDir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var manifest struct {
-		Cases []familyCase `json:"cases"`
-	}
-	if err := json.Unmarshal(data, &manifest); err != nil {
-		t.Fatal(err)
-	}
 	backend, err := NewBackend("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fc := range manifest.Cases {
+	for _, fc := range familyCases(t) {
 		dir := filepath.Join("..", fc.Dir)
-		var ref familyReference
-		refData, err := os.ReadFile(filepath.Join(dir, "reference.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(refData, &ref); err != nil {
-			t.Fatal(err)
-		}
+		ref := readFamilyReference(t, dir)
 		path := filepath.Join("..", fc.HF)
 		t.Run(fc.Name, func(t *testing.T) {
 			run := func(dt dtypes.DType) ([][]float32, [][]int32) {

@@ -73,7 +73,9 @@ func readF32Safetensors(t *testing.T, path string) map[string][]float32 {
 	return out
 }
 
-func TestFamiliesMatchTransformers(t *testing.T) {
+// familyCases reads the suite's manifest.
+func familyCases(t *testing.T) []familyCase {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(familiesDir, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,20 +86,31 @@ func TestFamiliesMatchTransformers(t *testing.T) {
 	if err := json.Unmarshal(data, &manifest); err != nil {
 		t.Fatal(err)
 	}
+	return manifest.Cases
+}
+
+// readFamilyReference reads a case's reference.json.
+func readFamilyReference(t *testing.T, dir string) familyReference {
+	t.Helper()
+	var ref familyReference
+	data, err := os.ReadFile(filepath.Join(dir, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func TestFamiliesMatchTransformers(t *testing.T) {
 	backend, err := NewBackend("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fc := range manifest.Cases {
+	for _, fc := range familyCases(t) {
 		dir := filepath.Join("..", fc.Dir)
-		var ref familyReference
-		refData, err := os.ReadFile(filepath.Join(dir, "reference.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(refData, &ref); err != nil {
-			t.Fatal(err)
-		}
+		ref := readFamilyReference(t, dir)
 		logits := readF32Safetensors(t, filepath.Join(dir, "logits.safetensors"))
 		formats := []struct{ name, path, logits string }{{"hf", filepath.Join("..", fc.HF), ""}}
 		if fc.GGUF != "" {
