@@ -39,6 +39,9 @@ type Family struct {
 	NormMulFloat32  bool
 	ScaleEmbeddings bool // embeddings × √d_model, rounded to float32 (Gemma)
 	QKVBias         bool // q, k and v projections always carry biases (Qwen2)
+	// BiasKeys are the config.json bias keys the family's transformers config
+	// reads: attention_bias (q, k, v and o) and mlp_bias; nil: both (Llama).
+	BiasKeys []string
 
 	// Defaults of the transformers config class for keys a config.json may omit.
 	TiedDefault    bool    // tie_word_embeddings
@@ -88,6 +91,12 @@ const (
 	SlidingAttention LayerType = "sliding_attention"
 )
 
+// The bias keys a family's config reads (see Family.BiasKeys).
+var (
+	noBiasKeys  = []string{}
+	attnBiasKey = []string{"attention_bias"}
+)
+
 // gemmaNorms are the Hugging Face names of Gemma 2/3's four norms per block.
 var gemmaNorms = map[string]string{
 	slotAttnNorm: "input_layernorm", slotAttnPostNorm: "post_attention_layernorm",
@@ -97,29 +106,29 @@ var gemmaNorms = map[string]string{
 // families is the table of supported architectures.
 var families = []*Family{
 	{ModelTypes: []string{"llama"}, GGUFArchs: []string{"llama"}, GGUFPermutedQK: true},
-	{ModelTypes: []string{"mistral"}, GGUFArchs: []string{"mistral"}, GGUFPermutedQK: true,
+	{ModelTypes: []string{"mistral"}, BiasKeys: noBiasKeys, GGUFArchs: []string{"mistral"}, GGUFPermutedQK: true,
 		WindowKey: true, DefaultWindow: 4096},
-	{ModelTypes: []string{"qwen2"}, GGUFArchs: []string{"qwen2"}, QKVBias: true, LayerTypes: true,
+	{ModelTypes: []string{"qwen2"}, BiasKeys: noBiasKeys, GGUFArchs: []string{"qwen2"}, QKVBias: true, LayerTypes: true,
 		WindowKey: true, DefaultWindow: 4096, hfKeys: readQwenWindow},
-	{ModelTypes: []string{"qwen3"}, GGUFArchs: []string{"qwen3"}, QKNorm: QKNormHead, LayerTypes: true, DefaultHeadDim: 128,
+	{ModelTypes: []string{"qwen3"}, BiasKeys: attnBiasKey, GGUFArchs: []string{"qwen3"}, QKNorm: QKNormHead, LayerTypes: true, DefaultHeadDim: 128,
 		WindowKey: true, DefaultWindow: 4096, hfKeys: readQwenWindow},
-	{ModelTypes: []string{"gemma"}, GGUFArchs: []string{"gemma"}, Activation: "gelu_pytorch_tanh", LegacyGelu: true,
+	{ModelTypes: []string{"gemma"}, BiasKeys: attnBiasKey, GGUFArchs: []string{"gemma"}, Activation: "gelu_pytorch_tanh", LegacyGelu: true,
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, DefaultHeadDim: 256},
-	{ModelTypes: []string{"gemma2"}, GGUFArchs: []string{"gemma2"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
+	{ModelTypes: []string{"gemma2"}, BiasKeys: attnBiasKey, GGUFArchs: []string{"gemma2"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, hfNames: gemmaNorms,
 		DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096, LayerTypes: true,
 		DefaultPattern: func(i int) LayerType { return slidingEvery(i, 2) },
 		hfKeys:         readGemma2, ggufKeys: readGemma2GGUF},
-	{ModelTypes: []string{"gemma3_text"}, GGUFArchs: []string{"gemma3"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
+	{ModelTypes: []string{"gemma3_text"}, BiasKeys: attnBiasKey, GGUFArchs: []string{"gemma3"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
 		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, QKNorm: QKNormHead,
 		hfNames: gemmaNorms, DefaultTheta: 1e6, DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096, LayerTypes: true,
 		SlidingRoPEKey: "rope_local_base_freq",
 		DefaultPattern: func(i int) LayerType { return slidingEvery(i, 6) },
 		hfKeys:         readGemma3, ggufKeys: readGemma3GGUF},
-	{ModelTypes: []string{"phi3"}, GGUFArchs: []string{"phi3"}, FusedQKV: true, FusedGateUp: true,
+	{ModelTypes: []string{"phi3"}, BiasKeys: noBiasKeys, GGUFArchs: []string{"phi3"}, FusedQKV: true, FusedGateUp: true,
 		hfNames:    map[string]string{slotQKV: "self_attn.qkv_proj", slotGateUp: "mlp.gate_up_proj"},
 		DefaultEps: 1e-5, DefaultOrigMax: 4096, WindowKey: true},
-	{ModelTypes: []string{"olmo2"}, GGUFArchs: []string{"olmo2"}, NoPreNorms: true, PostNorms: true, QKNorm: QKNormFull,
+	{ModelTypes: []string{"olmo2"}, BiasKeys: attnBiasKey, GGUFArchs: []string{"olmo2"}, NoPreNorms: true, PostNorms: true, QKNorm: QKNormFull,
 		DefaultEps: 1e-5, NormMulFloat32: true,
 		hfNames: map[string]string{slotAttnPostNorm: "post_attention_layernorm", slotMLPPostNorm: "post_feedforward_layernorm"}},
 	{ModelTypes: []string{"granite"}, GGUFArchs: []string{"granite"}, GGUFPermutedQK: true, hfKeys: readGranite, ggufKeys: readGraniteGGUF},

@@ -230,9 +230,16 @@ func configFromHF(path, name string) (Config, []string, error) {
 		k.ignore("bos_token_id", "eos_token_id")
 		top.ignore("bos_token_id", "eos_token_id")
 	}
-	c.AttnBias = k.bool("attention_bias", false)
-	c.OutBias = c.AttnBias
-	c.MLPBias = k.bool("mlp_bias", false)
+	// Only the bias keys the family's transformers config reads: another
+	// family's key is unknown there (ignored, and warned about here).
+	reads := func(key string) bool { return fam.BiasKeys == nil || slices.Contains(fam.BiasKeys, key) }
+	if reads("attention_bias") {
+		c.AttnBias = k.bool("attention_bias", false)
+		c.OutBias = c.AttnBias
+	}
+	if reads("mlp_bias") {
+		c.MLPBias = k.bool("mlp_bias", false)
+	}
 	k.refuseUnless("quantization_config", "quantized weights: give a float16, bfloat16 or float32 checkpoint, or its GGUF")
 	k.refuseUnless("use_bidirectional_attention", "bidirectional attention is not causal decoding", "false")
 

@@ -105,6 +105,17 @@ func TestUnsupportedSettingsAreRefused(t *testing.T) {
 		}
 	})
 
+	t.Run("bias key of another family", func(t *testing.T) {
+		// MistralConfig has no attention_bias: transformers ignores the key, so
+		// the model has no biases and the key is only a warning.
+		dir := copyDir(t, filepath.Join(familiesDir, "mistral", "hf"))
+		editConfig(t, dir, func(c map[string]any) { c["attention_bias"] = true; c["mlp_bias"] = true })
+		cfg, warnings, err := configFromHF(filepath.Join(dir, "config.json"), "mistral")
+		if err != nil || cfg.AttnBias || cfg.OutBias || cfg.MLPBias || len(warnings) != 2 {
+			t.Errorf("biases %v %v %v, warnings %q, err %v; want none, two warnings", cfg.AttnBias, cfg.OutBias, cfg.MLPBias, warnings, err)
+		}
+	})
+
 	t.Run("unknown key warns", func(t *testing.T) {
 		dir := copyDir(t, base)
 		editConfig(t, dir, func(c map[string]any) { c["attn_temperature_tuning"] = 4 })
