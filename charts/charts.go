@@ -6,12 +6,12 @@
 //	LayerScores      per-layer steering score, baseline and selected layer
 //	RefusalRates     refusal rate against the activation-addition coefficient
 //	KeptVsGenerated  responses generated and kept by the substring filter, per mode
-//	VectorNorms      L2 norm of the refusal vector at every residual-stream boundary
-//	CosineHeatmap    cosine similarity of the vector between every pair of boundaries
+//	VectorNorms      L2 norm of the refusal vector at every layer
+//	CosineHeatmap    cosine similarity of the vector between every pair of layers
 //
-// run.go adds adapters from refusalkit's types and FromRunDir / WriteRunCharts,
-// which chart whatever a run folder holds. A chart is written with Render or
-// WriteHTML, and shown in a GoNB notebook with Display.
+// from.go adds adapters from refusalkit's values (a runs.Run charts the files
+// of a run folder with them). A chart is written with Render or WriteHTML,
+// and shown in a GoNB notebook with Display.
 //
 // Offline by construction: go-echarts' own renderer puts
 // <script src="https://go-echarts.github.io/.../echarts.min.js"> in the page

@@ -15,15 +15,30 @@ type Steering struct {
 	Vector []float32 // [d_model]
 }
 
+// Sampling picks each next token. The zero value is greedy decoding (the
+// first maximum, as torch.argmax); with Temperature > 0 tokens are sampled
+// after temperature, top-k and top-p filtering, in Hugging Face's order.
+type Sampling struct {
+	Temperature float64
+	TopK        int     // 0: off
+	TopP        float64 // 0 or 1: off
+}
+
+// Greedy reports whether s decodes greedily.
+func (s Sampling) Greedy() bool { return s.Temperature <= 0 }
+
+// String describes s as metadata records it.
+func (s Sampling) String() string {
+	if s.Greedy() {
+		return "greedy"
+	}
+	return fmt.Sprintf("temperature %g, top-p %g, top-k %d", s.Temperature, s.TopP, s.TopK)
+}
+
 // GenerateOptions control a batched generation.
 type GenerateOptions struct {
 	MaxNewTokens int
-	// Temperature 0 is greedy decoding; otherwise tokens are sampled after
-	// temperature, top-k (0: off) and top-p (0 or 1: off) filtering, in
-	// Hugging Face's order.
-	Temperature float64
-	TopK        int
-	TopP        float64
+	Sampling // the zero value decodes greedily
 	// Seed drives sampling. Each row draws from its own generator seeded by
 	// (Seed, RowSeeds[i]) — RowSeeds defaults to the row index — so a
 	// completion does not depend on which batch it was generated in.
@@ -233,7 +248,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 			if gen.Stopped[b] || len(gen.Tokens[b]) >= opts.MaxNewTokens {
 				continue
 			}
-			tok := sampleToken(logits[r*V:(r+1)*V], &opts, rngs[b])
+			tok := sampleToken(logits[r*V:(r+1)*V], &opts.Sampling, rngs[b])
 			gen.Tokens[b] = append(gen.Tokens[b], tok)
 			next[r] = tok
 			if !opts.IgnoreStop && slices.Contains(m.StopTokens, tok) {

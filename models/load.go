@@ -178,16 +178,22 @@ func LoadWith(modelPath string, backend compute.Backend, opts LoadOptions) (*Mod
 	if err := checkFits(src, modelPath, backend, dt, opts.MemoryLimit); err != nil {
 		return nil, err
 	}
-	if src == TinyRandomModel {
-		return NewTiny(TinyConfig().WithDType(dt), 1, backend)
+	var m *Model
+	switch st, _ := os.Stat(src); {
+	case src == TinyRandomModel:
+		m, err = NewTiny(TinyConfig().WithDType(dt), 1, backend)
+	case strings.HasPrefix(src, "random:"):
+		m, err = NewTiny(RandomShapes[strings.TrimPrefix(src, "random:")].WithDType(dt), 1, backend)
+	case st != nil && st.IsDir():
+		m, err = loadHFFolder(src, backend, dt)
+	default:
+		m, err = loadGGUF(src, backend, dt)
 	}
-	if shape, ok := strings.CutPrefix(src, "random:"); ok {
-		return NewTiny(RandomShapes[shape].WithDType(dt), 1, backend)
+	if err != nil {
+		return nil, err
 	}
-	if st, _ := os.Stat(src); st != nil && st.IsDir() {
-		return loadHFFolder(src, backend, dt)
-	}
-	return loadGGUF(src, backend, dt)
+	m.Path = modelPath
+	return m, nil
 }
 
 // WithDType returns the config with the dtype a model built from it

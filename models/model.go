@@ -38,8 +38,11 @@ type Span = tokenizer.Span
 // Model is a loaded chat model: config, weights on a backend, tokenizer and
 // chat template. It is safe for use by one goroutine at a time.
 type Model struct {
-	Config    Config
-	Source    string // what was loaded: the resolved file or folder
+	Config Config
+	// Path is the model as Load was given it (a bundled name, a file, a
+	// folder or a hub id); Source is what it resolved to.
+	Path      string
+	Source    string
 	Backend   compute.Backend
 	Tokenizer Tokenizer
 	// Template is the checkpoint's chat template; nil for a base model,
@@ -60,7 +63,7 @@ type Model struct {
 
 // newModel uploads the weights (if the loader has not) and prepares the stop tokens.
 func newModel(cfg Config, source string, backend compute.Backend, w *Params[*tensors.Tensor], tok Tokenizer, tmpl *ChatTemplate) (*Model, error) {
-	m := &Model{Config: cfg, Source: source, Backend: backend, Tokenizer: tok, Template: tmpl,
+	m := &Model{Config: cfg, Path: source, Source: source, Backend: backend, Tokenizer: tok, Template: tmpl,
 		weights: w, programs: map[string]*graph.Exec{}}
 	m.weightList = w.flat(&m.Config)
 	for _, t := range m.weightList {

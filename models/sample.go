@@ -7,8 +7,8 @@ import (
 )
 
 // sampleToken picks the next token from one row's logits.
-func sampleToken(logits []float32, o *GenerateOptions, rng *rand.Rand) int32 {
-	if o.Temperature <= 0 {
+func sampleToken(logits []float32, o *Sampling, rng *rand.Rand) int32 {
+	if o.Greedy() {
 		best := 0
 		for i, v := range logits {
 			if v > logits[best] {

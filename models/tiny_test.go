@@ -44,7 +44,7 @@ var tinyPrompts = []string{"hello", "a much longer prompt, to force left padding
 // pass over prompt + reply, masked to the reply tokens.
 func TestCaptureDuringGenerationMatchesForward(t *testing.T) {
 	m := newTinyForTest(t, TinyConfig())
-	g, err := m.Generate(tinyPrompts, GenerateOptions{MaxNewTokens: 12, Temperature: 1, Seed: 3, Capture: true})
+	g, err := m.Generate(tinyPrompts, GenerateOptions{MaxNewTokens: 12, Sampling: Sampling{Temperature: 1}, Seed: 3, Capture: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestFanOutMatchesSeparateRows(t *testing.T) {
 	m := newTinyForTest(t, TinyConfig())
 	ids := promptIDs(t, m, []string{"shared prompt", "other"})
 	rows := [][]int32{ids[0], ids[0], ids[1], ids[0]}
-	opts := GenerateOptions{MaxNewTokens: 10, Temperature: 1, TopK: 20, Seed: 9, RowSeeds: []uint64{1, 2, 3, 4}, Capture: true}
+	opts := GenerateOptions{MaxNewTokens: 10, Sampling: Sampling{Temperature: 1, TopK: 20}, Seed: 9, RowSeeds: []uint64{1, 2, 3, 4}, Capture: true}
 	all, err := m.GenerateIDs(rows, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +355,7 @@ func TestCompactionMatchesFullBatch(t *testing.T) {
 		v[i] = 1
 		steer = append(steer, []Steering{{Layer: i % m.Config.NumLayers, Coeff: 0.5, Vector: v}})
 	}
-	opts := GenerateOptions{MaxNewTokens: 24, Temperature: 1, Seed: 5, Capture: true, SteerRows: steer}
+	opts := GenerateOptions{MaxNewTokens: 24, Sampling: Sampling{Temperature: 1}, Seed: 5, Capture: true, SteerRows: steer}
 	compacted, err := m.GenerateIDs(rows, opts)
 	if err != nil {
 		t.Fatal(err)

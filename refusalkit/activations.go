@@ -6,21 +6,23 @@ import (
 	"github.com/refusalkit/refusalkit/models"
 )
 
-// ExtractResponseActivations sets each response's Means: the residual stream
-// at every boundary, [n_layers+1][d_model], averaged over the response's own
-// tokens (its generated ids, without padding and without the end-of-turn
-// token) with the same templated prompt in front (its PromptTokenIDs) — the Persona Vectors recipe
-// (Chen et al. 2025). Responses that already carry Means (captured during
-// generation) are left alone unless recompute is set. Responses with no
-// tokens get no Means. batchSize rows go through the model at once; the
-// spec's reference implementation used 1.
-func ExtractResponseActivations(m *models.Model, rs []Response, batchSize int, recompute bool) error {
-	if batchSize <= 0 {
+// MeanActivations sets the Means of every response that has none: the
+// residual stream at every layer, [n_layers+1][d_model], averaged over the
+// response's own tokens (its generated ids, without padding and without the
+// end-of-turn token) with the same templated prompt in front (its
+// PromptTokenIDs) — the Persona Vectors recipe (Chen et al. 2025).
+// GenerateResponses already captures them while generating; this step is
+// for responses read back from files, or generated without capture.
+// Responses with no tokens get no Means. batchSize rows go through the
+// model at once (0 = 8; the spec's reference implementation used 1).
+func MeanActivations(m *models.Model, rs []Response, batchSize int) error {
+	if batchSize < 0 {
 		return fmt.Errorf("batch size must be positive, got %d", batchSize)
 	}
+	batchSize = positiveOr(batchSize, 8)
 	var todo []int
 	for i := range rs {
-		if (recompute || rs[i].Means == nil) && len(rs[i].TokenIDs) > 0 {
+		if rs[i].Means == nil && len(rs[i].TokenIDs) > 0 {
 			todo = append(todo, i)
 		}
 	}
@@ -56,9 +58,9 @@ func ExtractResponseActivations(m *models.Model, rs []Response, batchSize int, r
 	return nil
 }
 
-// MustExtractResponseActivations is ExtractResponseActivations for notebooks.
-func MustExtractResponseActivations(m *models.Model, rs []Response, batchSize int, recompute bool) {
-	if err := ExtractResponseActivations(m, rs, batchSize, recompute); err != nil {
+// MustMeanActivations is MeanActivations for notebooks.
+func MustMeanActivations(m *models.Model, rs []Response, batchSize int) {
+	if err := MeanActivations(m, rs, batchSize); err != nil {
 		panic(err)
 	}
 }

@@ -108,12 +108,12 @@ func TestScoreLayersSortedWithImprovement(t *testing.T) {
 	}
 	v = v.Scaled(20) // a vector large enough to move the tiny model
 	val := []string{"val one", "val two", "val three"}
-	_, prompts, err := encodePrompts(m, val)
+	_, prompts, err := encodePrompts(m, val, models.EncodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tokens := RefusalTokens{IDs: []int32{'I', 'N'}}
-	s, err := ScoreLayers(m, v, val, tokens, 4, nil)
+	s, err := ScoreLayers(m, v, val, tokens, ScoreConfig{BatchSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,15 +146,6 @@ func TestScoreLayersSortedWithImprovement(t *testing.T) {
 	if d := math.Abs(mean(alone) - l0.SteeringScore); d > 1e-4 {
 		t.Errorf("layer %d: lean-sweep score %g, full steered pass %g", l0.Layer, l0.SteeringScore, mean(alone))
 	}
-	naive, err := ScoreLayersNaive(m, v, val, tokens, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, l := range naive.PerLayerScores {
-		if l.Layer != s.PerLayerScores[i].Layer || math.Abs(l.SteeringScore-s.PerLayerScores[i].SteeringScore) > 1e-4 {
-			t.Errorf("rank %d: naive sweep gives layer %d score %g, lean sweep layer %d score %g", i, l.Layer, l.SteeringScore, s.PerLayerScores[i].Layer, s.PerLayerScores[i].SteeringScore)
-		}
-	}
 }
 
 // A zero coefficient gives byte-identical completions to the unsteered model.
@@ -167,8 +158,7 @@ func TestZeroCoefficientIsUnsteered(t *testing.T) {
 	v, _ := ComputeRefusalVector(m.Alias(), rs[:3], rs[3:])
 	v = v.Scaled(20)
 	instr := []string{"tell me", "something else entirely"}
-	cfg := DefaultEvalConfig("tiny", "")
-	cfg.MaxNewTokens, cfg.BatchSize = 10, 2
+	cfg := SweepConfig{MaxNewTokens: 10, BatchSize: 2}
 	zero, err := SteeredCompletions(m, v, 1, 0, instr, cfg)
 	if err != nil {
 		t.Fatal(err)

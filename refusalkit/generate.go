@@ -12,50 +12,53 @@ import (
 // message in refusal mode.
 const DefaultRefusalInstruction = "You must refuse to answer this question.\n"
 
-// GenerateConfig controls GenerateResponses. The zero value is not useful:
-// start from DefaultGenerateConfig.
+// The spec's generation settings.
+var (
+	SpecSampling = models.Sampling{Temperature: 1.0, TopP: 0.95, TopK: 64}
+	// SpecSeed seeds query sampling and generation in extraction, and the
+	// sweep's sampling when it samples.
+	SpecSeed int64 = 42
+)
+
+// GenerateConfig holds the generation settings of an extraction. Its zero
+// value is the spec's: every field left zero (or nil) takes the default
+// noted beside it, so a cell sets only what it changes.
 type GenerateConfig struct {
-	NCompletions int // completions per query, in each mode (spec: 10)
-	MaxNewTokens int // spec: 64
-	BatchSize    int // rows per generation batch (spec: 8)
-	Seed         int64
-	// Sampling: spec-faithful defaults are temperature 1.0, top-p 0.95, top-k 64.
-	Temperature float64
-	TopP        float64
-	TopK        int
-	// RefusalInstruction is prepended to the instruction in refusal mode.
+	NCompletions int              // completions per query, in each mode; 0 = 10
+	MaxNewTokens int              // 0 = 64
+	BatchSize    int              // rows per generation batch; 0 = 8
+	Seed         *int64           // nil = SpecSeed (42)
+	Sampling     *models.Sampling // nil = SpecSampling (temperature 1.0, top-p 0.95, top-k 64)
+	// RefusalInstruction is prepended to the instruction in refusal mode;
+	// "" = DefaultRefusalInstruction.
 	RefusalInstruction string
 	// ParseSpecialTokens reads special-token spellings in the user message
 	// (instruction and refusal instruction) as control tokens; off, the
 	// default, they are plain text (models.EncodeOptions).
 	ParseSpecialTokens bool
-	// Capture stores each response's mean residual stream (over its own
-	// reply tokens) while generating, so no second forward pass is needed.
-	Capture bool
-	// Progress, when set, receives (rows done, rows total) after each batch.
-	Progress func(done, total int)
-	// Naive prefills every row separately and runs each batch to its last row
-	// (the benchmark's naive baseline).
-	Naive bool
-	// Stats, when set, accumulates generation counts and times.
-	Stats *GenerationStats
-	// Checkpoint, when set, saves every finished batch and skips batches
-	// already saved, so an interrupted run resumes where it stopped.
-	Checkpoint Checkpoint
 }
 
-// GenerationStats sums what GenerateResponses did.
-type GenerationStats struct {
-	Rows            int
-	NewTokens       int // generated tokens
-	TokensProcessed int // token positions run through the model, padding included
-	Seconds         float64
+// WithDefaults returns c with every zero field set to the spec's default:
+// the settings a run records.
+func (c GenerateConfig) WithDefaults() GenerateConfig {
+	c.NCompletions = positiveOr(c.NCompletions, 10)
+	c.MaxNewTokens = positiveOr(c.MaxNewTokens, 64)
+	c.BatchSize = positiveOr(c.BatchSize, 8)
+	c.Seed = orDefault(c.Seed, SpecSeed)
+	c.Sampling = orDefault(c.Sampling, SpecSampling)
+	if c.RefusalInstruction == "" {
+		c.RefusalInstruction = DefaultRefusalInstruction
+	}
+	return c
 }
 
-// DefaultGenerateConfig returns the spec's defaults.
-func DefaultGenerateConfig() GenerateConfig {
-	return GenerateConfig{NCompletions: 10, MaxNewTokens: 64, BatchSize: 8, Seed: 42,
-		Temperature: 1.0, TopP: 0.95, TopK: 64, RefusalInstruction: DefaultRefusalInstruction, Capture: true}
+// Checkpoint stores finished generation batches so that an interrupted run
+// can resume without regenerating them.
+type Checkpoint interface {
+	// Load returns the batch of mode starting at row start, if it was saved.
+	Load(mode Mode, start int) ([]Response, bool, error)
+	// Save records a finished batch.
+	Save(mode Mode, start int, rs []Response) error
 }
 
 // UserMessage is what the user turn says in a mode: the instruction, with
@@ -67,18 +70,32 @@ func UserMessage(instruction string, mode Mode, refusalInstruction string) strin
 	return instruction
 }
 
-// rowSeed gives every (mode, query, completion) its own sampling stream, so a
-// response does not depend on batch size or on which batch it fell in.
-func rowSeed(mode Mode, query, completion int) uint64 {
+// RowSeed is the one seeding scheme of every sampled step: row (query,
+// completion) of a stage draws from its own stream, seeded by the run's seed
+// and a hash of (stage, query, completion), so a response does not depend on
+// the batch size or on which batch it fell in. Extraction's stages are its
+// modes; the sweep's is "sweep", the same for every coefficient, so the
+// coefficients are compared on the same random numbers.
+func RowSeed(stage string, query, completion int) uint64 {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s/%d/%d", mode, query, completion)
+	fmt.Fprintf(h, "%s/%d/%d", stage, query, completion)
 	return h.Sum64()
 }
 
 // GenerateResponses answers every query cfg.NCompletions times in one mode.
-// Responses come back in (query, completion) order, each with the judge's verdict.
-func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg GenerateConfig) ([]Response, error) {
-	if cfg.NCompletions <= 0 || cfg.BatchSize <= 0 || cfg.MaxNewTokens <= 0 {
+// Responses come back in (query, completion) order, each with the judge's
+// verdict and its mean residual stream at every layer (Means), captured
+// while generating. Options: WithProgress (stage "generate <mode>"),
+// WithCheckpoint, WithGenerator.
+func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg GenerateConfig, opts ...Option) ([]Response, error) {
+	cfg = cfg.WithDefaults()
+	h := collect(opts)
+	progress := h.report("generate " + string(mode))
+	generate := h.generate
+	if generate == nil {
+		generate = m.GenerateIDs
+	}
+	if cfg.NCompletions < 0 || cfg.BatchSize < 0 || cfg.MaxNewTokens < 0 {
 		return nil, fmt.Errorf("n_completions (%d), batch size (%d) and max_new_tokens (%d) must be positive", cfg.NCompletions, cfg.BatchSize, cfg.MaxNewTokens)
 	}
 	var rows []Response
@@ -95,13 +112,13 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 			prompts = append(prompts, ids)
 		}
 	}
-	if cfg.Progress != nil {
-		cfg.Progress(0, len(rows))
+	if progress != nil {
+		progress(0, len(rows))
 	}
 	for start := 0; start < len(rows); start += cfg.BatchSize {
 		end := min(start+cfg.BatchSize, len(rows))
-		if cfg.Checkpoint != nil {
-			saved, ok, err := cfg.Checkpoint.Load(mode, start)
+		if h.checkpoint != nil {
+			saved, ok, err := h.checkpoint.Load(mode, start)
 			if err != nil {
 				return nil, err
 			}
@@ -113,8 +130,8 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 					return nil, fmt.Errorf("checkpoint of %s responses %d-%d: %w", mode, start, end-1, err)
 				}
 				copy(rows[start:end], saved)
-				if cfg.Progress != nil {
-					cfg.Progress(end, len(rows))
+				if progress != nil {
+					progress(end, len(rows))
 				}
 				continue
 			}
@@ -122,22 +139,14 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 		seeds := make([]uint64, end-start)
 		for i := range seeds {
 			r := &rows[start+i]
-			seeds[i] = rowSeed(mode, r.QueryIndex, r.CompletionIndex)
+			seeds[i] = RowSeed(string(mode), r.QueryIndex, r.CompletionIndex)
 		}
-		gen, err := m.GenerateIDs(prompts[start:end], models.GenerateOptions{
-			MaxNewTokens: cfg.MaxNewTokens, Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK,
-			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: cfg.Capture, Naive: cfg.Naive,
+		gen, err := generate(prompts[start:end], models.GenerateOptions{
+			MaxNewTokens: cfg.MaxNewTokens, Sampling: *cfg.Sampling,
+			Seed: uint64(*cfg.Seed), RowSeeds: seeds, Capture: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("generate %s responses %d-%d: %w", mode, start, end-1, err)
-		}
-		if st := cfg.Stats; st != nil {
-			st.Rows += len(seeds)
-			st.TokensProcessed += gen.TokensProcessed
-			st.Seconds += (gen.Prefill + gen.Decode).Seconds()
-			for i := range seeds {
-				st.NewTokens += len(gen.Tokens[i])
-			}
 		}
 		for i := range seeds {
 			r := &rows[start+i]
@@ -145,17 +154,15 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 			r.NTokens = len(r.TokenIDs)
 			r.Response = gen.Text[i]
 			r.IsRefusal = IsRefusal(r.Response)
-			if cfg.Capture {
-				r.Means = gen.Means[i]
-			}
+			r.Means = gen.Means[i]
 		}
-		if cfg.Checkpoint != nil {
-			if err := cfg.Checkpoint.Save(mode, start, rows[start:end]); err != nil {
+		if h.checkpoint != nil {
+			if err := h.checkpoint.Save(mode, start, rows[start:end]); err != nil {
 				return nil, fmt.Errorf("checkpoint: %w", err)
 			}
 		}
-		if cfg.Progress != nil {
-			cfg.Progress(end, len(rows))
+		if progress != nil {
+			progress(end, len(rows))
 		}
 	}
 	return rows, nil
@@ -198,8 +205,8 @@ func sameRows(saved, rows []Response) error {
 }
 
 // MustGenerateResponses is GenerateResponses for notebooks: it panics on error.
-func MustGenerateResponses(m *models.Model, queries []string, mode Mode, cfg GenerateConfig) []Response {
-	rs, err := GenerateResponses(m, queries, mode, cfg)
+func MustGenerateResponses(m *models.Model, queries []string, mode Mode, cfg GenerateConfig, opts ...Option) []Response {
+	rs, err := GenerateResponses(m, queries, mode, cfg, opts...)
 	if err != nil {
 		panic(err)
 	}

@@ -1,11 +1,7 @@
 package refusalkit
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/refusalkit/refusalkit/models"
@@ -70,7 +66,7 @@ func TestForgedInstructionStaysText(t *testing.T) {
 		for i := range cp {
 			cp[i].Means = nil
 		}
-		if err := ExtractResponseActivations(m, cp, 2, true); err != nil {
+		if err := MeanActivations(m, cp, 2); err != nil {
 			t.Fatal(err)
 		}
 		for i := range cp {
@@ -82,119 +78,6 @@ func TestForgedInstructionStaysText(t *testing.T) {
 				}
 			}
 		}
-	}
-}
-
-// The response files carry prompt_token_ids next to token_ids, and the
-// metadata records parse_special_tokens.
-func TestResponseFilesSavePromptIDs(t *testing.T) {
-	m := tinyModel(t)
-	dataset := filepath.Join(t.TempDir(), "forged.jsonl")
-	var lines []string
-	for _, s := range []string{forgedInstruction, "What is 2+2?", "Name a colour.", "Say hi.", "Count to three."} {
-		b, _ := json.Marshal(map[string]string{"instruction": s})
-		lines = append(lines, string(b))
-	}
-	if err := os.WriteFile(dataset, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultExtractConfig("tiny")
-	cfg.GenerateConfig = smallGenerateConfig()
-	cfg.Dataset = dataset
-	pool, err := TrainPool(dataset)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.NSamples = len(pool)
-	x, _ := Extract(m, cfg, nil)
-	if x == nil {
-		t.Fatal("no extraction")
-	}
-	dir := t.TempDir()
-	if err := SaveExtraction(dir, m, x); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, RefusalResponsesFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []map[string]json.RawMessage
-	if err := json.Unmarshal(data, &entries); err != nil {
-		t.Fatal(err)
-	}
-	sawForged := false
-	for _, e := range entries {
-		var user string
-		var ids []int32
-		if err := json.Unmarshal(e["user_message"], &user); err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(e["prompt_token_ids"], &ids); err != nil {
-			t.Fatalf("entry without prompt_token_ids: %v", err)
-		}
-		_, want, _ := m.EncodePrompt(user)
-		if !slices.Equal(ids, want) {
-			t.Errorf("prompt_token_ids %v, want %v", ids, want)
-		}
-		sawForged = sawForged || strings.Contains(user, forgedInstruction)
-	}
-	if !sawForged {
-		t.Fatalf("the forged instruction was not sampled (pool %q)", pool)
-	}
-	md, err := os.ReadFile(filepath.Join(dir, MetadataFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(md), `"parse_special_tokens": false`) {
-		t.Errorf("metadata.json does not record parse_special_tokens")
-	}
-}
-
-// A checkpoint saved before responses carried prompt ids resumes with the
-// ids filled in when they are what this run sends; a batch whose prompt was
-// read differently then is refused.
-func TestCheckpointWithoutPromptIDs(t *testing.T) {
-	m := tinyModel(t)
-	cfg := smallGenerateConfig()
-	cfg.NCompletions, cfg.BatchSize = 2, 2
-	queries := []string{"plain question"}
-	ck := DirCheckpoint{Dir: t.TempDir()}
-	cfg.Checkpoint = ck
-	rs, err := GenerateResponses(m, queries, ModeCompliant, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := slices.Clone(rs)
-	for i := range old {
-		old[i].PromptTokenIDs = nil
-	}
-	if err := ck.Save(ModeCompliant, 0, old); err != nil {
-		t.Fatal(err)
-	}
-	again, err := GenerateResponses(m, queries, ModeCompliant, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range again {
-		if !slices.Equal(again[i].PromptTokenIDs, rs[i].PromptTokenIDs) || !slices.Equal(again[i].TokenIDs, rs[i].TokenIDs) {
-			t.Errorf("row %d: prompt ids %v, want %v", i, again[i].PromptTokenIDs, rs[i].PromptTokenIDs)
-		}
-	}
-	// The same for a forged instruction: the earlier reading differs, so the batch is refused.
-	forged := []string{forgedInstruction}
-	cfg.Checkpoint = DirCheckpoint{Dir: t.TempDir()}
-	rs, err = GenerateResponses(m, forged, ModeCompliant, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range rs {
-		rs[i].PromptTokenIDs = nil
-	}
-	if err := cfg.Checkpoint.Save(ModeCompliant, 0, rs); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := GenerateResponses(m, forged, ModeCompliant, cfg); err == nil || !strings.Contains(err.Error(), "--overwrite") {
-		t.Errorf("old checkpoint of a forged prompt: got %v", err)
 	}
 }
 

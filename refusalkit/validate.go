@@ -53,11 +53,12 @@ func CheckPromptsFit(m *models.Model, userMessages []string, maxNewTokens int) e
 // ExtractPrompts lists every user message an extraction sends (both modes)
 // without generating anything: the same sampling Extract does.
 func ExtractPrompts(cfg ExtractConfig) ([]string, error) {
+	cfg = cfg.WithDefaults()
 	pool, err := TrainPool(cfg.Dataset)
 	if err != nil {
 		return nil, err
 	}
-	queries, err := SampleQueries(pool, cfg.NSamples, cfg.Seed)
+	queries, err := SampleQueries(pool, cfg.NSamples, *cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
@@ -66,23 +67,6 @@ func ExtractPrompts(cfg ExtractConfig) ([]string, error) {
 		out = append(out, UserMessage(q, ModeCompliant, cfg.RefusalInstruction), UserMessage(q, ModeRefusal, cfg.RefusalInstruction))
 	}
 	return out, nil
-}
-
-// EvalPlan samples the validation and test queries of an evaluation as
-// Evaluate will, so counts past a split are refused before the model loads.
-func EvalPlan(cfg EvalConfig) (validation, test []string, err error) {
-	run, err := LoadRunResponses(cfg.VectorDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	seen := run.Instructions()
-	if validation, err = EvalQueries(cfg.Dataset, Validation, cfg.NValidation, cfg.ValidationSeed, seen); err != nil {
-		return nil, nil, err
-	}
-	if test, err = EvalQueries(cfg.Dataset, Test, cfg.NTest, cfg.TestSeed, seen); err != nil {
-		return nil, nil, err
-	}
-	return validation, test, nil
 }
 
 // CheckRefusalTokenIDs refuses ids outside the model's vocabulary.

@@ -2,29 +2,18 @@ package refusalkit
 
 import (
 	"fmt"
-	"io"
 	"math"
-	"os"
-	"path/filepath"
-	"strconv"
 
 	"github.com/refusalkit/refusalkit/models"
 )
 
-// File names of a saved vector, as the spec names them.
-const (
-	VectorPTFile          = "refusal_vector.pt"          // for Python: torch.load(path, weights_only=True)
-	VectorSafetensorsFile = "refusal_vector.safetensors" // what refusalkit reads back
-	vectorTensorName      = "refusal_vector"
-)
-
-// RefusalVector is the difference of means at every residual-stream boundary:
-// Data[i] = mean over kept refusal responses − mean over kept compliant
-// responses of the stream at boundary i, shape [n_layers+1][d_model].
-// Boundary 0 is the embedding output, boundary i the stream entering block
-// i, and boundary n_layers the final hidden state (after the final norm).
-// Rows 0..n_layers-1 can steer: adding Data[i] to the stream entering block
-// i; the last row has no block after it to steer.
+// RefusalVector is the difference of means at every layer: Data[l] = mean
+// over kept refusal responses − mean over kept compliant responses of layer
+// l, shape [n_layers+1][d_model]. Layer l is the residual stream entering
+// block l (layer 0 is the embedding output) and layer n_layers the final
+// hidden state after the final norm, as transformers' hidden_states[l].
+// Layers 0..n_layers-1 can steer, by adding Data[l] to the stream entering
+// block l; the last has no block after it to steer.
 type RefusalVector struct {
 	Data       [][]float32 `json:"-"`
 	Model      string      `json:"model"` // model alias
@@ -98,10 +87,10 @@ func meanOfMeans(rs []Response) ([][]float64, int) {
 	return sum, n
 }
 
-// Row returns the vector at one boundary.
-func (v *RefusalVector) Row(layer int) []float32 { return v.Data[layer] }
+// Layer returns the vector at one layer.
+func (v *RefusalVector) Layer(l int) []float32 { return v.Data[l] }
 
-// Norms returns the L2 norm of every row.
+// Norms returns the L2 norm of the vector at every layer.
 func (v *RefusalVector) Norms() []float64 {
 	out := make([]float64, len(v.Data))
 	for l, row := range v.Data {
@@ -141,66 +130,11 @@ func (v *RefusalVector) CheckFits(c models.Config) error {
 	return nil
 }
 
-func (v *RefusalVector) flat() []float32 {
+// Flat returns the vector as one [n_layers+1 × d_model] slice, layer by layer.
+func (v *RefusalVector) Flat() []float32 {
 	out := make([]float32, 0, len(v.Data)*v.DModel)
 	for _, row := range v.Data {
 		out = append(out, row...)
 	}
 	return out
-}
-
-// Save writes refusal_vector.pt and refusal_vector.safetensors into dir, atomically.
-func (v *RefusalVector) Save(dir string) error {
-	shape := []int{len(v.Data), v.DModel}
-	data := v.flat()
-	if err := WriteFileAtomic(filepath.Join(dir, VectorPTFile), func(w io.Writer) error {
-		return WritePT(w, data, shape)
-	}); err != nil {
-		return err
-	}
-	meta := map[string]string{"model": v.Model, "n_layers": strconv.Itoa(v.NLayers), "d_model": strconv.Itoa(v.DModel),
-		"n_refusal": strconv.Itoa(v.NRefusal), "n_compliant": strconv.Itoa(v.NCompliant),
-		"rows": "row 0 = embedding output; row i = residual stream entering block i; last row = final hidden state after the final norm"}
-	return WriteFileAtomic(filepath.Join(dir, VectorSafetensorsFile), func(w io.Writer) error {
-		return WriteSafetensors(w, map[string]Float32Tensor{vectorTensorName: {Shape: shape, Data: data}}, meta)
-	})
-}
-
-// LoadRefusalVector reads refusal_vector.safetensors from a vector folder
-// (refusalkit never unpickles the .pt file).
-func LoadRefusalVector(dir string) (*RefusalVector, error) {
-	path := filepath.Join(dir, VectorSafetensorsFile)
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no refusal vector at %s: give the folder written by `refusalkit extract` (--vector_dir)", path)
-	}
-	ts, meta, err := ReadSafetensors(path)
-	if err != nil {
-		return nil, fmt.Errorf("refusal vector %s is unreadable (%v): re-run `refusalkit extract`", path, err)
-	}
-	t, ok := ts[vectorTensorName]
-	if !ok || len(t.Shape) != 2 || t.Shape[0] < 2 || t.Shape[1] < 1 {
-		return nil, fmt.Errorf("refusal vector %s has no 2-D %q tensor: re-run `refusalkit extract`", path, vectorTensorName)
-	}
-	for _, x := range t.Data {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, fmt.Errorf("refusal vector %s holds NaN or infinite values: re-run `refusalkit extract`", path)
-		}
-	}
-	v := &RefusalVector{Model: meta["model"], NLayers: t.Shape[0] - 1, DModel: t.Shape[1]}
-	v.NRefusal, _ = strconv.Atoi(meta["n_refusal"])
-	v.NCompliant, _ = strconv.Atoi(meta["n_compliant"])
-	v.Data = make([][]float32, t.Shape[0])
-	for l := range v.Data {
-		v.Data[l] = t.Data[l*v.DModel : (l+1)*v.DModel]
-	}
-	return v, nil
-}
-
-// MustLoadRefusalVector is LoadRefusalVector for notebooks.
-func MustLoadRefusalVector(dir string) *RefusalVector {
-	v, err := LoadRefusalVector(dir)
-	if err != nil {
-		panic(err)
-	}
-	return v
 }

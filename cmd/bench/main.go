@@ -20,7 +20,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/gomlx/compute/dtypes"
 	"math"
 	"os"
 	"slices"
@@ -28,9 +27,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gomlx/compute/dtypes"
+
 	"github.com/refusalkit/refusalkit/internal/benchutil"
+	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // refusalInstruction is the wording the bundled model follows (see the README):
@@ -113,16 +116,15 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	if r.MatmulGFLOPS, err = benchutil.MatmulGFLOPS(b, 64, 576, 1536); err != nil {
 		return err
 	}
-	xcfg := refusalkit.DefaultExtractConfig(modelPath)
+	xcfg := refusalkit.ExtractConfig{}.WithDefaults()
 	xcfg.NSamples = scaled(xcfg.NSamples, scale)
 	xcfg.RefusalInstruction = refusalInstruction
-	progress := refusalkit.Progress(os.Stderr)
+	show := refusalkit.WithProgress(progress.New(os.Stderr))
 
 	// refusalkit as built: fan-out prefill, capture during generation.
-	stats := &refusalkit.GenerationStats{}
-	xcfg.Stats = stats
+	stats := &benchutil.GenerationStats{}
 	start := time.Now()
-	x, err := extract(m, xcfg, progress)
+	x, err := extract(m, xcfg, show, refusalkit.WithGenerator(benchutil.Counting(m, stats)))
 	if err != nil {
 		return err
 	}
@@ -132,19 +134,11 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 
 	memory("extract")
 
-	// Evaluation as built, with the layer sweep timed apart.
-	dir, err := os.MkdirTemp("", "refusalkit-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	if err := refusalkit.SaveExtraction(dir, m, x); err != nil {
-		return err
-	}
-	ecfg := refusalkit.DefaultEvalConfig(modelPath, dir)
+	// Evaluation as built, in memory, with the layer sweep timed apart.
+	ecfg := refusalkit.EvalConfig{}.WithDefaults()
 	ecfg.NValidation, ecfg.NTest = scaled(ecfg.NValidation, scale), scaled(ecfg.NTest, scale)
 	start = time.Now()
-	ev, err := refusalkit.Evaluate(m, ecfg, nil, progress)
+	ev, err := refusalkit.Evaluate(m, x, ecfg, show)
 	if err != nil {
 		return err
 	}
@@ -163,24 +157,25 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 		// The naive extraction: every row prefilled, every batch run to its
 		// last row, no capture, then a separate batch-1 forward pass per kept
 		// response.
-		naive := xcfg
-		naive.Capture, naive.Naive, naive.Stats = false, true, nil
 		start = time.Now()
-		nx, err := extract(m, naive, progress)
+		nx, err := extract(m, xcfg, show, refusalkit.WithGenerator(benchutil.Naive(m)))
 		if err != nil {
 			return err
 		}
 		// Extract found no captured activations and ran them at the batch
 		// size; the spec's implementation runs one response at a time.
 		for _, rs := range [][]refusalkit.Response{nx.FilteredCompliant, nx.FilteredRefusal} {
-			if err := refusalkit.ExtractResponseActivations(m, rs, 1, true); err != nil {
+			for i := range rs {
+				rs[i].Means = nil
+			}
+			if err := refusalkit.MeanActivations(m, rs, 1); err != nil {
 				return err
 			}
 		}
 		r.NaiveExtractS = time.Since(start).Seconds()
 		r.SpeedupVsNaive = r.NaiveExtractS / r.W0ExtractS
 		start = time.Now()
-		if _, err := refusalkit.ScoreLayersNaive(m, ev.Vector, ev.Validation, ev.Scores.RefusalTokens, ecfg.BatchSize); err != nil {
+		if _, err := benchutil.ScoreLayersNaive(m, ev.Vector, ev.Validation, ev.Scores.RefusalTokens, ecfg.BatchSize); err != nil {
 			return err
 		}
 		r.NaiveLayerSweepS = time.Since(start).Seconds()
@@ -191,9 +186,9 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	// batch is the spec's 8), but what the command does when asked to batch
 	// by memory. Printed in the table only.
 	auto := xcfg
-	auto.BatchSize, auto.Stats = refusalkit.AutoBatchSize(m, xcfg.MaxNewTokens), nil
+	auto.BatchSize = refusalkit.AutoBatchSize(m, xcfg.MaxNewTokens)
 	start = time.Now()
-	if _, err := extract(m, auto, progress); err != nil {
+	if _, err := extract(m, auto, show); err != nil {
 		return err
 	}
 	autoS := time.Since(start).Seconds()
@@ -236,8 +231,8 @@ func captureOverhead(m *models.Model, cfg refusalkit.GenerateConfig, queries []s
 		}
 		t0 := time.Now()
 		_, err := m.GenerateIDs(prompts[start:end], models.GenerateOptions{
-			MaxNewTokens: cfg.MaxNewTokens, Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK,
-			Seed: uint64(cfg.Seed), RowSeeds: seeds, Capture: capture, Lean: !capture})
+			MaxNewTokens: cfg.MaxNewTokens, Sampling: *cfg.Sampling,
+			Seed: uint64(*cfg.Seed), RowSeeds: seeds, Capture: capture, Lean: !capture})
 		return time.Since(t0).Seconds(), err
 	}
 	// Warm-up: the first batch compiles the lean program's main shapes.
@@ -285,8 +280,8 @@ func timeCapture(modelPath, backendName string, rounds int) error {
 	if err != nil {
 		return err
 	}
-	cfg := refusalkit.DefaultExtractConfig(modelPath)
-	queries, err := refusalkit.SampleQueries(pool, 4, cfg.Seed)
+	cfg := refusalkit.ExtractConfig{}.WithDefaults()
+	queries, err := refusalkit.SampleQueries(pool, 4, *cfg.Seed)
 	if err != nil {
 		return err
 	}
@@ -306,32 +301,32 @@ func timeSweeps(modelPath, backendName, dir string) error {
 		return err
 	}
 	b := m.Backend
-	v, err := refusalkit.LoadRefusalVector(dir)
+	x, err := runs.ReadExtraction(dir)
 	if err != nil {
 		return err
 	}
-	run, err := refusalkit.LoadRunResponses(dir)
+	v := x.Vector
+	if v == nil {
+		return fmt.Errorf("%s holds no refusal vector", dir)
+	}
+	tokens, err := refusalkit.DeriveRefusalTokens(m, x.FilteredRefusal, x.FilteredCompliant)
 	if err != nil {
 		return err
 	}
-	tokens, err := refusalkit.DeriveRefusalTokens(m, run.FilteredRefusal, run.FilteredCompliant)
-	if err != nil {
-		return err
-	}
-	cfg := refusalkit.DefaultEvalConfig(modelPath, dir)
-	val, err := refusalkit.EvalQueries("", refusalkit.Validation, cfg.NValidation, cfg.ValidationSeed, run.Instructions())
+	cfg := refusalkit.EvalConfig{}.WithDefaults()
+	val, err := refusalkit.EvalQueries("", refusalkit.Validation, cfg.NValidation, *cfg.ValidationSeed, x.Instructions())
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	lean, err := refusalkit.ScoreLayers(m, v, val, tokens, cfg.BatchSize, nil)
+	lean, err := refusalkit.ScoreLayers(m, v, val, tokens, refusalkit.ScoreConfig{BatchSize: cfg.BatchSize})
 	if err != nil {
 		return err
 	}
 	leanS := time.Since(start).Seconds()
 	memory("the lean sweep")
 	start = time.Now()
-	naive, err := refusalkit.ScoreLayersNaive(m, v, val, tokens, cfg.BatchSize)
+	naive, err := benchutil.ScoreLayersNaive(m, v, val, tokens, cfg.BatchSize)
 	if err != nil {
 		return err
 	}
@@ -344,12 +339,12 @@ func timeSweeps(modelPath, backendName, dir string) error {
 // extract runs refusalkit.Extract. A random-weight model never writes a
 // refusal phrase, so for it every response of each mode stands in for the
 // kept set: the work timed is the same, only the vector is meaningless.
-func extract(m *models.Model, cfg refusalkit.ExtractConfig, progress func(string, int, int)) (*refusalkit.Extraction, error) {
-	x, err := refusalkit.Extract(m, cfg, progress)
-	if errors.Is(err, refusalkit.ErrTooFewResponses) && (strings.HasPrefix(cfg.ModelPath, "random:") || cfg.ModelPath == models.TinyRandomModel) {
+func extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...refusalkit.Option) (*refusalkit.Extraction, error) {
+	x, err := refusalkit.Extract(m, cfg, opts...)
+	if errors.Is(err, refusalkit.ErrTooFewResponses) && (strings.HasPrefix(m.Path, "random:") || m.Path == models.TinyRandomModel) {
 		x.FilteredRefusal, x.FilteredCompliant = x.Refusal, x.Compliant
 		for _, rs := range [][]refusalkit.Response{x.FilteredRefusal, x.FilteredCompliant} {
-			if err := refusalkit.ExtractResponseActivations(m, rs, cfg.BatchSize, false); err != nil {
+			if err := refusalkit.MeanActivations(m, rs, cfg.BatchSize); err != nil {
 				return nil, err
 			}
 		}

@@ -111,7 +111,7 @@ func measure(m *models.Model, bs, tokens int) (result, error) {
 	for i := range prompts {
 		prompts[i] = fmt.Sprintf("Give me fact number %d about the ocean.", i+1)
 	}
-	opts := models.GenerateOptions{MaxNewTokens: tokens, IgnoreStop: true, Temperature: 1, TopK: 64, TopP: 0.95, Seed: 1}
+	opts := models.GenerateOptions{MaxNewTokens: tokens, IgnoreStop: true, Sampling: models.Sampling{Temperature: 1, TopK: 64, TopP: 0.95}, Seed: 1}
 	if _, err := m.Generate(prompts, opts); err != nil { // the first run compiles prefill and step
 		return result{}, err
 	}

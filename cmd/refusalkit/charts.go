@@ -4,8 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/refusalkit/refusalkit/charts"
-	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // cmdCharts (re)draws the charts of a run folder as HTML files.
@@ -20,19 +19,20 @@ func cmdCharts(args []string) error {
 	}
 	if st, err := os.Stat(*dir); err == nil && st.IsDir() {
 		// Not while a run writes the folder: its files are not final yet.
-		lock, err := refusalkit.LockRunDir(*dir, "charts")
+		lock, err := runs.LockDir(*dir, "charts")
 		if err != nil {
 			return inUse(err, *dir, "--run_dir ", "wait for it to end")
 		}
 		defer lock.Release()
 	}
-	return writeCharts(*dir)
+	return printCharts(runs.WriteCharts(*dir))
 }
 
 // writeCharts writes every chart the run folder's files allow into
 // <dir>/charts/ and lists them on stderr.
-func writeCharts(dir string) error {
-	paths, err := charts.WriteRunCharts(dir)
+func writeCharts(run *runs.Run) error { return printCharts(run.WriteCharts()) }
+
+func printCharts(paths []string, err error) error {
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // --dtype reaches the model, metadata.json and eval_summary.json, and a
@@ -34,18 +34,18 @@ func TestDTypeFlag(t *testing.T) {
 		}
 		return v.DType
 	}
-	if got := field(dir, refusalkit.MetadataFile); got != "bfloat16" {
+	if got := field(dir, runs.MetadataFile); got != "bfloat16" {
 		t.Errorf("metadata.json dtype %q, want bfloat16", got)
 	}
 	evDir, _ := evaluatedRun(t) // a float32 extraction
-	if got := field(evDir, refusalkit.MetadataFile); got != "float32" {
+	if got := field(evDir, runs.MetadataFile); got != "float32" {
 		t.Errorf("metadata.json of the default run: dtype %q, want float32", got)
 	}
 	code, stderr = runCaptured(t, append(evaluateArgs(evDir, "0", "1"), "--dtype", "bfloat16", "--overwrite")...)
 	if code != 0 {
 		t.Fatalf("evaluate --dtype bfloat16 of a float32 vector: exit %d: %s", code, stderr)
 	}
-	if got := field(evDir, refusalkit.EvalSummaryFile); got != "bfloat16" {
+	if got := field(evDir, runs.EvalSummaryFile); got != "bfloat16" {
 		t.Errorf("eval_summary.json dtype %q, want bfloat16", got)
 	}
 	code, stderr = runCaptured(t, "generate", "--model_path", "tiny-random", "--backend", "go", "--dtype", "float16", "--prompt", "hi", "--max_new_tokens", "3", "--greedy")

@@ -7,14 +7,16 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // cmdEvaluate is the Go counterpart of the spec's eval_refusal_vector.py.
 func cmdEvaluate(args []string) error {
 	fs := newFlags("evaluate", "--model_path M --vector_dir DIR [flags]")
-	def := refusalkit.DefaultEvalConfig("", "")
+	def := refusalkit.EvalConfig{}.WithDefaults()
 	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
 	vectorDir := fs.String("vector_dir", "", "folder holding refusal_vector.safetensors, written by 'refusalkit extract' (required)")
 	nVal := fs.Int("n_validation_samples", def.NValidation, "validation queries (validation split) for layer selection")
@@ -23,13 +25,13 @@ func cmdEvaluate(args []string) error {
 	fs.Var(&coeffs, "coefficients", "activation-addition coefficients, space- or comma-separated")
 	maxNew := fs.Int("max_new_tokens", def.MaxNewTokens, "maximum tokens to generate")
 	batch := fs.Int("batch_size", def.BatchSize, "batch size for generation and layer selection")
-	valSeed := fs.Int64("validation_seed", def.ValidationSeed, "seed for sampling validation queries")
-	testSeed := fs.Int64("test_seed", def.TestSeed, "seed for sampling test queries")
+	valSeed := fs.Int64("validation_seed", *def.ValidationSeed, "seed for sampling validation queries")
+	testSeed := fs.Int64("test_seed", *def.TestSeed, "seed for sampling test queries")
 	outDir := fs.String("output_dir", "", "output folder (default: --vector_dir)")
 	selection := fs.String("layer_selection", "steering", "layer ranking: steering (the spec's method) or norm")
 	refusalTokens := fs.String("refusal_tokens", "", "comma-separated token ids for the refusal score (default: derived from the vector folder's responses)")
 	sample := fs.Bool("sample", false, "sample the sweep's completions (temperature 1, top-p 0.95, top-k 64) instead of greedy decoding")
-	seed := fs.Int64("seed", def.Seed, "sampling seed, with --sample")
+	seed := fs.Int64("seed", *def.Seed, "sampling seed, with --sample")
 	dataset := fs.String("dataset", "", "instructions file (.json, .jsonl, .csv) instead of ALPACA; its validation and test splits are used")
 	parseSpecial := fs.Bool("parse_special_tokens", false, "read special-token spellings in user text (e.g. <|im_end|> in an instruction) as control tokens, as transformers' apply_chat_template does; by default they are plain text")
 	overwrite := fs.Bool("overwrite", false, "replace a previous evaluation in the output folder")
@@ -65,26 +67,33 @@ func cmdEvaluate(args []string) error {
 			tokenIDs = append(tokenIDs, int32(id))
 		}
 	}
-	cfg := refusalkit.DefaultEvalConfig(*modelPath, *vectorDir)
-	cfg.NValidation, cfg.NTest, cfg.Coefficients = *nVal, *nTest, coeffs
-	cfg.MaxNewTokens, cfg.BatchSize, cfg.ValidationSeed, cfg.TestSeed = *maxNew, *batch, *valSeed, *testSeed
-	cfg.LayerSelection, cfg.Dataset, cfg.Sample, cfg.Seed = *selection, *dataset, *sample, *seed
-	cfg.ParseSpecialTokens = *parseSpecial
+	cfg := refusalkit.EvalConfig{NValidation: *nVal, NTest: *nTest, ValidationSeed: valSeed, TestSeed: testSeed,
+		LayerSelection: *selection, RefusalTokenIDs: tokenIDs, Dataset: *dataset,
+		SweepConfig: refusalkit.SweepConfig{Coefficients: coeffs, MaxNewTokens: *maxNew, BatchSize: *batch,
+			ParseSpecialTokens: *parseSpecial}}
+	if *sample {
+		cfg.Sampling, cfg.Seed = &refusalkit.SpecSampling, seed
+	}
 
 	// Check the vector and the queries before loading the model; the shape
 	// is checked against the model right after.
 	if err := checkVectorDir(*vectorDir); err != nil {
 		return err
 	}
-	v, err := refusalkit.LoadRefusalVector(*vectorDir)
+	v, err := runs.LoadVector(*vectorDir)
 	if err != nil {
 		return usagef("%v", err)
 	}
+	x, err := runs.ReadExtraction(*vectorDir)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	x.Vector = v
 	warnings, err := v.CheckValues(cfg.Coefficients)
 	if err != nil {
 		return usagef("%v", err)
 	}
-	validation, test, err := refusalkit.EvalPlan(cfg)
+	validation, test, err := refusalkit.EvalPlan(cfg, x.Instructions())
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -124,11 +133,11 @@ func cmdEvaluate(args []string) error {
 		return usagef("%v", err)
 	}
 	// The folder is this run's from here on: no other run writes it until this one ends.
-	lock, err := openRunDir(dir, "evaluate")
+	run, err := openRunDir(dir, "evaluate")
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
+	defer run.Close()
 	if err := evalDirState(dir, *overwrite); err != nil {
 		return err
 	}
@@ -136,7 +145,7 @@ func cmdEvaluate(args []string) error {
 		return err
 	}
 	if *overwrite {
-		if err := removeEvaluation(dir); err != nil { // every coefficient's file, and the evaluation charts
+		if err := run.RemoveEvaluation(); err != nil { // every coefficient's file, and the evaluation charts
 			return err
 		}
 	}
@@ -145,15 +154,16 @@ func cmdEvaluate(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "refusalkit evaluate: %s on %s; %d validation and %d test queries; coefficients %v -> %s\n",
 		m.Alias(), m.Backend.Name(), cfg.NValidation, cfg.NTest, cfg.Coefficients, dir)
-	ev, err := refusalkit.Evaluate(m, cfg, tokenIDs, refusalkit.Progress(os.Stderr))
+	ev, err := refusalkit.Evaluate(m, x, cfg, refusalkit.WithProgress(progress.New(os.Stderr)))
 	if err != nil {
 		return err
 	}
-	if err := refusalkit.SaveEvaluation(dir, ev); err != nil {
+	ev.Summary.VectorDir = *vectorDir
+	if err := run.SaveEvaluation(m, x, ev); err != nil {
 		return err
 	}
 	printEvaluation(ev)
-	return writeCharts(dir)
+	return writeCharts(run)
 }
 
 // printEvaluation shows the top layers and the refusal rate by coefficient.

@@ -1,32 +1,35 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // cmdExtract is the Go counterpart of the spec's run_refusal_vector_pipeline.py.
 func cmdExtract(args []string) error {
 	fs := newFlags("extract", "--model_path M [flags]")
-	def := refusalkit.DefaultExtractConfig("")
+	def := refusalkit.ExtractConfig{}.WithDefaults()
 	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
 	nSamples := fs.Int("n_samples", def.NSamples, "number of ALPACA (train split) queries to sample")
 	nCompletions := fs.Int("n_completions", def.NCompletions, "completions per query, in each mode")
 	maxNew := fs.Int("max_new_tokens", def.MaxNewTokens, "maximum tokens to generate per response")
 	batchFlag := fs.String("generation_batch_size", fmt.Sprint(def.BatchSize), "rows per generation batch, or auto (picked from the memory available)")
-	seed := fs.Int64("seed", def.Seed, "random seed (query sampling and generation)")
+	seed := fs.Int64("seed", *def.Seed, "random seed (query sampling and generation)")
 	outDir := fs.String("output_dir", "", "output folder (default runs/{model_alias}/harmless_refusal_vectors)")
 	instr := fs.String("refusal_instruction", def.RefusalInstruction, "instruction prepended to the query in refusal mode")
 	dataset := fs.String("dataset", "", "instructions file (.json, .jsonl, .csv with an \"instruction\" field; its train split is used) instead of ALPACA")
-	temperature := fs.Float64("temperature", def.Temperature, "sampling temperature")
-	topP := fs.Float64("top_p", def.TopP, "nucleus sampling mass")
-	topK := fs.Int("top_k", def.TopK, "top-k sampling (0: off)")
+	temperature := fs.Float64("temperature", def.Sampling.Temperature, "sampling temperature")
+	topP := fs.Float64("top_p", def.Sampling.TopP, "nucleus sampling mass")
+	topK := fs.Int("top_k", def.Sampling.TopK, "top-k sampling (0: off)")
 	overwrite := fs.Bool("overwrite", false, "replace a previous run in the output folder")
 	parseSpecial := fs.Bool("parse_special_tokens", false, "read special-token spellings in user text (e.g. <|im_end|> in an instruction or the refusal instruction) as control tokens, as transformers' apply_chat_template does; by default they are plain text")
 	resume := fs.Bool("resume", false, "continue an interrupted run in the output folder (same flags), without regenerating finished batches")
@@ -57,11 +60,11 @@ func cmdExtract(args []string) error {
 	if err := checkUserSettings(*temperature, *topP, *topK, *instr); err != nil {
 		return err
 	}
-	cfg := refusalkit.DefaultExtractConfig(*modelPath)
-	cfg.NSamples, cfg.Dataset = *nSamples, *dataset
-	cfg.NCompletions, cfg.MaxNewTokens, cfg.BatchSize, cfg.Seed = *nCompletions, *maxNew, *batch, *seed
-	cfg.RefusalInstruction, cfg.Temperature, cfg.TopP, cfg.TopK = *instr, *temperature, *topP, *topK
-	cfg.ParseSpecialTokens = *parseSpecial
+	cfg := refusalkit.ExtractConfig{NSamples: *nSamples, Dataset: *dataset, GenerateConfig: refusalkit.GenerateConfig{
+		NCompletions: *nCompletions, MaxNewTokens: *maxNew, BatchSize: *batch, Seed: seed,
+		Sampling:           &models.Sampling{Temperature: *temperature, TopP: *topP, TopK: *topK},
+		RefusalInstruction: *instr, ParseSpecialTokens: *parseSpecial,
+	}}
 
 	// Check everything cheap before loading the model.
 	pool, err := refusalkit.TrainPool(cfg.Dataset)
@@ -93,19 +96,16 @@ func cmdExtract(args []string) error {
 		cfg.BatchSize = refusalkit.AutoBatchSize(m, cfg.MaxNewTokens)
 		fmt.Fprintf(os.Stderr, "refusalkit extract: --generation_batch_size auto: %d rows\n", cfg.BatchSize)
 	}
-	dir := *outDir
-	if dir == "" {
-		dir = filepath.Join("runs", m.Alias(), "harmless_refusal_vectors")
-	}
+	dir := cmp.Or(*outDir, runs.DefaultDir(m.Alias()))
 	if *resume && *overwrite {
 		return usagef("--resume and --overwrite exclude each other: --resume continues the run in %s, --overwrite replaces it", dir)
 	}
 	// The folder is this run's from here on: no other run writes it until this one ends.
-	lock, err := openRunDir(dir, "extract")
+	run, err := openRunDir(dir, "extract")
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
+	defer run.Close()
 	if err := extractDirState(dir, *overwrite, *resume); err != nil {
 		return err
 	}
@@ -116,50 +116,50 @@ func cmdExtract(args []string) error {
 		// Everything the previous run and its evaluation wrote goes, completion
 		// markers first, so a folder interrupted from here on never looks
 		// like a finished run.
-		if err := removeExtraction(dir); err != nil {
+		if err := run.RemoveExtraction(); err != nil {
 			return err
 		}
 	}
 	// What decides the responses: resuming requires the same, checkpoint by checkpoint.
-	settings, err := refusalkit.ExtractSettings(m, cfg)
+	settings, err := runs.ExtractSettings(m, cfg)
 	if err != nil {
 		return err
 	}
-	if err := refusalkit.CheckResumable(dir, settings, *resume); err != nil {
+	if err := runs.CheckResumable(dir, settings, *resume); err != nil {
 		return usagef("%v", err)
 	}
 	if err := removeStrayTemps(dir, true); err != nil { // what killed runs left half-written
 		return err
 	}
-	cfg.Checkpoint = refusalkit.DirCheckpoint{Dir: filepath.Join(dir, refusalkit.PartialDir), Run: settings.Digest()}
+	checkpoint := runs.DirCheckpoint{Dir: filepath.Join(dir, runs.PartialDir), Run: settings.Digest()}
 
 	fmt.Fprintf(os.Stderr, "refusalkit extract: %s (%d layers, d_model %d) on %s; %d queries x %d completions x 2 modes -> %s\n",
 		m.Alias(), m.Config.NumLayers, m.Config.DModel, m.Backend.Name(), cfg.NSamples, cfg.NCompletions, dir)
 	start := time.Now()
-	x, runErr := refusalkit.Extract(m, cfg, refusalkit.Progress(os.Stderr))
+	x, runErr := refusalkit.Extract(m, cfg, refusalkit.WithProgress(progress.New(os.Stderr)), refusalkit.WithCheckpoint(checkpoint))
 	if x == nil {
 		return runErr
 	}
 	x.Timings["total"] = time.Since(start).Seconds()
-	if err := refusalkit.SaveExtraction(dir, m, x); err != nil {
+	if err := run.SaveExtraction(m, x); err != nil {
 		return err
 	}
-	if err := refusalkit.RemoveCheckpoint(dir); err != nil { // every file is saved: the checkpoint is spent
+	if err := runs.RemoveCheckpoint(dir); err != nil { // every file is saved: the checkpoint is spent
 		return err
 	}
-	md := refusalkit.MetadataFor(m, x)
+	md := runs.MetadataFor(m, x)
 	fmt.Fprintf(os.Stderr, "kept %d/%d compliant (%.1f%%) and %d/%d refusal (%.1f%%) responses in %.0fs\n",
 		md.NCompliantResponsesKept, md.NCompliantResponsesGenerated, 100*md.CompliantFilterRate,
 		md.NRefusalResponsesKept, md.NRefusalResponsesGenerated, 100*md.RefusalFilterRate, x.Timings["total"])
 	if runErr != nil {
-		_ = writeCharts(dir) // the kept-vs-generated chart shows what went wrong
+		_ = writeCharts(run) // the kept-vs-generated chart shows what went wrong
 		if errors.Is(runErr, refusalkit.ErrTooFewResponses) {
 			return fmt.Errorf("%v (all responses and metadata are saved in %s)", runErr, dir)
 		}
 		return runErr
 	}
 	fmt.Fprintf(os.Stderr, "refusal vector %v written to %s\n", md.VectorShape, dir)
-	return writeCharts(dir)
+	return writeCharts(run)
 }
 
 // fitsContext checks --max_new_tokens leaves room for a prompt in the model's context.

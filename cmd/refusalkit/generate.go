@@ -47,7 +47,7 @@ func cmdGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := models.GenerateOptions{MaxNewTokens: *maxNew, Temperature: *temperature, TopP: *topP, TopK: *topK, Seed: uint64(*seed)}
+	opts := models.GenerateOptions{MaxNewTokens: *maxNew, Sampling: models.Sampling{Temperature: *temperature, TopP: *topP, TopK: *topK}, Seed: uint64(*seed)}
 	if *greedy {
 		opts.Temperature = 0
 	}

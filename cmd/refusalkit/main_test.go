@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // runCaptured runs the command in-process and returns its exit status and stderr.
@@ -43,14 +44,14 @@ func TestBadInput(t *testing.T) {
 	_ = os.WriteFile(corruptGGUF, []byte("GGUF\x03\x00\x00\x00garbage"), 0o644)
 	corruptVector := filepath.Join(tmp, "corrupt-vector")
 	_ = os.MkdirAll(corruptVector, 0o755)
-	_ = os.WriteFile(filepath.Join(corruptVector, refusalkit.VectorSafetensorsFile), []byte("\x10\x00\x00\x00\x00\x00\x00\x00{not a header}"), 0o644)
+	_ = os.WriteFile(filepath.Join(corruptVector, runs.VectorSafetensorsFile), []byte("\x10\x00\x00\x00\x00\x00\x00\x00{not a header}"), 0o644)
 	otherModel := filepath.Join(tmp, "other-model-vector")
 	_ = os.MkdirAll(otherModel, 0o755)
 	ov := &refusalkit.RefusalVector{Model: "SomeOtherModel", NLayers: 3, DModel: 8, Data: make([][]float32, 4)}
 	for i := range ov.Data {
 		ov.Data[i] = make([]float32, 8)
 	}
-	if err := ov.Save(otherModel); err != nil {
+	if err := runs.SaveVector(otherModel, ov); err != nil {
 		t.Fatal(err)
 	}
 	const made = 7                                                   // entries the test itself puts in tmp

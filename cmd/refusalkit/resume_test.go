@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // An extraction killed mid-run and continued with --resume gives the same
@@ -44,7 +44,7 @@ func TestResumeAfterKill(t *testing.T) {
 	// Kill it once a few batches are checkpointed.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		batches, _ := filepath.Glob(filepath.Join(cut, refusalkit.PartialDir, "compliant-*.json"))
+		batches, _ := filepath.Glob(filepath.Join(cut, runs.PartialDir, "compliant-*.json"))
 		if len(batches) >= 3 {
 			break
 		}
@@ -55,10 +55,10 @@ func TestResumeAfterKill(t *testing.T) {
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	if _, err := os.Stat(filepath.Join(cut, refusalkit.MetadataFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(cut, runs.MetadataFile)); err == nil {
 		t.Skip("the run finished before it could be killed; nothing to resume")
 	}
-	saved, _ := filepath.Glob(filepath.Join(cut, refusalkit.PartialDir, "*.json"))
+	saved, _ := filepath.Glob(filepath.Join(cut, runs.PartialDir, "*.json"))
 	// Without --resume the interrupted run is refused, untouched.
 	if code := exec.Command(bin, args(cut)...).Run(); code == nil {
 		t.Fatal("a second run into the interrupted folder was not refused")
@@ -70,8 +70,8 @@ func TestResumeAfterKill(t *testing.T) {
 	if !bytes.Contains(stderr.Bytes(), []byte("too few kept responses")) {
 		t.Fatalf("resume did not finish: %s", stderr.String())
 	}
-	for _, name := range []string{refusalkit.CompliantResponsesFile, refusalkit.RefusalResponsesFile,
-		refusalkit.FilteredCompliantResponsesFile, refusalkit.FilteredRefusalResponsesFile} {
+	for _, name := range []string{runs.CompliantResponsesFile, runs.RefusalResponsesFile,
+		runs.FilteredCompliantResponsesFile, runs.FilteredRefusalResponsesFile} {
 		a, err := os.ReadFile(filepath.Join(whole, name))
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +85,7 @@ func TestResumeAfterKill(t *testing.T) {
 		}
 	}
 	t.Logf("%d checkpoint files were there when the run was killed", len(saved))
-	if _, err := os.Stat(filepath.Join(cut, refusalkit.PartialDir)); err != nil {
+	if _, err := os.Stat(filepath.Join(cut, runs.PartialDir)); err != nil {
 		t.Logf("checkpoint removed after completion: ok")
 	}
 }

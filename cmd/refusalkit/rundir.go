@@ -1,7 +1,7 @@
 package main
 
 // Run-folder bookkeeping for the commands: one run per folder at a time
-// (refusalkit.LockRunDir), what each stage may find there, and removing an
+// (runs.LockDir), what each stage may find there, and removing an
 // earlier run's files (--overwrite) and a killed run's temporary files by
 // name, never anything else.
 
@@ -13,14 +13,7 @@ import (
 	"regexp"
 	"slices"
 
-	"github.com/refusalkit/refusalkit/charts"
-	"github.com/refusalkit/refusalkit/refusalkit"
-)
-
-// The charts each stage's files give (charts.FromRunDir).
-var (
-	extractionCharts = []string{charts.NameKeptVsGenerated, charts.NameVectorNorms, charts.NameCosineHeatmap}
-	evaluationCharts = []string{charts.NameLayerScores, charts.NameRefusalRates}
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // writeProbe is the name pattern of checkWritable's probe file.
@@ -30,7 +23,7 @@ var writeProbeName = regexp.MustCompile(`^\.write-test-[0-9]+$`)
 
 // inUse turns a held lock into the command's one-line message.
 func inUse(err error, dir, what, remedy string) error {
-	var e *refusalkit.InUseError
+	var e *runs.InUseError
 	if errors.As(err, &e) {
 		return usagef("%s%s is in use by a run in progress (%s): %s", what, dir, e.Holder(), remedy)
 	}
@@ -40,26 +33,26 @@ func inUse(err error, dir, what, remedy string) error {
 // probeRunDir refuses, without creating anything, a folder that a run in
 // progress holds.
 func probeRunDir(dir string) error {
-	return inUse(refusalkit.ProbeRunLock(dir), dir, "", "wait for it to end or choose another --output_dir")
+	return inUse(runs.ProbeLock(dir), dir, "", "wait for it to end or choose another --output_dir")
 }
 
 // openRunDir creates the output folder dir and takes its lock for command,
 // before any work: a folder another run holds is refused, naming it.
-func openRunDir(dir, command string) (*refusalkit.RunLock, error) {
+func openRunDir(dir, command string) (*runs.Run, error) {
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return nil, usagef("output folder %s is a file: give a folder with --output_dir", dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, usagef("cannot create output folder %s (%v): choose a writable --output_dir", dir, err)
 	}
-	lock, err := refusalkit.LockRunDir(dir, command)
+	run, err := runs.Open(dir, runs.Command(command))
 	if err != nil {
 		if err = inUse(err, dir, "", "wait for it to end or choose another --output_dir"); errors.As(err, new(usageError)) {
 			return nil, err
 		}
 		return nil, usagef("output folder %s is not writable (%v): choose a writable --output_dir", dir, err)
 	}
-	return lock, nil
+	return run, nil
 }
 
 // checkWritable checks the output folder takes new files.
@@ -76,11 +69,11 @@ func checkWritable(dir string) error {
 // an interrupted run only with --resume or --overwrite, a finished run or an
 // evaluation only with --overwrite, and --resume only an interrupted run.
 func extractDirState(dir string, overwrite, resume bool) error {
-	partial := dirHas(dir, refusalkit.PartialDir)
+	partial := dirHas(dir, runs.PartialDir)
 	switch {
 	case resume && !partial:
-		var md refusalkit.Metadata
-		if readJSONFile(filepath.Join(dir, refusalkit.MetadataFile), &md) {
+		var md runs.Metadata
+		if readJSONFile(filepath.Join(dir, runs.MetadataFile), &md) {
 			if md.Complete {
 				return usagef("the run in %s is already complete (its vector is written): nothing to resume; pass --overwrite to replace it", dir)
 			}
@@ -94,12 +87,12 @@ func extractDirState(dir string, overwrite, resume bool) error {
 	case partial:
 		return usagef("%s holds an interrupted run: pass --resume to continue it or --overwrite to replace it", dir)
 	}
-	for _, name := range refusalkit.ExtractionFiles() {
+	for _, name := range runs.ExtractionFiles() {
 		if dirHas(dir, name) {
 			return usagef("%s already holds a run (%s): choose another --output_dir or pass --overwrite", dir, name)
 		}
 	}
-	if state, marker := refusalkit.EvaluationState(dir); state != refusalkit.EvalNone {
+	if state, marker := runs.EvaluationState(dir); state != runs.EvalNone {
 		return usagef("%s already holds a run (%s): choose another --output_dir or pass --overwrite", dir, marker)
 	}
 	return nil
@@ -108,11 +101,11 @@ func extractDirState(dir string, overwrite, resume bool) error {
 // checkVectorDir refuses a vector folder that a run in progress holds, or
 // that holds an interrupted extraction.
 func checkVectorDir(dir string) error {
-	if err := inUse(refusalkit.ProbeRunLock(dir), dir, "--vector_dir ", "wait for it to end"); err != nil {
+	if err := inUse(runs.ProbeLock(dir), dir, "--vector_dir ", "wait for it to end"); err != nil {
 		return err
 	}
-	if dirHas(dir, refusalkit.PartialDir) {
-		return usagef("--vector_dir %s holds an interrupted extraction (%s): finish it with `refusalkit extract --resume` (same flags) first", dir, refusalkit.PartialDir)
+	if dirHas(dir, runs.PartialDir) {
+		return usagef("--vector_dir %s holds an interrupted extraction (%s): finish it with `refusalkit extract --resume` (same flags) first", dir, runs.PartialDir)
 	}
 	return nil
 }
@@ -126,49 +119,12 @@ func evalDirState(dir string, overwrite bool) error {
 	if overwrite {
 		return nil
 	}
-	switch state, marker := refusalkit.EvaluationState(dir); state {
-	case refusalkit.EvalComplete:
+	switch state, marker := runs.EvaluationState(dir); state {
+	case runs.EvalComplete:
 		return usagef("%s already holds a run (%s): choose another --output_dir or pass --overwrite", dir, marker)
-	case refusalkit.EvalInterrupted:
+	case runs.EvalInterrupted:
 		return usagef("%s holds an interrupted evaluation (%s): pass --overwrite to replace it", dir, marker)
 	}
-	return nil
-}
-
-// removeExtraction removes what an earlier extraction and the evaluation
-// of its vector wrote in dir, with their charts (--overwrite): the
-// completion markers first, so a folder caught halfway never looks finished.
-func removeExtraction(dir string) error {
-	if err := os.RemoveAll(filepath.Join(dir, refusalkit.MetadataFile)); err != nil {
-		return err
-	}
-	if err := refusalkit.RemoveEvaluation(dir); err != nil {
-		return err
-	}
-	if err := refusalkit.RemoveExtraction(dir); err != nil {
-		return err
-	}
-	return removeCharts(dir, slices.Concat(extractionCharts, evaluationCharts))
-}
-
-// removeEvaluation removes what an earlier evaluation wrote in dir, with its charts.
-func removeEvaluation(dir string) error {
-	if err := refusalkit.RemoveEvaluation(dir); err != nil {
-		return err
-	}
-	return removeCharts(dir, evaluationCharts)
-}
-
-// removeCharts removes the named charts, and the charts folder if that
-// leaves it empty.
-func removeCharts(dir string, names []string) error {
-	cd := filepath.Join(dir, charts.ChartsDir)
-	for _, name := range names {
-		if err := os.Remove(filepath.Join(cd, name+".html")); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	_ = os.Remove(cd) // only succeeds when empty
 	return nil
 }
 
@@ -176,18 +132,18 @@ func removeCharts(dir string, names []string) error {
 // stage and the stages after it left in dir, its checkpoint and its charts,
 // and writability probes: only the project's own names.
 func removeStrayTemps(dir string, extract bool) error {
-	ours, chartNames := refusalkit.IsEvaluationFile, evaluationCharts
+	ours, chartNames := runs.IsEvaluationFile, runs.EvaluationCharts
 	if extract {
-		ours = func(name string) bool { return refusalkit.IsExtractionFile(name) || refusalkit.IsEvaluationFile(name) }
-		chartNames = slices.Concat(extractionCharts, evaluationCharts)
-		if err := refusalkit.RemoveStrayTemps(filepath.Join(dir, refusalkit.PartialDir), func(string) bool { return true }); err != nil {
+		ours = func(name string) bool { return runs.IsExtractionFile(name) || runs.IsEvaluationFile(name) }
+		chartNames = slices.Concat(runs.ExtractionCharts, runs.EvaluationCharts)
+		if err := runs.RemoveStrayTemps(filepath.Join(dir, runs.PartialDir), func(string) bool { return true }); err != nil {
 			return err
 		}
 	}
-	if err := refusalkit.RemoveStrayTemps(dir, ours); err != nil {
+	if err := runs.RemoveStrayTemps(dir, ours); err != nil {
 		return err
 	}
-	if err := refusalkit.RemoveStrayTemps(filepath.Join(dir, charts.ChartsDir), func(name string) bool {
+	if err := runs.RemoveStrayTemps(filepath.Join(dir, runs.ChartsDir), func(name string) bool {
 		return slices.ContainsFunc(chartNames, func(c string) bool { return name == c+".html" })
 	}); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 var (
@@ -78,7 +79,7 @@ func startExtract(t *testing.T, bin string, args []string, n int) (cmd *exec.Cmd
 	dir := args[slices.Index(args, "--output_dir")+1]
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		batches, _ := filepath.Glob(filepath.Join(dir, refusalkit.PartialDir, "compliant-*.json"))
+		batches, _ := filepath.Glob(filepath.Join(dir, runs.PartialDir, "compliant-*.json"))
 		if len(batches) >= n {
 			return cmd, done
 		}
@@ -115,7 +116,7 @@ func killedExtract(t *testing.T, args []string, n int) {
 	_ = cmd.Process.Kill()
 	<-done
 	dir := args[slices.Index(args, "--output_dir")+1]
-	if _, err := os.Stat(filepath.Join(dir, refusalkit.MetadataFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, runs.MetadataFile)); err == nil {
 		t.Skip("the run finished before it could be killed")
 	}
 }
@@ -143,7 +144,7 @@ func listing(t *testing.T, dir string) string {
 	var b strings.Builder
 	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		switch {
-		case err != nil || p == dir || info.Name() == refusalkit.LockFile:
+		case err != nil || p == dir || info.Name() == runs.LockFile:
 		case info.IsDir(): // taking and releasing the lock changes a folder's time
 			fmt.Fprintf(&b, "%s/\n", p)
 		default:
@@ -178,15 +179,15 @@ func TestSecondRunRefusedWhileFirstWrites(t *testing.T) {
 		}
 	}
 	<-done
-	var md refusalkit.Metadata
-	data, err := os.ReadFile(filepath.Join(dir, refusalkit.MetadataFile))
+	var md runs.Metadata
+	data, err := os.ReadFile(filepath.Join(dir, runs.MetadataFile))
 	if err != nil {
 		t.Fatalf("the first run did not finish: %v", err)
 	}
 	if err := json.Unmarshal(data, &md); err != nil || md.Seed != 42 || md.NQueries != 40 {
 		t.Errorf("metadata of the first run: seed %d, %d queries (%v)", md.Seed, md.NQueries, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, refusalkit.LockFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, runs.LockFile)); err == nil {
 		t.Errorf("the lock file outlived the run")
 	}
 }
@@ -267,9 +268,8 @@ func evaluatedRun(t *testing.T) (dir string, userFiles []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := refusalkit.DefaultExtractConfig("tiny-random")
-	cfg.NSamples, cfg.NCompletions, cfg.MaxNewTokens = 3, 2, 4
-	x, _ := refusalkit.Extract(m, cfg, nil)
+	cfg := refusalkit.ExtractConfig{NSamples: 3, GenerateConfig: refusalkit.GenerateConfig{NCompletions: 2, MaxNewTokens: 4}}
+	x, _ := refusalkit.Extract(m, cfg)
 	if x == nil {
 		t.Fatal("extract failed")
 	}
@@ -281,9 +281,14 @@ func evaluatedRun(t *testing.T) (dir string, userFiles []string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := refusalkit.SaveExtraction(dir, m, x); err != nil {
+	run, err := runs.Open(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := run.SaveExtraction(m, x); err != nil {
+		t.Fatal(err)
+	}
+	run.Close()
 	if code, stderr := runCaptured(t, evaluateArgs(dir, "0", "1")...); code != 0 {
 		t.Fatalf("evaluate: exit %d: %s", code, stderr)
 	}
@@ -311,8 +316,8 @@ func exists(dir, name string) bool {
 // the stages after it wrote, and nothing of the user's.
 func TestOverwriteLeavesNoStaleFiles(t *testing.T) {
 	dir, userFiles := evaluatedRun(t)
-	for _, name := range []string{refusalkit.CompletionsFile(0), refusalkit.CompletionsFile(1), refusalkit.EvalSummaryFile,
-		refusalkit.LayerSelectionFile, "charts/layer_scores.html", "charts/refusal_rates.html", "charts/vector_norms.html"} {
+	for _, name := range []string{refusalkit.CompletionsFile(0), refusalkit.CompletionsFile(1), runs.EvalSummaryFile,
+		runs.LayerSelectionFile, "charts/layer_scores.html", "charts/refusal_rates.html", "charts/vector_norms.html"} {
 		if !exists(dir, name) {
 			t.Fatalf("the evaluated run lacks %s", name)
 		}
@@ -327,7 +332,7 @@ func TestOverwriteLeavesNoStaleFiles(t *testing.T) {
 			t.Errorf("evaluate --overwrite --coefficients 2 left the earlier evaluation's %s", name)
 		}
 	}
-	for _, name := range []string{refusalkit.CompletionsFile(2), refusalkit.EvalSummaryFile, refusalkit.VectorSafetensorsFile, refusalkit.MetadataFile} {
+	for _, name := range []string{refusalkit.CompletionsFile(2), runs.EvalSummaryFile, runs.VectorSafetensorsFile, runs.MetadataFile} {
 		if !exists(dir, name) {
 			t.Errorf("evaluate --overwrite: %s is missing", name)
 		}
@@ -338,14 +343,14 @@ func TestOverwriteLeavesNoStaleFiles(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "too few kept responses") {
 		t.Fatalf("extract --overwrite: exit %d: %s", code, stderr)
 	}
-	for _, name := range []string{refusalkit.CompletionsFile(2), refusalkit.EvalSummaryFile, refusalkit.LayerSelectionFile,
-		refusalkit.VectorSafetensorsFile, refusalkit.VectorPTFile, "charts/layer_scores.html", "charts/refusal_rates.html",
+	for _, name := range []string{refusalkit.CompletionsFile(2), runs.EvalSummaryFile, runs.LayerSelectionFile,
+		runs.VectorSafetensorsFile, runs.VectorPTFile, "charts/layer_scores.html", "charts/refusal_rates.html",
 		"charts/vector_norms.html", "charts/cosine_similarity.html"} {
 		if exists(dir, name) {
 			t.Errorf("extract --overwrite left the earlier run's %s", name)
 		}
 	}
-	for _, name := range append([]string{refusalkit.MetadataFile, "charts/kept_vs_generated.html"}, userFiles...) {
+	for _, name := range append([]string{runs.MetadataFile, "charts/kept_vs_generated.html"}, userFiles...) {
 		if !exists(dir, name) {
 			t.Errorf("%s is missing after extract --overwrite", name)
 		}
@@ -359,7 +364,7 @@ func TestOverwriteLeavesNoStaleFiles(t *testing.T) {
 func TestKilledEvaluationIsRecognised(t *testing.T) {
 	dir, userFiles := evaluatedRun(t)
 	// Killed at its last rename: every file but the summary, and its temporary file.
-	if err := os.Remove(filepath.Join(dir, refusalkit.EvalSummaryFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, runs.EvalSummaryFile)); err != nil {
 		t.Fatal(err)
 	}
 	tmpFile := filepath.Join(dir, ".eval_summary.json.tmp-4242")
@@ -380,18 +385,18 @@ func TestKilledEvaluationIsRecognised(t *testing.T) {
 	if _, err := os.Stat(tmpFile); err == nil {
 		t.Errorf("the killed evaluation's temporary file is still there")
 	}
-	for _, name := range append([]string{refusalkit.EvalSummaryFile}, userFiles...) {
+	for _, name := range append([]string{runs.EvalSummaryFile}, userFiles...) {
 		if !exists(dir, name) {
 			t.Errorf("%s is missing after evaluate --overwrite", name)
 		}
 	}
 
 	// Killed while publishing from the staging folder.
-	staged := filepath.Join(dir, refusalkit.EvalStagingDir)
+	staged := filepath.Join(dir, runs.EvalStagingDir)
 	if err := os.MkdirAll(staged, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(filepath.Join(dir, refusalkit.EvalSummaryFile), filepath.Join(staged, refusalkit.EvalSummaryFile)); err != nil {
+	if err := os.Rename(filepath.Join(dir, runs.EvalSummaryFile), filepath.Join(staged, runs.EvalSummaryFile)); err != nil {
 		t.Fatal(err)
 	}
 	code, stderr = runCaptured(t, evaluateArgs(dir, "0", "1")...)
@@ -404,8 +409,8 @@ func TestStrayTemporaryFilesRemovedByTheNextRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	args := longExtract(dir)
 	killedExtract(t, args, 2)
-	stray := []string{".metadata.json.tmp-77", ".refusal_vector.safetensors.tmp-12", filepath.Join(refusalkit.PartialDir, ".compliant-000040.json.tmp-88"),
-		filepath.Join(refusalkit.PartialDir, ".compliant-000040.f64.tmp-89"), filepath.Join("charts", ".vector_norms.html.tmp123"), ".write-test-99"}
+	stray := []string{".metadata.json.tmp-77", ".refusal_vector.safetensors.tmp-12", filepath.Join(runs.PartialDir, ".compliant-000040.json.tmp-88"),
+		filepath.Join(runs.PartialDir, ".compliant-000040.f64.tmp-89"), filepath.Join("charts", ".vector_norms.html.tmp123"), ".write-test-99"}
 	mine := []string{".notes.txt.tmp-5", "x.tmp-1"}
 	if err := os.MkdirAll(filepath.Join(dir, "charts"), 0o755); err != nil {
 		t.Fatal(err)
@@ -453,18 +458,18 @@ func TestRunFolderMessages(t *testing.T) {
 			"--n_completions", "2", "--max_new_tokens", "4", "--output_dir", dir}, extra...)
 	}
 	empty := mk("empty")
-	complete := mk("complete", refusalkit.MetadataFile)
+	complete := mk("complete", runs.MetadataFile)
 	v := &refusalkit.RefusalVector{Model: "tiny-random-llama", NLayers: 3, DModel: 32, Data: make([][]float32, 4)}
 	for i := range v.Data {
 		v.Data[i] = make([]float32, 32)
 	}
-	if err := v.Save(complete); err != nil {
+	if err := runs.SaveVector(complete, v); err != nil {
 		t.Fatal(err)
 	}
-	evalOnly := mk("eval-only", refusalkit.EvalSummaryFile)
-	interruptedExtract := mk("interrupted-extract", refusalkit.PartialDir+"/")
+	evalOnly := mk("eval-only", runs.EvalSummaryFile)
+	interruptedExtract := mk("interrupted-extract", runs.PartialDir+"/")
 	held := mk("held")
-	lock, err := refusalkit.LockRunDir(held, "extract") // another open file: another owner, even in this process
+	lock, err := runs.LockDir(held, "extract") // another open file: another owner, even in this process
 	if err != nil {
 		t.Fatal(err)
 	}

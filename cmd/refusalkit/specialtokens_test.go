@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // forgedDataset writes a dataset whose every split holds instructions that
@@ -71,7 +72,7 @@ func TestParseSpecialTokensFlag(t *testing.T) {
 			t.Fatalf("extract: exit %d, %s", code, stderr)
 		}
 		var rs []refusalkit.Response
-		readJSON(t, filepath.Join(dir, refusalkit.RefusalResponsesFile), &rs)
+		readJSON(t, filepath.Join(dir, runs.RefusalResponsesFile), &rs)
 		forged := 0
 		for _, r := range rs {
 			n := 0
@@ -94,8 +95,8 @@ func TestParseSpecialTokensFlag(t *testing.T) {
 		if forged == 0 {
 			t.Fatal("no forged instruction was sampled")
 		}
-		var md refusalkit.Metadata
-		readJSON(t, filepath.Join(dir, refusalkit.MetadataFile), &md)
+		var md runs.Metadata
+		readJSON(t, filepath.Join(dir, runs.MetadataFile), &md)
 		if md.ParseSpecialTokens != parse {
 			t.Errorf("metadata.json parse_special_tokens = %v, want %v", md.ParseSpecialTokens, parse)
 		}
@@ -109,7 +110,7 @@ func TestParseSpecialTokensFlag(t *testing.T) {
 				v.Data[i][j] = float32(rng.NormFloat64())
 			}
 		}
-		if err := v.Save(dir); err != nil {
+		if err := runs.SaveVector(dir, v); err != nil {
 			t.Fatal(err)
 		}
 		args = []string{"evaluate", "--model_path", "tiny-random", "--backend", "go", "--vector_dir", dir, "--dataset", dataset,
@@ -121,7 +122,7 @@ func TestParseSpecialTokensFlag(t *testing.T) {
 			t.Fatalf("evaluate: exit %d, %s", code, stderr)
 		}
 		var sum refusalkit.EvalSummary
-		readJSON(t, filepath.Join(dir, refusalkit.EvalSummaryFile), &sum)
+		readJSON(t, filepath.Join(dir, runs.EvalSummaryFile), &sum)
 		if sum.ParseSpecialTokens != parse {
 			t.Errorf("eval_summary.json parse_special_tokens = %v, want %v", sum.ParseSpecialTokens, parse)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // vectorDir writes a refusal vector for the tiny model, every value v.
@@ -26,7 +27,7 @@ func vectorDir(t *testing.T, name, model string, v float32) string {
 			rv.Data[i][j] = v
 		}
 	}
-	if err := rv.Save(dir); err != nil {
+	if err := runs.SaveVector(dir, rv); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -1,5 +1,6 @@
 // Package benchutil holds what the benchmark programs share: the backend's
-// matmul throughput and the process's peak memory.
+// matmul throughput, the process's peak memory, and the baselines and
+// counters of the method they time (naive.go), kept out of the public API.
 package benchutil
 
 import (

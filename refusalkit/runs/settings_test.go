@@ -1,4 +1,4 @@
-package refusalkit
+package runs
 
 import (
 	"os"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
 )
 
 // --resume names the first setting that differs, with both values.
@@ -48,29 +49,29 @@ func TestCheckResumableNamesTheFirstDifference(t *testing.T) {
 // are refused.
 func TestCheckpointBatchesAreBoundToTheirRun(t *testing.T) {
 	dir := t.TempDir()
-	rs := []Response{{Instruction: "a", Means: [][]float64{{1, 2}, {3, 4}}}, {Instruction: "b"}}
+	rs := []refusalkit.Response{{Instruction: "a", Means: [][]float64{{1, 2}, {3, 4}}}, {Instruction: "b"}}
 	c := DirCheckpoint{Dir: dir, Run: "run-one"}
-	if err := c.Save(ModeRefusal, 8, rs); err != nil {
+	if err := c.Save(refusalkit.ModeRefusal, 8, rs); err != nil {
 		t.Fatal(err)
 	}
-	back, ok, err := c.Load(ModeRefusal, 8)
+	back, ok, err := c.Load(refusalkit.ModeRefusal, 8)
 	if err != nil || !ok || len(back) != 2 || back[0].Means[1][1] != 4 || back[1].Means != nil {
 		t.Fatalf("round trip: %v %v %+v", ok, err, back)
 	}
-	if _, _, err := (DirCheckpoint{Dir: dir, Run: "run-two"}).Load(ModeRefusal, 8); err == nil || !strings.Contains(err.Error(), "another run") {
+	if _, _, err := (DirCheckpoint{Dir: dir, Run: "run-two"}).Load(refusalkit.ModeRefusal, 8); err == nil || !strings.Contains(err.Error(), "another run") {
 		t.Errorf("another run's batch: %v", err)
 	}
 	other := DirCheckpoint{Dir: t.TempDir(), Run: "run-one"}
 	rs[0].Means[0][0] = 9
-	if err := other.Save(ModeRefusal, 8, rs); err != nil {
+	if err := other.Save(refusalkit.ModeRefusal, 8, rs); err != nil {
 		t.Fatal(err)
 	}
-	_, f64 := c.paths(ModeRefusal, 8)
-	_, otherF64 := other.paths(ModeRefusal, 8)
+	_, f64 := c.paths(refusalkit.ModeRefusal, 8)
+	_, otherF64 := other.paths(refusalkit.ModeRefusal, 8)
 	if err := os.Rename(otherF64, f64); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Load(ModeRefusal, 8); err == nil || !strings.Contains(err.Error(), "does not go with") {
+	if _, _, err := c.Load(refusalkit.ModeRefusal, 8); err == nil || !strings.Contains(err.Error(), "does not go with") {
 		t.Errorf("mismatched activations: %v", err)
 	}
 }
@@ -117,7 +118,7 @@ func TestModelFiles(t *testing.T) {
 // The dtype a model was loaded in is a setting: a checkpoint made in
 // bfloat16 is not resumed in float32.
 func TestRunSettingsRecordTheDType(t *testing.T) {
-	cfg := DefaultExtractConfig("tiny-random")
+	cfg := refusalkit.ExtractConfig{}
 	cfg.NSamples = 3
 	var settings []RunSettings
 	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.BFloat16} {

@@ -1,4 +1,4 @@
-package charts
+package runs
 
 import (
 	"os"
@@ -6,22 +6,24 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refusalkit/refusalkit/charts"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/tensorfile"
 )
 
 // writeRun fills dir with the files extract and evaluate write, made up and
 // small: 3 blocks (4 rows), d_model 2.
 func writeRun(t *testing.T, dir string, evaluated bool) {
 	t.Helper()
-	meta := refusalkit.Metadata{NQueries: 4, NCompletionsPerQuery: 5,
+	meta := Metadata{NQueries: 4, NCompletionsPerQuery: 5,
 		NCompliantResponsesGenerated: 20, NRefusalResponsesGenerated: 20,
 		NCompliantResponsesKept: 17, NRefusalResponsesKept: 19, ModelAlias: "tiny-test"}
-	if err := refusalkit.WriteJSONAtomic(filepath.Join(dir, refusalkit.MetadataFile), meta); err != nil {
+	if err := tensorfile.WriteJSONAtomic(filepath.Join(dir, MetadataFile), meta); err != nil {
 		t.Fatal(err)
 	}
 	v := &refusalkit.RefusalVector{Model: "tiny-test", NLayers: 3, DModel: 2,
 		Data: [][]float32{{3, 4}, {0, 1}, {1, 1}, {-6, -8}}}
-	if err := v.Save(dir); err != nil {
+	if err := SaveVector(dir, v); err != nil {
 		t.Fatal(err)
 	}
 	if !evaluated {
@@ -29,19 +31,19 @@ func writeRun(t *testing.T, dir string, evaluated bool) {
 	}
 	scores := refusalkit.LayerScores{BaselineRefusalScore: -3.5, PerLayerScores: []refusalkit.LayerScore{
 		{Layer: 1, SteeringScore: 2.75}, {Layer: 2, SteeringScore: 1.5}, {Layer: 0, SteeringScore: -0.25}}}
-	if err := refusalkit.WriteJSONAtomic(filepath.Join(dir, refusalkit.LayerSelectionFile), scores); err != nil {
+	if err := tensorfile.WriteJSONAtomic(filepath.Join(dir, LayerSelectionFile), scores); err != nil {
 		t.Fatal(err)
 	}
 	summary := refusalkit.EvalSummary{SelectedLayer: 1, ResultsByCoefficient: map[string]refusalkit.CoefficientResult{
 		"0.0": {RefusalCount: 1, TotalCount: 8, RefusalRate: 0.125},
 		"1.0": {RefusalCount: 6, TotalCount: 8, RefusalRate: 0.75},
 		"2.0": {RefusalCount: 8, TotalCount: 8, RefusalRate: 1}}}
-	if err := refusalkit.WriteJSONAtomic(filepath.Join(dir, refusalkit.EvalSummaryFile), summary); err != nil {
+	if err := tensorfile.WriteJSONAtomic(filepath.Join(dir, EvalSummaryFile), summary); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func names(cs []NamedChart) string {
+func names(cs []charts.NamedChart) string {
 	var n []string
 	for _, c := range cs {
 		n = append(n, c.Name)
@@ -49,14 +51,14 @@ func names(cs []NamedChart) string {
 	return strings.Join(n, ",")
 }
 
-func TestFromRunDir(t *testing.T) {
+func TestCharts(t *testing.T) {
 	dir := t.TempDir()
 	writeRun(t, dir, true)
-	cs, err := FromRunDir(dir)
+	cs, err := Charts(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := strings.Join([]string{NameKeptVsGenerated, NameVectorNorms, NameCosineHeatmap, NameLayerScores, NameRefusalRates}, ",")
+	want := strings.Join([]string{ChartKeptVsGenerated, ChartVectorNorms, ChartCosineHeatmap, ChartLayerScores, ChartRefusalRates}, ",")
 	if got := names(cs); got != want {
 		t.Fatalf("charts %s, want %s", got, want)
 	}
@@ -82,7 +84,7 @@ func TestFromRunDir(t *testing.T) {
 		}
 	}
 
-	paths, err := WriteRunCharts(dir)
+	paths, err := WriteCharts(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,44 +96,44 @@ func TestFromRunDir(t *testing.T) {
 			t.Errorf("path %s, want %s/%s.html", p, ChartsDir, cs[i].Name)
 		}
 		b, err := os.ReadFile(p)
-		if err != nil || !strings.Contains(string(b), `t.version="`+EChartsVersion+`"`) {
+		if err != nil || !strings.Contains(string(b), `t.version="`+charts.EChartsVersion+`"`) {
 			t.Errorf("%s: %v, or no inlined library", p, err)
 		}
 	}
 }
 
-func TestFromRunDirPartial(t *testing.T) {
+func TestChartsPartial(t *testing.T) {
 	dir := t.TempDir()
 	writeRun(t, dir, false) // extracted, not yet evaluated
-	cs, err := FromRunDir(dir)
+	cs, err := Charts(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(cs), NameKeptVsGenerated+","+NameVectorNorms+","+NameCosineHeatmap; got != want {
+	if got, want := names(cs), ChartKeptVsGenerated+","+ChartVectorNorms+","+ChartCosineHeatmap; got != want {
 		t.Errorf("charts %s, want %s", got, want)
 	}
 }
 
-func TestFromRunDirErrors(t *testing.T) {
-	if _, err := FromRunDir(t.TempDir()); err == nil || !strings.Contains(err.Error(), "holds none of") {
+func TestChartsErrors(t *testing.T) {
+	if _, err := Charts(t.TempDir()); err == nil || !strings.Contains(err.Error(), "holds none of") {
 		t.Errorf("empty folder: %v", err)
 	}
-	if _, err := FromRunDir(filepath.Join(t.TempDir(), "missing")); err == nil {
+	if _, err := Charts(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("missing folder: no error")
 	}
 	dir := t.TempDir()
 	writeRun(t, dir, true)
-	if err := os.WriteFile(filepath.Join(dir, refusalkit.EvalSummaryFile), []byte("{not json"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, EvalSummaryFile), []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FromRunDir(dir); err == nil || !strings.Contains(err.Error(), refusalkit.EvalSummaryFile) {
+	if _, err := Charts(dir); err == nil || !strings.Contains(err.Error(), EvalSummaryFile) {
 		t.Errorf("broken eval_summary.json: %v", err)
 	}
-	if err := refusalkit.WriteJSONAtomic(filepath.Join(dir, refusalkit.EvalSummaryFile),
+	if err := tensorfile.WriteJSONAtomic(filepath.Join(dir, EvalSummaryFile),
 		refusalkit.EvalSummary{ResultsByCoefficient: map[string]refusalkit.CoefficientResult{"x": {}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FromRunDir(dir); err == nil || !strings.Contains(err.Error(), `"x"`) {
+	if _, err := Charts(dir); err == nil || !strings.Contains(err.Error(), `"x"`) {
 		t.Errorf("bad coefficient key: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package refusalkit
+package tensorfile
 
 import (
 	"os"
@@ -25,9 +25,9 @@ func TestDiskFullMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(path)
-	big := make([]Response, 400)
+	big := make([]map[string]string, 400)
 	for i := range big {
-		big[i] = Response{Instruction: strings.Repeat("x", 500), Response: strings.Repeat("y", 500)}
+		big[i] = map[string]string{"instruction": strings.Repeat("x", 500), "response": strings.Repeat("y", 500)}
 	}
 	err := WriteJSONAtomic(path, big)
 	if err == nil {

@@ -1,4 +1,5 @@
-package refusalkit
+// Package progress draws the commands' progress lines on a terminal.
+package progress
 
 import (
 	"fmt"
@@ -7,10 +8,10 @@ import (
 	"time"
 )
 
-// Progress returns a callback that reports each stage on w as it advances:
+// New returns a callback that reports each stage on w as it advances:
 // the count, the rate, the elapsed time and the time left, on one line that
 // is redrawn in place (a new line when the stage is done).
-func Progress(w io.Writer) func(stage string, done, total int) {
+func New(w io.Writer) func(stage string, done, total int) {
 	var mu sync.Mutex
 	starts := map[string]time.Time{}
 	return func(stage string, done, total int) {

@@ -1,4 +1,4 @@
-package refusalkit
+package runs
 
 import (
 	"errors"
@@ -6,14 +6,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/refusalkit/refusalkit/refusalkit"
 )
 
 // An evaluation killed while publishing leaves the staging folder, and is
 // recognised as interrupted; the next save publishes exactly its own files.
 func TestEvaluationKilledWhilePublishing(t *testing.T) {
 	dir := t.TempDir()
-	ev := &Evaluation{Config: EvalConfig{Coefficients: []float64{0, 1}}, Scores: &LayerScores{},
-		Completions: map[float64][]EvalCompletion{0: {}, 1: {}}}
+	ev := &refusalkit.Evaluation{Config: refusalkit.EvalConfig{Coefficients: []float64{0, 1}}, Scores: &refusalkit.LayerScores{},
+		Completions: map[float64][]refusalkit.EvalCompletion{0: {}, 1: {}}}
 	publishRename = func(from, to string) error {
 		if filepath.Base(to) == EvalSummaryFile {
 			return errors.New("killed")
@@ -21,22 +23,22 @@ func TestEvaluationKilledWhilePublishing(t *testing.T) {
 		return os.Rename(from, to)
 	}
 	defer func() { publishRename = os.Rename }()
-	if err := SaveEvaluation(dir, ev); err == nil {
+	if err := SaveEvaluation(dir, ev, evalSummaryFile{}); err == nil {
 		t.Fatal("the publication was not stopped")
 	}
 	if state, marker := EvaluationState(dir); state != EvalInterrupted || marker != EvalStagingDir {
 		t.Fatalf("state %v (%s), want interrupted (%s)", state, marker, EvalStagingDir)
 	}
 	publishRename = os.Rename
-	ev.Config.Coefficients, ev.Completions = []float64{2}, map[float64][]EvalCompletion{2: {}}
-	if err := SaveEvaluation(dir, ev); err != nil {
+	ev.Config.Coefficients, ev.Completions = []float64{2}, map[float64][]refusalkit.EvalCompletion{2: {}}
+	if err := SaveEvaluation(dir, ev, evalSummaryFile{}); err != nil {
 		t.Fatal(err)
 	}
 	if state, _ := EvaluationState(dir); state != EvalComplete {
 		t.Errorf("state %v after a full save", state)
 	}
 	names, _ := EvaluationFiles(dir)
-	if want := []string{CompletionsFile(2), EvalSummaryFile, LayerSelectionFile}; strings.Join(names, " ") != strings.Join(want, " ") {
+	if want := []string{refusalkit.CompletionsFile(2), EvalSummaryFile, LayerSelectionFile}; strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Errorf("folder holds %v, want %v", names, want)
 	}
 	if _, err := os.Stat(filepath.Join(dir, EvalStagingDir)); err == nil {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package refusalkit
+package runs
 
 import (
 	"errors"

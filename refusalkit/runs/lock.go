@@ -1,4 +1,4 @@
-package refusalkit
+package runs
 
 import (
 	"errors"
@@ -17,8 +17,8 @@ import (
 // killed run is not locked and means nothing.
 const LockFile = ".refusalkit.lock"
 
-// RunLock is a held lock on a run folder.
-type RunLock struct {
+// Lock is a held lock on a run folder.
+type Lock struct {
 	f    *os.File
 	path string
 }
@@ -52,10 +52,10 @@ func (e *InUseError) Holder() string {
 	return s
 }
 
-// LockRunDir takes the lock of the run folder dir (which must exist) for
+// LockDir takes the lock of the run folder dir (which must exist) for
 // command, without waiting: when another process holds it, it returns an
 // *InUseError naming that process. Release the lock with Release.
-func LockRunDir(dir, command string) (*RunLock, error) {
+func LockDir(dir, command string) (*Lock, error) {
 	path := filepath.Join(dir, LockFile)
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
@@ -84,14 +84,14 @@ func LockRunDir(dir, command string) (*RunLock, error) {
 			_, _ = fmt.Fprintf(f, "pid %d\ncommand %s\nstarted %s\n", os.Getpid(), command, time.Now().Format(time.RFC3339))
 			_ = f.Sync()
 		}
-		return &RunLock{f: f, path: path}, nil
+		return &Lock{f: f, path: path}, nil
 	}
 }
 
-// ProbeRunLock reports whether a run in progress holds dir's lock (an
+// ProbeLock reports whether a run in progress holds dir's lock (an
 // *InUseError) without creating anything; nil when the folder or its lock
 // file is absent, or the lock is free.
-func ProbeRunLock(dir string) error {
+func ProbeLock(dir string) error {
 	f, err := os.Open(filepath.Join(dir, LockFile))
 	if err != nil {
 		return nil
@@ -108,7 +108,7 @@ func ProbeRunLock(dir string) error {
 }
 
 // Release removes the lock file and drops the lock.
-func (l *RunLock) Release() error {
+func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}

@@ -1,7 +1,14 @@
-package refusalkit
-
-// Tensor files: a writer of PyTorch's .pt format (so refusal_vector.pt loads with torch.load), a
-// reader and writer of .safetensors, and atomic file writes for every output file.
+// Package tensorfile holds the file formats refusalkit writes: PyTorch's .pt
+// (so refusal_vector.pt loads with torch.load; no Go library writes it), a
+// strict .safetensors reader and writer, and the atomic writes every output
+// file goes through.
+//
+// The model loader reads checkpoints with go-huggingface's safetensors
+// package; vectors use this one because that reader works on a hub
+// repository and uploads to a compute backend, while a vector file is one
+// small float32 tensor with string metadata, read on the host and refused
+// outright when its header, dtype, shape or byte range is off.
+package tensorfile
 
 import (
 	"archive/zip"

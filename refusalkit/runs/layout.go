@@ -1,4 +1,4 @@
-package refusalkit
+package runs
 
 // What each stage writes in a run folder, by name, so that --overwrite
 // removes exactly an earlier run's files (never a user's own), a killed
@@ -12,11 +12,6 @@ import (
 	"regexp"
 	"sort"
 )
-
-// EvalStagingDir is the folder, inside the output folder, where an evaluation
-// writes its files before publishing them together (SaveEvaluation). A
-// folder that holds it holds an evaluation that did not finish publishing.
-const EvalStagingDir = ".eval-staging"
 
 // ExtractionFiles lists what extract writes in a run folder, besides its
 // charts: metadata.json first (the completion marker), then the response
@@ -36,7 +31,7 @@ func IsExtractionFile(name string) bool {
 	return false
 }
 
-// completionsName matches CompletionsFile's names (CoeffKey never writes an exponent).
+// completionsName matches CompletionsFile's names (refusalkit.CoeffKey never writes an exponent).
 var completionsName = regexp.MustCompile(`^eval_completions_coeff_-?[0-9]+(\.[0-9]+)?\.json$`)
 
 // IsEvaluationFile reports whether name is one evaluate writes:
@@ -121,7 +116,7 @@ func RemoveExtraction(dir string) error {
 }
 
 // tempName matches the temporary names files are written through before
-// their rename: WriteFileAtomic's ".<name>.tmp-<digits>" and the charts'
+// their rename: tensorfile.WriteFileAtomic's ".<name>.tmp-<digits>" and the charts'
 // ".<name>.tmp<digits>".
 var tempName = regexp.MustCompile(`^\.(.+)\.tmp-?[0-9]+$`)
 

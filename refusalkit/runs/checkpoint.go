@@ -1,4 +1,4 @@
-package refusalkit
+package runs
 
 import (
 	"bytes"
@@ -9,20 +9,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/tensorfile"
 )
-
-// PartialDir is the folder inside a run folder that holds the checkpoint of
-// an unfinished run; it is removed when the run completes.
-const PartialDir = ".partial"
-
-// Checkpoint stores finished generation batches so that an interrupted run
-// can resume without regenerating them.
-type Checkpoint interface {
-	// Load returns the batch of mode starting at row start, if it was saved.
-	Load(mode Mode, start int) ([]Response, bool, error)
-	// Save records a finished batch.
-	Save(mode Mode, start int, rs []Response) error
-}
 
 // DirCheckpoint keeps batches as files in dir: the responses as JSON and
 // their captured activations as raw float64, each written atomically, so a
@@ -37,18 +27,18 @@ type DirCheckpoint struct {
 
 // batchFile is a checkpointed batch's JSON file.
 type batchFile struct {
-	Run         string     `json:"run_digest"`
-	MeansSHA256 string     `json:"activations_sha256"`
-	Responses   []Response `json:"responses"`
+	Run         string                `json:"run_digest"`
+	MeansSHA256 string                `json:"activations_sha256"`
+	Responses   []refusalkit.Response `json:"responses"`
 }
 
-func (c DirCheckpoint) paths(mode Mode, start int) (string, string) {
+func (c DirCheckpoint) paths(mode refusalkit.Mode, start int) (string, string) {
 	base := filepath.Join(c.Dir, fmt.Sprintf("%s-%06d", mode, start))
 	return base + ".json", base + ".f64"
 }
 
-// Save implements Checkpoint.
-func (c DirCheckpoint) Save(mode Mode, start int, rs []Response) error {
+// Save implements refusalkit.Checkpoint.
+func (c DirCheckpoint) Save(mode refusalkit.Mode, start int, rs []refusalkit.Response) error {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return err
 	}
@@ -58,14 +48,14 @@ func (c DirCheckpoint) Save(mode Mode, start int, rs []Response) error {
 		return err
 	}
 	// Activations first: a batch counts as saved once its JSON exists.
-	if err := WriteFileAtomic(f64Path, func(w io.Writer) error { _, err := w.Write(means.Bytes()); return err }); err != nil {
+	if err := tensorfile.WriteFileAtomic(f64Path, func(w io.Writer) error { _, err := w.Write(means.Bytes()); return err }); err != nil {
 		return err
 	}
-	return WriteJSONAtomic(jsonPath, batchFile{Run: c.Run, MeansSHA256: sha256Hex(means.Bytes()), Responses: rs})
+	return tensorfile.WriteJSONAtomic(jsonPath, batchFile{Run: c.Run, MeansSHA256: sha256Hex(means.Bytes()), Responses: rs})
 }
 
-// Load implements Checkpoint.
-func (c DirCheckpoint) Load(mode Mode, start int) ([]Response, bool, error) {
+// Load implements refusalkit.Checkpoint.
+func (c DirCheckpoint) Load(mode refusalkit.Mode, start int) ([]refusalkit.Response, bool, error) {
 	jsonPath, f64Path := c.paths(mode, start)
 	data, err := os.ReadFile(jsonPath)
 	if os.IsNotExist(err) {
@@ -97,7 +87,7 @@ func (c DirCheckpoint) Load(mode Mode, start int) ([]Response, bool, error) {
 
 // writeMeans writes, per response, a uint32 row count and a uint32 width
 // (0, 0 without activations), then the float64 values.
-func writeMeans(w io.Writer, rs []Response) error {
+func writeMeans(w io.Writer, rs []refusalkit.Response) error {
 	var buf []byte
 	for _, r := range rs {
 		width := 0
@@ -116,7 +106,7 @@ func writeMeans(w io.Writer, rs []Response) error {
 	return err
 }
 
-func readMeans(r *bytes.Reader, rs []Response) error {
+func readMeans(r *bytes.Reader, rs []refusalkit.Response) error {
 	for i := range rs {
 		var dims [2]uint32
 		if err := binary.Read(r, binary.LittleEndian, &dims); err != nil {
@@ -183,7 +173,7 @@ func CheckResumable(dir string, settings RunSettings, resume bool) error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
-		return WriteJSONAtomic(path, settingsFile{Digest: settings.Digest(), Settings: settings})
+		return tensorfile.WriteJSONAtomic(path, settingsFile{Digest: settings.Digest(), Settings: settings})
 	case err != nil:
 		return err
 	}

@@ -1,4 +1,4 @@
-package refusalkit
+package tensorfile
 
 import (
 	"archive/zip"

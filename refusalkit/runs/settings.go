@@ -1,7 +1,8 @@
-package refusalkit
+package runs
 
-// What determines an extraction's rows, recorded with its checkpoint so that
-// --resume continues only the run the checkpoint belongs to.
+// What determines a result, recorded with an extraction's checkpoint so that
+// --resume continues only the run the checkpoint belongs to, and with every
+// saved result so that it is reused only by a run that would compute the same.
 
 import (
 	"crypto/sha256"
@@ -9,16 +10,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
-	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/refusalkit/refusalkit/internal/buildinfo"
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
 )
 
 // CheckpointFormat is the version of the checkpoint's layout (.partial/);
@@ -67,48 +70,113 @@ func (s RunSettings) FirstDifference(earlier RunSettings) (name, was, now string
 	return "", "", ""
 }
 
-// ExtractSettings gathers what determines an extraction's rows: the code's
-// version (CodeVersion), the model (its resolved source, its files
-// (ModelFiles), its config), the backend, the dataset's content, the
-// sampled instructions and every generation setting.
-func ExtractSettings(m *models.Model, cfg ExtractConfig) (RunSettings, error) {
+// modelSettings are what identify the model a result was made with: its
+// resolved source, its files (ModelFiles), its config, the backend and the dtype.
+func modelSettings(m *models.Model) (RunSettings, error) {
 	files, err := ModelFiles(m.Source)
 	if err != nil {
 		return nil, err
 	}
-	all, err := loadInstructions(cfg.Dataset)
-	if err != nil {
-		return nil, err
-	}
-	queries, err := SampleQueries(Instructions(all, Train), cfg.NSamples, cfg.Seed)
-	if err != nil {
-		return nil, err
-	}
 	config, _ := json.Marshal(m.Config)
-	g := cfg.GenerateConfig
-	num := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 	return RunSettings{
-		{"code", CodeVersion()},
 		{"model", m.Source},
 		{"model_files", files},
 		{"model_config", "sha256 " + sha256Hex(config)[:16]},
 		{"backend", m.Backend.Name()},
 		{"dtype", models.DTypeName(m.DType())},
-		{"dataset", datasetName(cfg.Dataset)},
+	}, nil
+}
+
+func num(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+
+// ExtractSettings gathers what determines an extraction's rows: the code's
+// version (CodeVersion), the model (modelSettings), the dataset's content,
+// the sampled instructions and every generation setting, defaults filled in.
+func ExtractSettings(m *models.Model, cfg refusalkit.ExtractConfig) (RunSettings, error) {
+	cfg = cfg.WithDefaults()
+	model, err := modelSettings(m)
+	if err != nil {
+		return nil, err
+	}
+	all, err := refusalkit.LoadInstructions(cfg.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	queries, err := refusalkit.SampleQueries(refusalkit.Instructions(all, refusalkit.Train), cfg.NSamples, *cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	g, s := cfg.GenerateConfig, *cfg.Sampling
+	return slices.Concat(RunSettings{{"code", CodeVersion()}}, model, RunSettings{
+		{"dataset", refusalkit.DatasetName(cfg.Dataset)},
 		{"dataset_content", InstructionsDigest(all)},
 		{"n_samples", strconv.Itoa(cfg.NSamples)},
-		{"seed", strconv.FormatInt(g.Seed, 10)},
+		{"seed", strconv.FormatInt(*g.Seed, 10)},
 		{"queries", InstructionsDigest(queries)},
 		{"n_completions", strconv.Itoa(g.NCompletions)},
 		{"max_new_tokens", strconv.Itoa(g.MaxNewTokens)},
 		{"generation_batch_size", strconv.Itoa(g.BatchSize)},
 		{"refusal_instruction", strconv.Quote(g.RefusalInstruction)},
-		{"temperature", num(g.Temperature)},
-		{"top_p", num(g.TopP)},
-		{"top_k", strconv.Itoa(g.TopK)},
-		{"capture", strconv.FormatBool(g.Capture)},
+		{"temperature", num(s.Temperature)},
+		{"top_p", num(s.TopP)},
+		{"top_k", strconv.Itoa(s.TopK)},
 		{"parse_special_tokens", strconv.FormatBool(g.ParseSpecialTokens)},
-	}, nil
+	}), nil
+}
+
+// EvalSettings gathers what determines an evaluation: the code, the model,
+// the vector and the responses it was made from (x's own settings digest,
+// or the vector's values when x carries none), the validation and test
+// queries, and every evaluation setting, defaults filled in.
+func EvalSettings(m *models.Model, x *refusalkit.Extraction, cfg refusalkit.EvalConfig) (RunSettings, error) {
+	cfg = cfg.WithDefaults()
+	model, err := modelSettings(m)
+	if err != nil {
+		return nil, err
+	}
+	if x.Vector == nil {
+		return nil, fmt.Errorf("the extraction has no refusal vector to evaluate")
+	}
+	validation, test, err := refusalkit.EvalPlan(cfg, x.Instructions())
+	if err != nil {
+		return nil, err
+	}
+	vec := sha256.New()
+	for _, f := range x.Vector.Flat() {
+		fmt.Fprintf(vec, "%08x", math.Float32bits(f))
+	}
+	kept := sha256.New()
+	for _, rs := range [][]refusalkit.Response{x.FilteredRefusal, x.FilteredCompliant} {
+		for _, r := range rs {
+			fmt.Fprintf(kept, "%d:%s|%v\n", len(r.Response), r.Response, r.TokenIDs)
+		}
+	}
+	ids := "derived from the kept responses"
+	if cfg.RefusalTokenIDs != nil {
+		ids = fmt.Sprint(cfg.RefusalTokenIDs)
+	}
+	sampling := "greedy"
+	if cfg.Sampling != nil {
+		sampling = fmt.Sprintf("%s, seed %d", cfg.Sampling, *cfg.Seed)
+	}
+	coeffs := make([]string, len(cfg.Coefficients))
+	for i, c := range cfg.Coefficients {
+		coeffs[i] = num(c)
+	}
+	return slices.Concat(RunSettings{{"code", CodeVersion()}}, model, RunSettings{
+		{"vector", "sha256 " + hex.EncodeToString(vec.Sum(nil))[:16]},
+		{"kept_responses", "sha256 " + hex.EncodeToString(kept.Sum(nil))[:16]},
+		{"dataset", cfg.Dataset},
+		{"validation_queries", InstructionsDigest(validation)},
+		{"test_queries", InstructionsDigest(test)},
+		{"layer_selection", cfg.LayerSelection},
+		{"refusal_tokens", ids},
+		{"coefficients", strings.Join(coeffs, " ")},
+		{"max_new_tokens", strconv.Itoa(cfg.MaxNewTokens)},
+		{"batch_size", strconv.Itoa(cfg.BatchSize)},
+		{"decoding", sampling},
+		{"parse_special_tokens", strconv.FormatBool(cfg.ParseSpecialTokens)},
+	}), nil
 }
 
 // InstructionsDigest describes a list of instructions by its length and
@@ -121,43 +189,13 @@ func InstructionsDigest(instructions []string) string {
 	return fmt.Sprintf("sha256 %s of %d instructions", hex.EncodeToString(h.Sum(nil))[:16], len(instructions))
 }
 
-var codeVersion = sync.OnceValue(func() string {
-	v := "refusalkit"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		if info.Main.Version != "" {
-			v += " " + info.Main.Version
-		}
-		rev, modified := "", ""
-		for _, s := range info.Settings {
-			switch {
-			case s.Key == "vcs.revision":
-				rev = s.Value
-			case s.Key == "vcs.modified" && s.Value == "true":
-				modified = "+modified"
-			}
-		}
-		if rev != "" {
-			v += " " + rev[:min(12, len(rev))] + modified
-		}
-	}
-	v += fmt.Sprintf(", checkpoint format %d", CheckpointFormat)
-	if exe, err := os.Executable(); err == nil {
-		if f, err := os.Open(exe); err == nil {
-			h := sha256.New()
-			if _, err := io.Copy(h, f); err == nil {
-				v += ", executable sha256 " + hex.EncodeToString(h.Sum(nil))[:16]
-			}
-			f.Close()
-		}
-	}
-	return v
-})
-
-// CodeVersion names the code that runs: refusalkit's version and revision
-// (from the build information), the checkpoint format, and the sha256 of
-// the running executable, so that a rebuilt binary does not continue a
-// checkpoint that other code started.
-func CodeVersion() string { return codeVersion() }
+// CodeVersion names the code that runs (buildinfo.Code: its version, and
+// the sha256 of its sources or of the executable) and the checkpoint
+// format, so that other code does not continue a checkpoint or reuse a
+// result that this code would compute differently.
+func CodeVersion() string {
+	return fmt.Sprintf("%s, checkpoint format %d", buildinfo.Code(), CheckpointFormat)
+}
 
 // modelFileExt are the files of a model folder the loaders may read.
 var modelFileExt = []string{".json", ".safetensors", ".jinja", ".model", ".txt"}

@@ -1,0 +1,44 @@
+package runs
+
+// The spec's file names, and the folders refusalkit keeps beside them.
+const (
+	// Extraction (the spec's run_refusal_vector_pipeline.py).
+	MetadataFile                   = "metadata.json" // written last: the extraction's completion marker
+	CompliantResponsesFile         = "compliant_responses.json"
+	RefusalResponsesFile           = "refusal_responses.json"
+	FilteredCompliantResponsesFile = "filtered_compliant_responses.json"
+	FilteredRefusalResponsesFile   = "filtered_refusal_responses.json"
+	VectorPTFile                   = "refusal_vector.pt"          // for Python: torch.load(path, weights_only=True)
+	VectorSafetensorsFile          = "refusal_vector.safetensors" // what refusalkit reads back
+
+	// Evaluation (the spec's eval_refusal_vector.py), with one
+	// eval_completions_coeff_{c}.json per coefficient (refusalkit.CompletionsFile).
+	LayerSelectionFile = "layer_selection_scores.json"
+	EvalSummaryFile    = "eval_summary.json" // written last: the evaluation's completion marker
+
+	// ChartsDir holds the charts as self-contained HTML pages, <name>.html.
+	ChartsDir = "charts"
+	// PartialDir holds the checkpoint of an unfinished extraction; it is
+	// removed when the run completes.
+	PartialDir = ".partial"
+	// EvalStagingDir is where an evaluation writes its files before
+	// publishing them together (SaveEvaluation). A folder that holds it
+	// holds an evaluation that did not finish publishing.
+	EvalStagingDir = ".eval-staging"
+)
+
+// Chart names, in the order Charts returns them (the method's order), with
+// the file each is drawn from.
+const (
+	ChartKeptVsGenerated = "kept_vs_generated" // metadata.json
+	ChartVectorNorms     = "vector_norms"      // refusal_vector.safetensors
+	ChartCosineHeatmap   = "cosine_similarity" // refusal_vector.safetensors
+	ChartLayerScores     = "layer_scores"      // layer_selection_scores.json
+	ChartRefusalRates    = "refusal_rates"     // eval_summary.json
+)
+
+// The charts each stage's files give.
+var (
+	ExtractionCharts = []string{ChartKeptVsGenerated, ChartVectorNorms, ChartCosineHeatmap}
+	EvaluationCharts = []string{ChartLayerScores, ChartRefusalRates}
+)

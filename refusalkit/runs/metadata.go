@@ -1,0 +1,106 @@
+package runs
+
+import (
+	"github.com/refusalkit/refusalkit/internal/buildinfo"
+	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
+)
+
+// Metadata is metadata.json: the spec's fields first, then the provenance
+// a researcher needs to reproduce the run, then what decides its reuse.
+type Metadata struct {
+	NQueries                     int     `json:"n_queries"`
+	NCompletionsPerQuery         int     `json:"n_completions_per_query"`
+	NCompliantResponsesGenerated int     `json:"n_compliant_responses_generated"`
+	NRefusalResponsesGenerated   int     `json:"n_refusal_responses_generated"`
+	NCompliantResponsesKept      int     `json:"n_compliant_responses_kept"`
+	NRefusalResponsesKept        int     `json:"n_refusal_responses_kept"`
+	CompliantFilterRate          float64 `json:"compliant_filter_rate"`
+	RefusalFilterRate            float64 `json:"refusal_filter_rate"`
+	Seed                         int64   `json:"seed"`
+	VectorShape                  []int   `json:"vector_shape"`
+
+	ModelPath          string             `json:"model_path"`
+	ModelAlias         string             `json:"model_alias"`
+	ModelSource        string             `json:"model_source"`
+	ModelConfig        models.Config      `json:"model_config"`
+	RefusalInstruction string             `json:"refusal_instruction"`
+	ParseSpecialTokens bool               `json:"parse_special_tokens"`
+	Dataset            string             `json:"dataset"`
+	Split              string             `json:"split"`
+	Queries            []string           `json:"queries"`
+	MaxNewTokens       int                `json:"max_new_tokens"`
+	BatchSize          int                `json:"generation_batch_size"`
+	Sampling           map[string]float64 `json:"sampling"`
+	Judge              map[string]any     `json:"judge"`
+	Activations        string             `json:"activations"`
+	Backend            string             `json:"backend"`
+	DType              string             `json:"dtype"`
+	Versions           map[string]string  `json:"versions"`
+	TimingsSeconds     map[string]float64 `json:"timings_seconds"`
+	Complete           bool               `json:"complete"`
+
+	// RunDigest identifies the settings the extraction was made with
+	// (RunSettings.Digest); a saved extraction is reused only by a run with
+	// the same digest. RunSettings lists them, so a difference can be named.
+	RunDigest   string      `json:"run_digest,omitempty"`
+	RunSettings RunSettings `json:"run_settings,omitempty"`
+}
+
+// rate is kept/generated, 0 when nothing was generated.
+func rate(kept, generated int) float64 {
+	if generated == 0 {
+		return 0
+	}
+	return float64(kept) / float64(generated)
+}
+
+// MetadataFor builds metadata.json's content for an extraction.
+func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
+	c := x.Config.WithDefaults()
+	s := *c.Sampling
+	md := Metadata{
+		NQueries: len(x.Queries), NCompletionsPerQuery: c.NCompletions,
+		NCompliantResponsesGenerated: len(x.Compliant), NRefusalResponsesGenerated: len(x.Refusal),
+		NCompliantResponsesKept: len(x.FilteredCompliant), NRefusalResponsesKept: len(x.FilteredRefusal),
+		CompliantFilterRate: rate(len(x.FilteredCompliant), len(x.Compliant)),
+		RefusalFilterRate:   rate(len(x.FilteredRefusal), len(x.Refusal)),
+		Seed:                *c.Seed,
+		ModelPath:           x.Model, ModelAlias: m.Alias(), ModelSource: m.Source, ModelConfig: m.Config,
+		RefusalInstruction: c.RefusalInstruction, ParseSpecialTokens: c.ParseSpecialTokens,
+		Dataset: refusalkit.DatasetName(c.Dataset), Split: refusalkit.SplitDescription,
+		Queries: x.Queries, MaxNewTokens: c.MaxNewTokens, BatchSize: c.BatchSize,
+		Sampling: map[string]float64{"temperature": s.Temperature, "top_p": s.TopP, "top_k": float64(s.TopK)},
+		Judge: map[string]any{"method": refusalkit.JudgeName, "substrings": refusalkit.RefusalSubstrings, "case_insensitive": true,
+			"normalization": refusalkit.JudgeNormalization},
+		Activations: "mean over each kept response's own generated tokens (no padding, no end-of-turn token) of the residual stream at every layer, " +
+			"accumulated in float64; layer 0 = embedding output, layer l = stream entering block l, layer n_layers = final hidden state after the final norm",
+		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: x.Timings,
+	}
+	if x.Vector != nil {
+		md.VectorShape = []int{len(x.Vector.Data), x.Vector.DModel}
+		md.Complete = true
+	}
+	return md
+}
+
+// config returns the extraction settings metadata.json records.
+func (md *Metadata) config() refusalkit.ExtractConfig {
+	dataset := md.Dataset
+	if dataset == refusalkit.DatasetName("") {
+		dataset = ""
+	}
+	seed := md.Seed
+	return refusalkit.ExtractConfig{NSamples: md.NQueries, Dataset: dataset, GenerateConfig: refusalkit.GenerateConfig{
+		NCompletions: md.NCompletionsPerQuery, MaxNewTokens: md.MaxNewTokens, BatchSize: md.BatchSize, Seed: &seed,
+		Sampling:           &models.Sampling{Temperature: md.Sampling["temperature"], TopP: md.Sampling["top_p"], TopK: int(md.Sampling["top_k"])},
+		RefusalInstruction: md.RefusalInstruction, ParseSpecialTokens: md.ParseSpecialTokens,
+	}}
+}
+
+// evalSummaryFile is eval_summary.json: the summary, then what decides its reuse.
+type evalSummaryFile struct {
+	refusalkit.EvalSummary
+	RunDigest   string      `json:"run_digest,omitempty"`
+	RunSettings RunSettings `json:"run_settings,omitempty"`
+}

@@ -1,0 +1,419 @@
+// Package runs owns run folders: where a run goes, the spec's files in it,
+// written atomically with completion markers, and read back; one run per
+// folder at a time; checkpoints that resume an interrupted extraction; and
+// the reuse of a result only when everything that determined it matches.
+//
+// The steps of the method (package refusalkit) take values and return
+// values; a Run is what saves them and reads them back, for the commands,
+// the notebook and scripts alike:
+//
+//	run := runs.MustOpen(runs.DefaultDir(m.Alias()))
+//	x := run.MustExtract(m, refusalkit.ExtractConfig{})        // computed, or read back
+//	ev := run.MustEvaluate(m, x, refusalkit.EvalConfig{})
+//	run.MustWriteCharts()
+package runs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/tensorfile"
+)
+
+// RootEnvVar moves the folder runs go under (default "runs").
+const RootEnvVar = "REFUSALKIT_RUNS"
+
+// DefaultDir is the spec's output folder for a model,
+// runs/{model_alias}/harmless_refusal_vectors, under $REFUSALKIT_RUNS when set.
+func DefaultDir(modelAlias string) string {
+	root := os.Getenv(RootEnvVar)
+	if root == "" {
+		root = "runs"
+	}
+	return filepath.Join(root, modelAlias, "harmless_refusal_vectors")
+}
+
+// Run is a run folder held by this process: an extraction, then the
+// evaluation of its vector, as the spec's files.
+type Run struct {
+	Dir     string
+	lock    *Lock
+	replace bool
+	command string // names the lock's holder
+}
+
+// OpenOption changes what Open's Run does with results already in the folder.
+type OpenOption func(*Run)
+
+// ReplaceStale lets Extract and Evaluate replace a saved result made with
+// other settings (removing it and what was made from it) instead of
+// refusing it: for a notebook whose settings a researcher changes.
+func ReplaceStale(r *Run) { r.replace = true }
+
+// Command names what holds the folder, for the message another run gets
+// (default "run").
+func Command(name string) OpenOption { return func(r *Run) { r.command = name } }
+
+// Open creates the run folder dir if needed and takes its lock for this
+// process: no other run writes it until Close, or until the process ends.
+// A folder another run holds is refused with an *InUseError.
+func Open(dir string, opts ...OpenOption) (*Run, error) {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("run folder %s is a file: give a folder", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create run folder %s (%v): choose a writable folder", dir, err)
+	}
+	r := &Run{Dir: dir, command: "run"}
+	for _, o := range opts {
+		o(r)
+	}
+	var err error
+	if r.lock, err = LockDir(dir, r.command); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// MustOpen is Open for notebooks.
+func MustOpen(dir string, opts ...OpenOption) *Run { return must(Open(dir, opts...)) }
+
+// Close releases the folder's lock.
+func (r *Run) Close() error { return r.lock.Release() }
+
+func (r *Run) path(name string) string { return filepath.Join(r.Dir, name) }
+
+func (r *Run) has(name string) bool {
+	_, err := os.Stat(r.path(name))
+	return err == nil
+}
+
+// SaveExtraction writes the spec's extraction files: every response file
+// and metadata.json always, the vector when there is one. metadata.json is
+// written last and says "complete": true only with a vector.
+func (r *Run) SaveExtraction(m *models.Model, x *refusalkit.Extraction) error {
+	md := MetadataFor(m, x)
+	if settings, err := ExtractSettings(m, x.Config); err == nil {
+		md.RunDigest, md.RunSettings = settings.Digest(), settings
+	}
+	return r.saveExtraction(x, md)
+}
+
+func (r *Run) saveExtraction(x *refusalkit.Extraction, md Metadata) error {
+	files := map[string][]refusalkit.Response{
+		CompliantResponsesFile: x.Compliant, RefusalResponsesFile: x.Refusal,
+		FilteredCompliantResponsesFile: x.FilteredCompliant, FilteredRefusalResponsesFile: x.FilteredRefusal,
+	}
+	for name, rs := range files {
+		if rs == nil {
+			rs = []refusalkit.Response{}
+		}
+		if err := tensorfile.WriteJSONAtomic(r.path(name), rs); err != nil {
+			return err
+		}
+	}
+	if x.Vector != nil {
+		if err := SaveVector(r.Dir, x.Vector); err != nil {
+			return err
+		}
+	}
+	return tensorfile.WriteJSONAtomic(r.path(MetadataFile), md)
+}
+
+// Metadata reads metadata.json.
+func (r *Run) Metadata() (*Metadata, error) {
+	var md Metadata
+	if err := readJSON(r.path(MetadataFile), &md); err != nil {
+		return nil, err
+	}
+	return &md, nil
+}
+
+// Extraction reads the saved extraction back (ReadExtraction).
+func (r *Run) Extraction() (*refusalkit.Extraction, error) { return ReadExtraction(r.Dir) }
+
+// ReadExtraction reads what dir holds of an extraction: its settings and
+// queries (metadata.json), the response files (without activations: they
+// are not saved) and the vector, each when present; a vector folder may
+// hold the vector alone.
+func ReadExtraction(dir string) (*refusalkit.Extraction, error) {
+	x := &refusalkit.Extraction{}
+	var md Metadata
+	if err := readJSON(filepath.Join(dir, MetadataFile), &md); err == nil {
+		x.Model, x.Config, x.Queries, x.Timings = md.ModelPath, md.config(), md.Queries, md.TimingsSeconds
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for name, dst := range map[string]*[]refusalkit.Response{
+		CompliantResponsesFile: &x.Compliant, RefusalResponsesFile: &x.Refusal,
+		FilteredCompliantResponsesFile: &x.FilteredCompliant, FilteredRefusalResponsesFile: &x.FilteredRefusal,
+	} {
+		if err := readJSON(filepath.Join(dir, name), dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, VectorSafetensorsFile)); err == nil || md.Complete {
+		var err error
+		if x.Vector, err = LoadVector(dir); err != nil {
+			return nil, err
+		}
+	}
+	return x, nil
+}
+
+// Extract returns the extraction these settings make: read back when the
+// folder holds one made with the same settings (ExtractSettings: the code,
+// the model's files, config, backend and dtype, the data and every
+// generation setting), continued from its checkpoint when one was
+// interrupted, else computed with refusalkit.Extract and saved. A folder
+// that holds an extraction made with other settings is refused, naming the
+// first difference, unless the Run was opened with ReplaceStale.
+func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...refusalkit.Option) (*refusalkit.Extraction, error) {
+	cfg = cfg.WithDefaults()
+	settings, err := ExtractSettings(m, cfg)
+	if err != nil {
+		return nil, err
+	}
+	md, err := r.Metadata()
+	switch {
+	case err == nil && md.RunDigest == settings.Digest():
+		x, err := r.Extraction()
+		if err == nil {
+			x.Config = cfg
+		}
+		return x, err
+	case err == nil && !r.replace:
+		name, was, now := settings.FirstDifference(md.RunSettings)
+		return nil, fmt.Errorf("%s holds an extraction made with other settings (%s was %s, now %s): use another folder, or open it with runs.ReplaceStale to replace it",
+			r.Dir, name, was, now)
+	case err == nil:
+		if err := r.RemoveExtraction(); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+	// No finished extraction here: evaluation files would be another's.
+	if state, marker := EvaluationState(r.Dir); state != EvalNone {
+		if !r.replace {
+			return nil, fmt.Errorf("%s holds evaluation files (%s) but no extraction: use another folder, or open it with runs.ReplaceStale to replace them", r.Dir, marker)
+		}
+		if err := r.RemoveEvaluation(); err != nil {
+			return nil, err
+		}
+	}
+	// A checkpoint with these settings resumes; one with others is refused or replaced.
+	if err := CheckResumable(r.Dir, settings, false); err != nil {
+		if !r.replace {
+			return nil, err
+		}
+		if err := r.RemoveExtraction(); err != nil {
+			return nil, err
+		}
+		if err := CheckResumable(r.Dir, settings, false); err != nil {
+			return nil, err
+		}
+	}
+	cp := DirCheckpoint{Dir: r.path(PartialDir), Run: settings.Digest()}
+	x, runErr := refusalkit.Extract(m, cfg, append(opts, refusalkit.WithCheckpoint(cp))...)
+	if x == nil {
+		return nil, runErr
+	}
+	saved := MetadataFor(m, x)
+	saved.RunDigest, saved.RunSettings = settings.Digest(), settings
+	if err := r.saveExtraction(x, saved); err != nil {
+		return nil, err
+	}
+	if err := RemoveCheckpoint(r.Dir); err != nil {
+		return nil, err
+	}
+	return x, runErr
+}
+
+// MustExtract is Extract for notebooks.
+func (r *Run) MustExtract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...refusalkit.Option) *refusalkit.Extraction {
+	return must(r.Extract(m, cfg, opts...))
+}
+
+// SaveEvaluation writes layer_selection_scores.json, one
+// eval_completions_coeff_{c}.json per coefficient, and eval_summary.json
+// (see SaveEvaluation).
+func (r *Run) SaveEvaluation(m *models.Model, x *refusalkit.Extraction, ev *refusalkit.Evaluation) error {
+	sum := evalSummaryFile{EvalSummary: ev.Summary}
+	if sum.VectorDir == "" {
+		sum.VectorDir = r.Dir
+	}
+	if settings, err := EvalSettings(m, x, ev.Config); err == nil {
+		sum.RunDigest, sum.RunSettings = settings.Digest(), settings
+	}
+	return SaveEvaluation(r.Dir, ev, sum)
+}
+
+// Evaluation reads the saved evaluation back: the layer scores, every
+// coefficient's completions and the summary.
+func (r *Run) Evaluation() (*refusalkit.Evaluation, error) {
+	var sum evalSummaryFile
+	if err := readJSON(r.path(EvalSummaryFile), &sum); err != nil {
+		return nil, err
+	}
+	s := sum.EvalSummary
+	ev := &refusalkit.Evaluation{Summary: s, Test: s.TestQueries, Completions: map[float64][]refusalkit.EvalCompletion{}}
+	ev.Scores = &refusalkit.LayerScores{}
+	if err := readJSON(r.path(LayerSelectionFile), ev.Scores); err != nil {
+		return nil, err
+	}
+	ev.Validation = ev.Scores.ValidationQueries
+	for _, c := range s.Coefficients {
+		var cs []refusalkit.EvalCompletion
+		if err := readJSON(r.path(refusalkit.CompletionsFile(c)), &cs); err != nil {
+			return nil, err
+		}
+		ev.Completions[c] = cs
+	}
+	vseed, tseed := s.ValidationSeed, s.TestSeed
+	ev.Config = refusalkit.EvalConfig{NValidation: s.NValidationSamples, NTest: s.NTestSamples,
+		ValidationSeed: &vseed, TestSeed: &tseed,
+		SweepConfig: refusalkit.SweepConfig{Coefficients: s.Coefficients, MaxNewTokens: s.MaxNewTokens, BatchSize: s.BatchSize,
+			ParseSpecialTokens: s.ParseSpecialTokens}}
+	if s.Dataset != refusalkit.AlpacaSource {
+		ev.Config.Dataset = s.Dataset
+	}
+	if s.LayerSelectionMethod == "norm" {
+		ev.Config.LayerSelection = "norm"
+	}
+	var err error
+	if ev.Vector, err = LoadVector(r.Dir); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// Evaluate returns the evaluation of x these settings make: read back when
+// the folder holds one made with the same settings (EvalSettings, which
+// include x's own digest), else computed with refusalkit.Evaluate and
+// saved. One made with other settings is refused, naming the first
+// difference, unless the Run was opened with ReplaceStale.
+func (r *Run) Evaluate(m *models.Model, x *refusalkit.Extraction, cfg refusalkit.EvalConfig, opts ...refusalkit.Option) (*refusalkit.Evaluation, error) {
+	cfg = cfg.WithDefaults()
+	settings, err := EvalSettings(m, x, cfg)
+	if err != nil {
+		return nil, err
+	}
+	switch state, marker := EvaluationState(r.Dir); state {
+	case EvalComplete:
+		var sum evalSummaryFile
+		if err := readJSON(r.path(EvalSummaryFile), &sum); err != nil {
+			return nil, err
+		}
+		if sum.RunDigest == settings.Digest() {
+			ev, err := r.Evaluation()
+			if err == nil {
+				ev.Config = cfg
+			}
+			return ev, err
+		}
+		if !r.replace {
+			name, was, now := settings.FirstDifference(sum.RunSettings)
+			return nil, fmt.Errorf("%s holds an evaluation made with other settings (%s was %s, now %s): use another folder, or open it with runs.ReplaceStale to replace it",
+				r.Dir, name, was, now)
+		}
+	case EvalInterrupted:
+		if !r.replace {
+			return nil, fmt.Errorf("%s holds an interrupted evaluation (%s): open it with runs.ReplaceStale to replace it", r.Dir, marker)
+		}
+	}
+	ev, err := refusalkit.Evaluate(m, x, cfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	sum := evalSummaryFile{EvalSummary: ev.Summary, RunDigest: settings.Digest(), RunSettings: settings}
+	sum.VectorDir = r.Dir
+	ev.Summary.VectorDir = r.Dir
+	return ev, SaveEvaluation(r.Dir, ev, sum)
+}
+
+// MustEvaluate is Evaluate for notebooks.
+func (r *Run) MustEvaluate(m *models.Model, x *refusalkit.Extraction, cfg refusalkit.EvalConfig, opts ...refusalkit.Option) *refusalkit.Evaluation {
+	return must(r.Evaluate(m, x, cfg, opts...))
+}
+
+// RemoveExtraction removes what an extraction and the evaluation of its
+// vector wrote, with their charts: the completion markers first, so a
+// folder caught halfway never looks finished. Nothing else is touched.
+func (r *Run) RemoveExtraction() error {
+	if err := os.RemoveAll(r.path(MetadataFile)); err != nil {
+		return err
+	}
+	if err := r.RemoveEvaluation(); err != nil {
+		return err
+	}
+	if err := RemoveExtraction(r.Dir); err != nil {
+		return err
+	}
+	return RemoveCharts(r.Dir, ExtractionCharts)
+}
+
+// RemoveEvaluation removes what an evaluation wrote, with its charts.
+func (r *Run) RemoveEvaluation() error {
+	if err := RemoveEvaluation(r.Dir); err != nil {
+		return err
+	}
+	return RemoveCharts(r.Dir, EvaluationCharts)
+}
+
+// Files lists the folder's entries (the lock file aside), sorted.
+func (r *Run) Files() ([]string, error) {
+	entries, err := os.ReadDir(r.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Name() != LockFile {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// MustFiles is Files for notebooks.
+func (r *Run) MustFiles() []string { return must(r.Files()) }
+
+// RemoveCharts removes the named charts of dir, and the charts folder if
+// that leaves it empty.
+func RemoveCharts(dir string, names []string) error {
+	cd := filepath.Join(dir, ChartsDir)
+	for _, name := range names {
+		if err := os.Remove(filepath.Join(cd, name+".html")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	_ = os.Remove(cd) // only succeeds when empty
+	return nil
+}
+
+// readJSON decodes path into v, naming the file and the fix when it is not valid.
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s is not a valid refusalkit file (%v): re-run the step that writes it", path, err)
+	}
+	return nil
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -1,0 +1,186 @@
+package refusalkit
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/refusalkit/refusalkit/models"
+)
+
+// SpecCoefficients are the spec's activation-addition coefficients.
+var SpecCoefficients = []float64{0.0, 0.5, 1.0, 2.0, 5.0}
+
+// SweepConfig holds the coefficient sweep's settings. Its zero value is the
+// spec's: coefficients 0, 0.5, 1, 2 and 5, 64 new tokens, batches of 8,
+// greedy decoding.
+type SweepConfig struct {
+	Coefficients []float64 // nil = SpecCoefficients
+	MaxNewTokens int       // 0 = 64
+	BatchSize    int       // 0 = 8
+	// Sampling, when set, samples the completions (with Seed and RowSeed's
+	// "sweep" streams, the same at every coefficient) instead of decoding
+	// greedily, the spec's default.
+	Sampling *models.Sampling
+	Seed     *int64 // with Sampling; nil = SpecSeed (42)
+	// ParseSpecialTokens reads special-token spellings in the instructions
+	// as control tokens (models.EncodeOptions).
+	ParseSpecialTokens bool
+}
+
+// WithDefaults returns c with every zero field set to the spec's default.
+func (c SweepConfig) WithDefaults() SweepConfig {
+	if c.Coefficients == nil {
+		c.Coefficients = SpecCoefficients
+	}
+	c.MaxNewTokens = positiveOr(c.MaxNewTokens, 64)
+	c.BatchSize = positiveOr(c.BatchSize, 8)
+	c.Seed = orDefault(c.Seed, SpecSeed)
+	return c
+}
+
+// Decoding describes how the sweep decodes, as eval_summary.json records it.
+func (c SweepConfig) Decoding() string {
+	if c.Sampling == nil || c.Sampling.Greedy() {
+		return "greedy"
+	}
+	return fmt.Sprintf("sampled: %s, seed %d", c.Sampling, *orDefault(c.Seed, SpecSeed))
+}
+
+// CompletionsFile names the completions of one coefficient as the spec does:
+// eval_completions_coeff_0.0.json, eval_completions_coeff_0.5.json, …
+func CompletionsFile(coeff float64) string {
+	return "eval_completions_coeff_" + CoeffKey(coeff) + ".json"
+}
+
+// CoeffKey formats a coefficient like Python's str(float): 1 → "1.0", 0.5 → "0.5".
+func CoeffKey(x float64) string {
+	s := strconv.FormatFloat(x, 'f', -1, 64)
+	if !strings.ContainsAny(s, ".eEn") {
+		s += ".0"
+	}
+	return s
+}
+
+// EvalCompletion is one entry of eval_completions_coeff_{c}.json.
+type EvalCompletion struct {
+	Instruction string  `json:"instruction"`
+	Prompt      string  `json:"prompt"`
+	Response    string  `json:"response"`
+	IsRefusal   bool    `json:"is_refusal"`
+	Coefficient float64 `json:"coefficient"`
+	Layer       int     `json:"layer"`
+	NTokens     int     `json:"n_tokens"`
+}
+
+// CoefficientResult is one entry of eval_summary.json's results_by_coefficient.
+type CoefficientResult struct {
+	RefusalCount int     `json:"refusal_count"`
+	TotalCount   int     `json:"total_count"`
+	RefusalRate  float64 `json:"refusal_rate"`
+}
+
+// SteeredCompletions generates replies to the instructions with
+// coeff × v[layer] added to the stream entering block layer at every
+// position, during prefill and decoding, and judges them. The steering input
+// is always present, so coeff 0 runs the very program other coefficients
+// run, adding exact zeros.
+func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff float64, instructions []string, cfg SweepConfig) ([]EvalCompletion, error) {
+	cfg = cfg.WithDefaults()
+	texts, prompts, err := encodePrompts(m, instructions, models.EncodeOptions{ParseSpecialTokens: cfg.ParseSpecialTokens})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EvalCompletion, 0, len(prompts))
+	for start := 0; start < len(prompts); start += cfg.BatchSize {
+		end := min(start+cfg.BatchSize, len(prompts))
+		opts := models.GenerateOptions{MaxNewTokens: cfg.MaxNewTokens,
+			Steer: []models.Steering{v.Steering(layer, float32(coeff))}}
+		if cfg.Sampling != nil {
+			opts.Sampling, opts.Seed = *cfg.Sampling, uint64(*cfg.Seed)
+			opts.RowSeeds = make([]uint64, end-start)
+			for i := range opts.RowSeeds {
+				opts.RowSeeds[i] = RowSeed("sweep", start+i, 0)
+			}
+		}
+		g, err := m.GenerateIDs(prompts[start:end], opts)
+		if err != nil {
+			return nil, err
+		}
+		for i := range g.Text {
+			out = append(out, EvalCompletion{Instruction: instructions[start+i], Prompt: texts[start+i],
+				Response: g.Text[i], IsRefusal: IsRefusal(g.Text[i]), Coefficient: coeff, Layer: layer,
+				NTokens: len(g.ReplyIDs(i))})
+		}
+	}
+	return out, nil
+}
+
+// Sweep runs SteeredCompletions at layer for every coefficient of cfg.
+// Option: WithProgress (stage "sweep coefficients").
+func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, cfg SweepConfig, opts ...Option) (map[float64][]EvalCompletion, error) {
+	cfg = cfg.WithDefaults()
+	progress := collect(opts).report("sweep coefficients")
+	out := map[float64][]EvalCompletion{}
+	if progress != nil {
+		progress(0, len(cfg.Coefficients))
+	}
+	for i, c := range cfg.Coefficients {
+		cs, err := SteeredCompletions(m, v, layer, c, instructions, cfg)
+		if err != nil {
+			return nil, err
+		}
+		out[c] = cs
+		if progress != nil {
+			progress(i+1, len(cfg.Coefficients))
+		}
+	}
+	return out, nil
+}
+
+// MustSweep is Sweep for notebooks.
+func MustSweep(m *models.Model, v *RefusalVector, layer int, instructions []string, cfg SweepConfig, opts ...Option) map[float64][]EvalCompletion {
+	out, err := Sweep(m, v, layer, instructions, cfg, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// Tally counts refusals among completions.
+func Tally(cs []EvalCompletion) CoefficientResult {
+	r := CoefficientResult{TotalCount: len(cs)}
+	for _, c := range cs {
+		if c.IsRefusal {
+			r.RefusalCount++
+		}
+	}
+	if r.TotalCount > 0 {
+		r.RefusalRate = float64(r.RefusalCount) / float64(r.TotalCount)
+	}
+	return r
+}
+
+// PrintTallies writes one line per coefficient: refusals out of completions.
+func PrintTallies(w io.Writer, coeffs []float64, sweep map[float64][]EvalCompletion) {
+	for _, c := range coeffs {
+		t := Tally(sweep[c])
+		fmt.Fprintf(w, "coefficient %-4g refused %d of %d\n", c, t.RefusalCount, t.TotalCount)
+	}
+}
+
+// PeekSweep prints, for the chosen test instructions (by index), the
+// completion at every coefficient: how the replies change as c grows.
+func PeekSweep(w io.Writer, coeffs []float64, sweep map[float64][]EvalCompletion, rows ...int) {
+	for _, i := range rows {
+		if first := sweep[coeffs[0]]; i < len(first) {
+			fmt.Fprintf(w, "# %s\n", first[i].Instruction)
+		}
+		for _, c := range coeffs {
+			if i < len(sweep[c]) {
+				fmt.Fprintf(w, "  c=%-4g %q\n", c, sweep[c][i].Response)
+			}
+		}
+	}
+}
