@@ -5,6 +5,7 @@ package charts
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -56,7 +57,9 @@ func screenshot(dir, page string, height int) (png []byte, console string, err e
 		"--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
 		"--enable-logging=stderr", "--v=0", // console messages, as INFO:CONSOLE lines
 		fmt.Sprintf("--window-size=%d,%d", shotW, height),
-		"--virtual-time-budget=3000", // lets ECharts' 1 s animations finish without waiting
+		// Lets ECharts' 1 s animations finish without waiting, after the
+		// notebook pages' timers (libraryWaitMS, a late library, the probes).
+		"--virtual-time-budget=5000",
 		"--screenshot="+shot,
 		"file://"+page)
 	// Chromium forks helpers: kill the whole group on timeout.
@@ -121,7 +124,10 @@ type placed struct {
 // in headless Chromium with the network closed, and checks from a screenshot
 // that each chart was drawn. One browser shows all pages, each in an iframe
 // of its own (starting Chromium costs ~2-3 s on two cores; one per page ran
-// three times longer); a last frame holds two notebook fragments.
+// three times longer); a frame holds two Fragments, as notebooks showed them
+// before Init, and the last frames notebook pages of Init and Display outputs
+// in several orders (libraryPages), whose chart <div>s a probe script reports
+// on the console.
 func TestBrowserDrawsCharts(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skipf("%s not installed (tools/setup/chromium.sh installs it)", chromium)
@@ -152,6 +158,21 @@ func TestBrowserDrawsCharts(t *testing.T) {
 	frames.WriteString(frame("notebook.html", 2*DefaultHeight))
 	charts = append(charts, placed{NameVectorNorms, y}, placed{NameKeptVsGenerated, y + DefaultHeight})
 	y += 2 * DefaultHeight
+	// Notebook pages as Init and Display make them (see libraryPages).
+	lib := libraryPages(t)
+	for _, p := range lib {
+		if err := os.WriteFile(filepath.Join(dir, p.file), []byte(p.html), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		frames.WriteString(frame(p.file, p.height))
+		for _, c := range p.drawn {
+			charts = append(charts, placed{c.name, y + c.dy})
+		}
+		for i := range p.message {
+			p.message[i] += y
+		}
+		y += p.height
+	}
 	all := filepath.Join(dir, "all.html")
 	if err := os.WriteFile(all, []byte(`<!DOCTYPE html><html><body style="margin:0">`+frames.String()+`</body></html>`), 0o644); err != nil {
 		t.Fatal(err)
@@ -183,9 +204,185 @@ func TestBrowserDrawsCharts(t *testing.T) {
 	}
 	for i, c := range charts {
 		for _, problem := range checkDrawn(t, img, c.name, c.dy) {
-			t.Errorf("frame %d, %s: %s", i, c.name, problem)
+			t.Errorf("chart %d, %s: %s", i, c.name, problem)
 		}
 	}
+	states := probeStates(t, console)
+	for _, p := range lib {
+		for label, want := range p.want {
+			got, ok := states[label]
+			if !ok {
+				t.Errorf("%s: the page logged no state %q", p.file, label)
+				continue
+			}
+			if len(got) != len(want) {
+				t.Errorf("%s, %s: %d chart <div>s, want %d", p.file, label, len(got), len(want))
+				continue
+			}
+			for i, w := range want {
+				g := got[i]
+				if w == "" && (g.Canvases == 0 || g.Text != "") {
+					t.Errorf("%s, %s: chart %d has %d canvases and text %q, want it drawn", p.file, label, i, g.Canvases, g.Text)
+				}
+				if w != "" && (g.Canvases != 0 || g.Text != w) {
+					t.Errorf("%s, %s: chart %d has %d canvases and text %q, want no canvas and the text %q", p.file, label, i, g.Canvases, g.Text, w)
+				}
+			}
+		}
+		for _, dy := range p.message {
+			// The message must be visible, not only in the DOM: text pixels
+			// at the top of the chart's area, where nothing is drawn.
+			if len(checkDrawn(t, img, NameVectorNorms, dy)) == 0 {
+				t.Errorf("%s: the chart at y=%d drew although the library is missing", p.file, dy)
+			}
+			ink := 0
+			for y := dy; y < dy+40; y++ {
+				for x := 0; x < shotW; x++ {
+					if r, g, b, _ := img.At(x, y).RGBA(); r>>8 > 100 && g>>8 < 120 && b>>8 < 120 {
+						ink++ // the message's red
+					}
+				}
+			}
+			if ink < 100 {
+				t.Errorf("%s: %d red pixels where the missing-library message should be, want at least 100", p.file, ink)
+			}
+		}
+	}
+}
+
+// libraryPage is a page of notebook outputs, each in an output area of fixed
+// height as Jupyter stacks them: the outputs of Init and Display (libraryHTML,
+// displayHTML) in some order. drawn lists the charts the screenshot must
+// show, message the tops of charts that must show the missing-library
+// message instead, and want what each probe must log of the page's chart
+// <div>s: "" for drawn, else the text the <div> holds.
+type libraryPage struct {
+	file    string
+	html    string
+	height  int
+	drawn   []placed
+	message []int
+	want    map[string][]string
+}
+
+// initHeight is the height of the output area holding Init's output.
+const initHeight = 30
+
+// libraryPages builds the notebook pages: the library first then two charts
+// (the order a notebook runs and reopens in); two charts then the library (the
+// order a lazily rendered page can show); a chart whose library comes 2.6 s
+// later, once the chart said it is missing (a cell run late); and a chart
+// with no library at all.
+func libraryPages(t *testing.T) []libraryPage {
+	out := func(html string, height int) string {
+		return fmt.Sprintf("<div style=\"height:%dpx;overflow:hidden\">%s</div>\n", height, html)
+	}
+	show := func(c *Chart) string {
+		h, err := displayHTML(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out(h, DefaultHeight)
+	}
+	page := func(body string) string {
+		// RequireJS's define on the page, as in classic Jupyter (see notebookPage).
+		return "<!DOCTYPE html><html><head><meta charset=\"utf-8\">" +
+			"<script>function define(deps, factory) { window.amdDefined = true; } define.amd = {};</script>" +
+			"</head><body style=\"margin:0\">" + body +
+			"<script>if (window.amdDefined) console.error('Uncaught: echarts registered with RequireJS instead of window');</script>" +
+			"</body></html>"
+	}
+	const final = 4000 // ms of virtual time: after every timer, the library's animations done
+	norms := func() *Chart { return VectorNorms([]float64{1, 2, 3, 2.5, 4}) }
+	kept := func() *Chart {
+		return KeptVsGenerated(map[string]int{"compliant": 10, "refusal": 10}, map[string]int{"compliant": 8, "refusal": 10})
+	}
+	sample := map[string]func() *Chart{}
+	for _, s := range samples() {
+		sample[s.name] = s.chart
+	}
+	lib := out(libraryHTML(), initHeight)
+	// The late library waits in a <template> and goes in as JupyterLab adds
+	// an output: the markup, then each <script> re-created so that it runs.
+	late := "<template id=\"late\">" + libraryHTML() + "</template><div id=\"latebox\" style=\"height:" +
+		fmt.Sprint(initHeight) + "px;overflow:hidden\"></div>" +
+		`<script>setTimeout(function () {
+  var box = document.getElementById("latebox");
+  box.innerHTML = document.getElementById("late").innerHTML;
+  box.querySelectorAll("script").forEach(function (old) {
+    var s = document.createElement("script");
+    s.textContent = old.textContent;
+    old.replaceWith(s);
+  });
+}, 2600);</script>`
+	return []libraryPage{
+		{
+			file:   "notebook-init-first.html",
+			html:   page(lib + show(norms()) + show(kept()) + probe("init-first", final)),
+			height: initHeight + 2*DefaultHeight,
+			drawn:  []placed{{NameVectorNorms, initHeight}, {NameKeptVsGenerated, initHeight + DefaultHeight}},
+			want:   map[string][]string{"init-first": {"", ""}},
+		},
+		{
+			file:   "notebook-init-last.html",
+			html:   page(show(sample[NameLayerScores]()) + show(sample[NameCosineHeatmap]()) + lib + probe("init-last", final)),
+			height: 2*DefaultHeight + initHeight,
+			drawn:  []placed{{NameLayerScores, 0}, {NameCosineHeatmap, DefaultHeight}},
+			want:   map[string][]string{"init-last": {"", ""}},
+		},
+		{
+			file:   "notebook-init-late.html",
+			html:   page(show(sample[NameRefusalRates]()) + late + probe("late-before", 2500) + probe("late-after", final)),
+			height: DefaultHeight + initHeight,
+			drawn:  []placed{{NameRefusalRates, 0}},
+			want:   map[string][]string{"late-before": {missingLibrary}, "late-after": {""}},
+		},
+		{
+			file:    "notebook-no-init.html",
+			html:    page(show(norms()) + probe("no-init", final)),
+			height:  DefaultHeight,
+			message: []int{0},
+			want:    map[string][]string{"no-init": {missingLibrary}},
+		},
+	}
+}
+
+// probe is a script that logs, at ms of virtual time, the canvases and text
+// of each chart <div> on its page, as "RKSTATE label [...]".
+func probe(label string, ms int) string {
+	return fmt.Sprintf(`<script>setTimeout(function () {
+  var s = [];
+  document.querySelectorAll(".refusalkit-chart").forEach(function (el) {
+    s.push({canvases: el.querySelectorAll("canvas").length, text: el.textContent});
+  });
+  console.log("RKSTATE %s " + JSON.stringify(s));
+}, %d);</script>`, label, ms)
+}
+
+// chartState is what probe logs of one chart <div>.
+type chartState struct {
+	Canvases int    `json:"canvases"`
+	Text     string `json:"text"`
+}
+
+var probeLine = regexp.MustCompile(`RKSTATE (\S+) (\[.*\])`)
+
+// probeStates reads the probes' lines from Chromium's console log.
+func probeStates(t *testing.T, console string) map[string][]chartState {
+	states := map[string][]chartState{}
+	for _, m := range consoleLine.FindAllStringSubmatch(console, -1) {
+		p := probeLine.FindStringSubmatch(m[1])
+		if p == nil {
+			continue
+		}
+		var s []chartState
+		if err := json.Unmarshal([]byte(p[2]), &s); err != nil {
+			t.Errorf("probe %s: %v in %s", p[1], err, p[2])
+			continue
+		}
+		states[p[1]] = s
+	}
+	return states
 }
 
 // minShare is the least share of non-white pixels in the plot area: a line

@@ -11,7 +11,7 @@
 //
 // from.go adds adapters from refusalkit's values (a runs.Run charts the files
 // of a run folder with them). A chart is written with Render or WriteHTML,
-// and shown in a GoNB notebook with Display.
+// and shown in a GoNB notebook with Display, after one call to Init.
 //
 // Offline by construction: go-echarts' own renderer puts
 // <script src="https://go-echarts.github.io/.../echarts.min.js"> in the page
@@ -20,7 +20,14 @@
 // the ECharts library, embedded from assets/echarts.min.js, goes into an inline
 // <script>, then a second inline <script> calls echarts.init and setOption. A
 // Content-Security-Policy meta tag (default-src 'none') makes the browser
-// refuse any network load the page might still attempt.
+// refuse any network load the page might still attempt. Every page (HTML,
+// Render, WriteHTML) and every Fragment carries the library, so each draws
+// on its own.
+//
+// A notebook holds the library once instead (gonb.go): Init displays an
+// output with the inlined library, and each Display output is only the
+// chart's <div> and a script that draws with the library on the page, or says
+// to run the cell that calls Init when the library is not there.
 package charts
 
 import (
@@ -124,34 +131,50 @@ func libraryScript() string {
 	return b.String()
 }
 
-// body returns the chart's <div> and the inline <script> that draws it.
-func (c *Chart) body() (string, error) {
-	option, err := c.Option()
+// layout returns what the chart's <div> needs: a fresh element id, the
+// canvas size and the option.
+func (c *Chart) layout() (id string, w, h int, option string, err error) {
+	option, err = c.Option()
 	if err != nil {
-		return "", err
+		return "", 0, 0, "", err
 	}
-	w, h := c.Width, c.Height
+	w, h = c.Width, c.Height
 	if w <= 0 {
 		w = DefaultWidth
 	}
 	if h <= 0 {
 		h = DefaultHeight
 	}
-	id := chartID()
-	// Fixed pixel sizes: ECharts reads the size at init time, and a notebook
-	// output area may not be laid out yet.
+	return elementID("rkchart_"), w, h, option, nil
+}
+
+// chartDiv is the element a chart draws into. Fixed pixel sizes: ECharts
+// reads the size at init time, and a notebook output area may not be laid out
+// yet.
+func chartDiv(id string, w, h int) string {
 	return fmt.Sprintf(`<div id="%s" class="refusalkit-chart" style="width:%dpx;height:%dpx;background:#fff;"></div>
-<script>
+`, id, w, h)
+}
+
+// body returns the chart's <div> and the inline <script> that draws it with
+// the window.echarts an earlier <script> defined.
+func (c *Chart) body() (string, error) {
+	id, w, h, option, err := c.layout()
+	if err != nil {
+		return "", err
+	}
+	return chartDiv(id, w, h) + fmt.Sprintf(`<script>
 (function(){
   var chart = echarts.init(document.getElementById(%q), null, {renderer: "canvas"});
   chart.setOption(%s);
 })();
 </script>
-`, id, w, h, id, option), nil
+`, id, option), nil
 }
 
 // Fragment returns HTML to embed in another page: the inline library, the
-// chart's <div> and its script. It is what Display sends to a notebook.
+// chart's <div> and its script, so it draws on its own. (Display sends a
+// notebook less: the chart without the library, which Init sent once.)
 func (c *Chart) Fragment() (string, error) {
 	body, err := c.body()
 	if err != nil {
@@ -228,10 +251,10 @@ func (c *Chart) MustWriteHTML(path string) {
 	}
 }
 
-// chartID returns a fresh element id: charts from different notebook cells
-// share one page, so ids must not repeat.
-func chartID() string {
+// elementID returns a fresh element id: outputs from different notebook
+// cells share one page, so ids must not repeat.
+func elementID(prefix string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return "rkchart_" + hex.EncodeToString(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }

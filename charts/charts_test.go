@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -239,8 +240,103 @@ func TestWriteHTML(t *testing.T) {
 }
 
 func TestDisplayOutsideNotebook(t *testing.T) {
-	// Not under GoNB: Display only validates.
+	// Not under GoNB: Init does nothing, Display only validates.
+	Init()
 	if err := Display(VectorNorms([]float64{1, 2})); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// maxDisplayBytes bounds a notebook chart output of the samples' size, and
+// maxDisplayOverhead what an output adds to its option (the <div> and the
+// script): both far below the library's size, so an output that carried the
+// library fails.
+const (
+	maxDisplayBytes    = 20 << 10
+	maxDisplayOverhead = 4 << 10
+)
+
+// TestNotebookOutputs: Init's output carries the library once; each Display
+// output carries its chart and none of the library, however big the chart.
+func TestNotebookOutputs(t *testing.T) {
+	if len(echartsJS) < 50*maxDisplayBytes {
+		t.Fatalf("embedded library is only %d bytes", len(echartsJS))
+	}
+	lib := libraryHTML()
+	if strings.Count(lib, echartsJS) != 1 {
+		t.Error("Init's output does not inline the whole library once")
+	}
+	own := strings.Replace(lib, echartsJS, "", 1)
+	if m := network.FindString(own); m != "" {
+		t.Errorf("Init's output loads from the network: %q", m)
+	}
+	if !strings.Contains(own, "window.__refusalkitECharts") || !strings.Contains(own, "L.resolve(window.echarts)") {
+		t.Error("Init's output does not resolve the page's loader")
+	}
+	if strings.Contains(own, "<html") {
+		t.Error("Init's output should be a snippet without <html>")
+	}
+
+	// Charts as big as a real run makes them: 31 residual-stream boundaries
+	// (SmolLM2-135M), a 31×31 heat map.
+	rows := make([][]float32, 31)
+	norms := make([]float64, len(rows))
+	for i := range rows {
+		rows[i] = make([]float32, 64)
+		for j := range rows[i] {
+			rows[i][j] = float32(math.Sin(float64(i*j+i)) * float64(i+1))
+		}
+		norms[i] = 1.2345678 * float64(i)
+	}
+	type namedChart struct {
+		name  string
+		chart *Chart
+		small bool // a sample: the whole output must be small
+	}
+	all := []namedChart{{"31 norms", VectorNorms(norms), true}, {"31×31 heat map", CosineHeatmap(rows), false}}
+	for _, s := range samples() {
+		all = append(all, namedChart{s.name, s.chart(), true})
+	}
+	for _, nc := range all {
+		out, err := displayHTML(nc.chart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		option, err := nc.chart.Option()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: Display output %d bytes (option %d)", nc.name, len(out), len(option))
+		if !strings.Contains(out, option) {
+			t.Errorf("%s: output lacks the chart's option", nc.name)
+		}
+		if nc.small && len(out) > maxDisplayBytes {
+			t.Errorf("%s: output is %d bytes, want at most %d", nc.name, len(out), maxDisplayBytes)
+		}
+		if extra := len(out) - len(option); extra > maxDisplayOverhead {
+			t.Errorf("%s: output adds %d bytes to the option, want at most %d", nc.name, extra, maxDisplayOverhead)
+		}
+		if strings.Contains(out, echartsJS[len(echartsJS)/2:len(echartsJS)/2+200]) || strings.Contains(out, `t.version="`) {
+			t.Errorf("%s: output carries the library", nc.name)
+		}
+		if m := network.FindString(out); m != "" {
+			t.Errorf("%s: output loads from the network: %q", nc.name, m)
+		}
+		if n := strings.Count(out, "<script"); n != 1 {
+			t.Errorf("%s: output has %d <script> elements, want 1", nc.name, n)
+		}
+		if !strings.Contains(out, strconv.Quote(missingLibrary)) || !strings.Contains(missingLibrary, "charts.Init()") {
+			t.Errorf("%s: output lacks the message naming charts.Init()", nc.name)
+		}
+	}
+
+	// Label text cannot end the chart's script here either.
+	evil := "</script><script>alert(1)</script><!--"
+	out, err := displayHTML(KeptVsGenerated(map[string]int{evil: 3}, map[string]int{evil: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(out, "</script") != 1 || strings.Contains(out, "<!--") {
+		t.Errorf("label text escaped its <script> element:\n%s", out)
 	}
 }
