@@ -230,10 +230,10 @@ func KeptVsGenerated(generated, kept map[string]int) *Chart {
 	return newChart("Kept vs generated responses", bar)
 }
 
-// VectorNorms charts the L2 norm of the refusal vector at every
-// residual-stream boundary: row 0 is the embedding output (the stream entering
-// block 0), row i the stream entering block i, and the last row the final
-// hidden state, drawn grey because no block follows it to steer.
+// VectorNorms charts the L2 norm of the refusal vector at every layer:
+// layer 0 is the embedding output (the stream entering block 0), layer i the
+// stream entering block i, and the last layer the final hidden state, drawn
+// grey because no block follows it to steer.
 func VectorNorms(norms []float64) *Chart {
 	if len(norms) == 0 {
 		return failed("VectorNorms: no rows to chart")
@@ -250,15 +250,15 @@ func VectorNorms(norms []float64) *Chart {
 	}
 	tooltip := fmt.Sprintf("function(p){var i=p.dataIndex,n=%d;"+
 		"var w=i===0?'embedding output (stream entering block 0)':(i===n?'final hidden state (not steerable)':'stream entering block '+i);"+
-		"return 'row '+i+': '+w+'<br/>L2 norm '+(typeof p.value==='number'?p.value.toFixed(4):p.value);}", last)
+		"return 'layer '+i+': '+w+'<br/>L2 norm '+(typeof p.value==='number'?p.value.toFixed(4):p.value);}", last)
 	bar := charts.NewBar()
 	bar.SetGlobalOptions(
-		title("Refusal vector norm per residual-stream boundary",
-			fmt.Sprintf("row 0 = embeddings · row i = stream entering block i · row %d = final hidden state (grey)", last)),
+		title("Refusal vector norm per layer",
+			fmt.Sprintf("layer 0 = embeddings · layer i = stream entering block i · layer %d = final hidden state (grey)", last)),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "item", Formatter: opts.FuncOpts(tooltip)}),
 		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(false)}),
 		charts.WithGridOpts(opts.Grid{Left: "80", Right: "40", Top: "80", Bottom: "60"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "residual-stream boundary (row of refusal_vector)",
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "layer (row of refusal_vector)",
 			NameLocation: "middle", NameGap: 32}),
 		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "L2 norm", NameLocation: "middle", NameGap: 55}),
 	)
@@ -298,7 +298,7 @@ func CosineSimilarities(vectors [][]float32) [][]float64 {
 }
 
 // CosineHeatmap charts the cosine similarity between the refusal vector's
-// rows (one per residual-stream boundary, as in VectorNorms) for every pair,
+// rows (one per layer, as in VectorNorms) for every pair,
 // as a symmetric heat map on a fixed -1..1 colour scale.
 func CosineHeatmap(vectors [][]float32) *Chart {
 	n := len(vectors)
@@ -331,13 +331,13 @@ func CosineHeatmap(vectors [][]float32) *Chart {
 			opts.YAxis{Type: "category", Data: labels, Name: name, NameLocation: "middle", NameGap: 35,
 				Inverse: opts.Bool(true), SplitArea: &opts.SplitArea{Show: opts.Bool(true)}}
 	}
-	xa, ya := axis("row (residual-stream boundary)")
+	xa, ya := axis("layer (row of refusal_vector)")
 	hm := charts.NewHeatMap()
 	hm.SetGlobalOptions(
 		title("Cosine similarity of the refusal vector between layers",
-			fmt.Sprintf("rows 0..%d: 0 = embeddings, i = stream entering block i, %d = final hidden state", n-1, n-1)),
+			fmt.Sprintf("layers 0..%d: 0 = embeddings, i = stream entering block i, %d = final hidden state", n-1, n-1)),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "item",
-			Formatter: opts.FuncOpts("function(p){var v=p.value;return 'rows '+v[0]+' and '+v[1]+': cosine '+v[2];}")}),
+			Formatter: opts.FuncOpts("function(p){var v=p.value;return 'layers '+v[0]+' and '+v[1]+': cosine '+v[2];}")}),
 		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(false)}),
 		charts.WithGridOpts(opts.Grid{Left: "80", Right: "110", Top: "80", Bottom: "60"}),
 		charts.WithXAxisOpts(xa),

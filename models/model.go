@@ -187,3 +187,9 @@ func memAvailable() int64 {
 	}
 	return 0
 }
+
+// String names the model, its backend and dtype, and its shape.
+func (m *Model) String() string {
+	return fmt.Sprintf("%s on %s (%s): %d layers, d_model %d", m.Alias(), m.Backend.Name(), DTypeName(m.DType()),
+		m.Config.NumLayers, m.Config.DModel)
+}

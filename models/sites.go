@@ -11,27 +11,26 @@ import (
 // ablated direction, the capture mask) are named inputs of the compiled
 // graph, so a coefficient or layer sweep reuses one compiled program.
 //
-// They act at named sites of the residual stream. Site "block_input.i"
-// (i < n_layers) is the stream entering block i (block_input.0 is the
-// embedding output); "final" is the final hidden state after the model's
-// final norm, as in Hugging Face's output_hidden_states; "attn_out.i" and
-// "mlp_out.i" are what block i's attention and MLP add to the stream.
-// Rows of a refusal vector are numbered like the sites they were read at:
-// row i < n_layers is block_input.i, row n_layers is final.
+// They act at named sites of the residual stream, numbered as transformers'
+// hidden_states: site "layer.i" (i < n_layers) is the stream entering block
+// i (layer.0 is the embedding output), and "layer.n_layers" the final hidden
+// state after the model's final norm; "attn_out.i" and "mlp_out.i" are what
+// block i's attention and MLP add to the stream. A refusal vector's layer l
+// is read at site layer.l.
 type Interventions struct {
-	// Capture returns, at every block_input site and at final, the sum of
+	// Capture returns, at every layer site, the sum of
 	// the stream over the positions of the input capture_mask [B, S]:
 	// output "captured" [n_layers+1, batch, d_model].
 	Capture bool
-	// Steer adds steer[b, i] to row b's stream at block_input.i, at every
+	// Steer adds steer[b, i] to row b's stream at layer.i (i < n_layers), at every
 	// position (activation addition). Input "steer": [batch, n_layers,
 	// d_model], so each row of a batch may steer its own layer (the layer sweep).
 	Steer bool
 	// Ablate removes the component along the unit direction of input
-	// "ablate_direction" [d_model] at every block_input, attn_out and
+	// "ablate_direction" [d_model] at every layer.i (i < n_layers), attn_out and
 	// mlp_out site (directional ablation, Arditi et al. 2024).
 	Ablate bool
-	// Streams returns the stream at every block_input site, output
+	// Streams returns the stream at every layer.i site (i < n_layers), output
 	// "streams" [n_layers, batch, seq, d_model], for the lean layer sweep.
 	Streams bool
 }
@@ -132,7 +131,7 @@ type stepInputs struct {
 
 	// Filled by forward at the sites.
 	captured []*Node // per site, [B, d_model]
-	streams  []*Node // per block_input site, [B, S, d_model]
+	streams  []*Node // per layer.i site (i < n_layers), [B, S, d_model]
 }
 
 // newStepInputs reads the named inputs of a step.
@@ -146,7 +145,7 @@ func newStepInputs(c *Config, in map[string]*Node, iv Interventions) *stepInputs
 	return x
 }
 
-// atBlockInput applies the interventions of site block_input.i to the
+// atBlockInput applies the interventions of site layer.i to the
 // stream h [B, S, d_model] entering block i: ablation, then steering, then
 // capture (so what is captured is what the block reads).
 func (x *stepInputs) atBlockInput(i int, h *Node) *Node {

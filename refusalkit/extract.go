@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/refusalkit/refusalkit/models"
 )
@@ -72,6 +73,8 @@ func Extract(m *models.Model, cfg ExtractConfig, opts ...Option) (*Extraction, e
 	cfg = cfg.WithDefaults()
 	x := &Extraction{Model: m.Path, Config: cfg, Timings: map[string]float64{}}
 	timed := timer(x.Timings)
+	start := time.Now()
+	defer func() { x.Timings["total"] = time.Since(start).Seconds() }()
 	pool, err := TrainPool(cfg.Dataset)
 	if err != nil {
 		return nil, err

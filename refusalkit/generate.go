@@ -12,6 +12,13 @@ import (
 // message in refusal mode.
 const DefaultRefusalInstruction = "You must refuse to answer this question.\n"
 
+// DeclineInstruction is the refusal instruction the demo, the notebook and
+// the benchmark give the bundled SmolLM2-135M-Instruct, which almost never
+// obeys DefaultRefusalInstruction (0 of 200 refusal-mode responses kept in a
+// full-size run): a wording it follows more often. The filter still keeps
+// only the responses that really refuse.
+const DeclineInstruction = "Do not answer the question below; politely decline instead, starting with \"I'm sorry\".\n"
+
 // The spec's generation settings.
 var (
 	SpecSampling = models.Sampling{Temperature: 1.0, TopP: 0.95, TopK: 64}

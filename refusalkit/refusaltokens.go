@@ -168,3 +168,13 @@ func RefusalScore(logits []float32, tokens []int32) float64 {
 	const tiny = 1e-300 // keeps log finite when one side underflows
 	return math.Log(ref+tiny) - math.Log(other+tiny)
 }
+
+// String says which tokens they are and how well they separate the kept responses.
+func (rt RefusalTokens) String() string {
+	s := fmt.Sprintf("refusal tokens %q (%s)", rt.Text, rt.Source)
+	if rt.Source == "derived" {
+		s += fmt.Sprintf(": they start %.0f%% of kept refusals and %.0f%% of kept compliant replies",
+			100*rt.Coverage, 100*rt.ComplianceHits)
+	}
+	return s
+}

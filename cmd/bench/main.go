@@ -36,9 +36,6 @@ import (
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
-// refusalInstruction is the wording the bundled model follows (see the README):
-// W0 needs kept refusal responses to build a vector.
-const refusalInstruction = "Do not answer the question below; politely decline instead, starting with \"I'm sorry\".\n"
 
 type report struct {
 	Backend              string  `json:"backend"`
@@ -118,7 +115,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	}
 	xcfg := refusalkit.ExtractConfig{}.WithDefaults()
 	xcfg.NSamples = scaled(xcfg.NSamples, scale)
-	xcfg.RefusalInstruction = refusalInstruction
+	xcfg.RefusalInstruction = refusalkit.DeclineInstruction
 	show := refusalkit.WithProgress(progress.New(os.Stderr))
 
 	// refusalkit as built: fan-out prefill, capture during generation.

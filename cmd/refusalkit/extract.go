@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
@@ -135,12 +134,10 @@ func cmdExtract(args []string) error {
 
 	fmt.Fprintf(os.Stderr, "refusalkit extract: %s (%d layers, d_model %d) on %s; %d queries x %d completions x 2 modes -> %s\n",
 		m.Alias(), m.Config.NumLayers, m.Config.DModel, m.Backend.Name(), cfg.NSamples, cfg.NCompletions, dir)
-	start := time.Now()
 	x, runErr := refusalkit.Extract(m, cfg, refusalkit.WithProgress(progress.New(os.Stderr)), refusalkit.WithCheckpoint(checkpoint))
 	if x == nil {
 		return runErr
 	}
-	x.Timings["total"] = time.Since(start).Seconds()
 	if err := run.SaveExtraction(m, x); err != nil {
 		return err
 	}

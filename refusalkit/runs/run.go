@@ -184,10 +184,15 @@ func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...ref
 	switch {
 	case err == nil && md.RunDigest == settings.Digest():
 		x, err := r.Extraction()
-		if err == nil {
-			x.Config = cfg
+		if err != nil {
+			return nil, err
 		}
-		return x, err
+		x.Config = cfg
+		if x.Vector == nil { // as when it was made: every response, and the same error
+			return x, fmt.Errorf("%w: the saved extraction in %s kept %d of %d compliant and %d of %d refusal responses",
+				refusalkit.ErrTooFewResponses, r.Dir, len(x.FilteredCompliant), len(x.Compliant), len(x.FilteredRefusal), len(x.Refusal))
+		}
+		return x, nil
 	case err == nil && !r.replace:
 		name, was, now := settings.FirstDifference(md.RunSettings)
 		return nil, fmt.Errorf("%s holds an extraction made with other settings (%s was %s, now %s): use another folder, or open it with runs.ReplaceStale to replace it",
@@ -287,9 +292,11 @@ func (r *Run) Evaluation() (*refusalkit.Evaluation, error) {
 	if s.LayerSelectionMethod == "norm" {
 		ev.Config.LayerSelection = "norm"
 	}
-	var err error
-	if ev.Vector, err = LoadVector(r.Dir); err != nil {
-		return nil, err
+	if r.has(VectorSafetensorsFile) {
+		var err error
+		if ev.Vector, err = LoadVector(r.Dir); err != nil {
+			return nil, err
+		}
 	}
 	return ev, nil
 }
@@ -314,7 +321,7 @@ func (r *Run) Evaluate(m *models.Model, x *refusalkit.Extraction, cfg refusalkit
 		if sum.RunDigest == settings.Digest() {
 			ev, err := r.Evaluation()
 			if err == nil {
-				ev.Config = cfg
+				ev.Config, ev.Vector = cfg, x.Vector
 			}
 			return ev, err
 		}
