@@ -31,7 +31,7 @@ type Interventions struct {
 	// mlp_out site (directional ablation, Arditi et al. 2024).
 	Ablate bool
 	// Streams returns the stream at every layer.i site (i < n_layers), output
-	// "streams" [n_layers, batch, seq, d_model], for the lean layer sweep.
+	// "streams" [n_layers, batch, seq, d_model], for the layer sweep's suffix programs.
 	Streams bool
 }
 

@@ -34,7 +34,7 @@ var suffixInputNames = []string{inTokens, inPositions, inKeyValid, inOffset, inS
 
 // suffixGraph runs blocks start..n_layers-1 of a plain forward pass from the
 // clean residual stream entering block start (taken from a Streams output),
-// with steering: the lean layer sweep, which does not recompute the blocks
+// with steering: the layer sweep's suffix programs, which do not recompute the blocks
 // before the first steered one. Output: the last position's logits.
 func (m *Model) suffixGraph(start int) func(g *Graph, in []*Node) []*Node {
 	c := m.Config

@@ -13,9 +13,6 @@ func TestCoeffKeyLikePython(t *testing.T) {
 			t.Errorf("CoeffKey(%g) = %q, want %q", c, got, want)
 		}
 	}
-	if got := CompletionsFile(0.5); got != "eval_completions_coeff_0.5.json" {
-		t.Errorf("CompletionsFile(0.5) = %q", got)
-	}
 }
 
 func TestRefusalScore(t *testing.T) {

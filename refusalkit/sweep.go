@@ -48,12 +48,6 @@ func (c SweepConfig) Decoding() string {
 	return fmt.Sprintf("sampled: %s, seed %d", c.Sampling, *orDefault(c.Seed, SpecSeed))
 }
 
-// CompletionsFile names the completions of one coefficient as the spec does:
-// eval_completions_coeff_0.0.json, eval_completions_coeff_0.5.json, …
-func CompletionsFile(coeff float64) string {
-	return "eval_completions_coeff_" + CoeffKey(coeff) + ".json"
-}
-
 // CoeffKey formats a coefficient like Python's str(float): 1 → "1.0", 0.5 → "0.5".
 func CoeffKey(x float64) string {
 	s := strconv.FormatFloat(x, 'f', -1, 64)

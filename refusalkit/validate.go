@@ -92,7 +92,7 @@ func (v *RefusalVector) CheckValues(coefficients []float64) (warnings []string, 
 	for i, row := range v.Data {
 		for j, x := range row {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-				return nil, fmt.Errorf("refusal vector row %d has a non-finite value (%v at %d): re-run `refusalkit extract`", i, x, j)
+				return nil, fmt.Errorf("refusal vector layer %d has a non-finite value (%v at %d): re-run `refusalkit extract`", i, x, j)
 			}
 			maxAbs = math.Max(maxAbs, math.Abs(float64(x)))
 		}
@@ -101,8 +101,9 @@ func (v *RefusalVector) CheckValues(coefficients []float64) (warnings []string, 
 		if math.Abs(c)*maxAbs > maxSteer {
 			return nil, fmt.Errorf("--coefficients %g times the vector's largest value %.3g overflows float32: use coefficients below %.3g", c, maxAbs, maxSteer/maxAbs)
 		}
-		if name := CompletionsFile(c); len(name) > 128 {
-			return nil, fmt.Errorf("--coefficients %g would name a file of %d characters: give it with fewer digits", c, len(name))
+		// Its completions file is eval_completions_coeff_{key}.json: keep the name short.
+		if key := CoeffKey(c); len(key) > 100 {
+			return nil, fmt.Errorf("--coefficients %g would name a file of %d characters: give it with fewer digits", c, len(key)+28)
 		}
 	}
 	if maxAbs == 0 {

@@ -21,12 +21,8 @@ if [[ -z "${REFUSAL_INSTRUCTION+set}" && "${MODEL}" == "smollm2-135m-instruct" ]
 	REFUSAL_INSTRUCTION="${DEFAULT_SMOLLM_INSTRUCTION}"
 fi
 BIN=bin/refusalkit
-# The spec's output folder, runs/{model_alias}/harmless_refusal_vectors.
-case "${MODEL}" in
-smollm2-135m-instruct) ALIAS=SmolLM2-135M-Instruct ;;
-*) ALIAS="${MODEL_ALIAS:?set MODEL_ALIAS to the model alias for ${MODEL}}" ;;
-esac
-DIR="${RUNS}/${ALIAS}/harmless_refusal_vectors"
+# The spec's output folder, runs/{model_alias}/harmless_refusal_vectors, as the commands name it.
+DIR="$(REFUSALKIT_RUNS="${RUNS}" "${BIN}" rundir --model_path "${MODEL}")"
 OVERWRITE=()
 [[ "${DEMO_OVERWRITE:-0}" == "1" ]] && OVERWRITE=(--overwrite)
 

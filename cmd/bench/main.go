@@ -11,7 +11,7 @@
 //
 // --scale shrinks W0 (n_samples, n_validation and n_test) for a quick look;
 // the figures in the README come from --scale 1. Two flags time one part
-// alone: --sweep_only RUN_DIR (the layer sweep, lean and naive) and
+// alone: --sweep_only RUN_DIR (the layer sweep, by suffix programs and naive) and
 // --capture_only N (the capture overhead over N rounds of 5 batch pairs).
 package main
 
@@ -58,7 +58,7 @@ func main() {
 	backendName := flag.String("backend", "", "backend (default: the fastest that loads)")
 	skipNaive := flag.Bool("skip_naive", false, "skip the naive runs")
 	modelPath := flag.String("model_path", models.DefaultModel, "model; random:llama2-7b times a random-weight model of Llama-2-7B's shape")
-	sweepOnly := flag.String("sweep_only", "", "time only the layer sweep, lean and naive, on the vector in this run folder")
+	sweepOnly := flag.String("sweep_only", "", "time only the layer sweep, by suffix programs and naive, on the vector in this run folder")
 	dtypeName := flag.String("dtype", "", "float32, bfloat16 or float16 (default: the backend's, see models.DefaultDType)")
 	captureOnly := flag.Int("capture_only", 0, "time only the capture overhead, over this many rounds of 5 batch pairs (4 queries)")
 	flag.Parse()
@@ -291,7 +291,7 @@ func timeCapture(modelPath, backendName string, rounds int) error {
 }
 
 // timeSweeps times W0's layer selection alone (32 validation queries, batch
-// 8), lean then naive, on a saved vector.
+// 8), by suffix programs then naive, on a saved vector.
 func timeSweeps(modelPath, backendName, dir string) error {
 	m, err := loadModel(modelPath, backendName)
 	if err != nil {
@@ -316,20 +316,20 @@ func timeSweeps(modelPath, backendName, dir string) error {
 		return err
 	}
 	start := time.Now()
-	lean, err := refusalkit.ScoreLayers(m, v, val, tokens, refusalkit.ScoreConfig{BatchSize: cfg.BatchSize})
+	suffix, err := refusalkit.ScoreLayers(m, v, val, tokens, refusalkit.ScoreConfig{BatchSize: cfg.BatchSize})
 	if err != nil {
 		return err
 	}
-	leanS := time.Since(start).Seconds()
-	memory("the lean sweep")
+	suffixS := time.Since(start).Seconds()
+	memory("the suffix sweep")
 	start = time.Now()
 	naive, err := benchutil.ScoreLayersNaive(m, v, val, tokens, cfg.BatchSize)
 	if err != nil {
 		return err
 	}
 	naiveS := time.Since(start).Seconds()
-	fmt.Printf("layer sweep on %s: lean %.1f s (selects %d), naive %.1f s (selects %d): %.2fx\n",
-		b.Name(), leanS, lean.Selected().Layer, naiveS, naive.Selected().Layer, naiveS/leanS)
+	fmt.Printf("layer sweep on %s: suffix programs %.1f s (selects %d), naive %.1f s (selects %d): %.2fx\n",
+		b.Name(), suffixS, suffix.Selected().Layer, naiveS, naive.Selected().Layer, naiveS/suffixS)
 	return nil
 }
 

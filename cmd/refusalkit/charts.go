@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
@@ -39,5 +40,25 @@ func printCharts(paths []string, err error) error {
 	for _, p := range paths {
 		fmt.Fprintf(os.Stderr, "chart: %s\n", p)
 	}
+	return nil
+}
+
+// cmdRunDir prints the run folder extract writes for a model when
+// --output_dir is not given, so scripts need not spell the path themselves.
+func cmdRunDir(args []string) error {
+	fs := newFlags("rundir", "--model_path M")
+	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *modelPath == "" {
+		return usagef("--model_path is required (see --help)")
+	}
+	m, err := loadModel(*modelPath, "go", "float32") // only its alias is needed: the pure-Go backend loads fastest
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	fmt.Println(runs.DefaultDir(m.Alias()))
 	return nil
 }

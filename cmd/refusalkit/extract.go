@@ -23,7 +23,7 @@ func cmdExtract(args []string) error {
 	maxNew := fs.Int("max_new_tokens", def.MaxNewTokens, "maximum tokens to generate per response")
 	batchFlag := fs.String("generation_batch_size", fmt.Sprint(def.BatchSize), "rows per generation batch, or auto (picked from the memory available)")
 	seed := fs.Int64("seed", *def.Seed, "random seed (query sampling and generation)")
-	outDir := fs.String("output_dir", "", "output folder (default runs/{model_alias}/harmless_refusal_vectors)")
+	outDir := fs.String("output_dir", "", "output folder (default runs/{model_alias}/harmless_refusal_vectors, under $REFUSALKIT_RUNS when set; refusalkit rundir prints it)")
 	instr := fs.String("refusal_instruction", def.RefusalInstruction, "instruction prepended to the query in refusal mode")
 	dataset := fs.String("dataset", "", "instructions file (.json, .jsonl, .csv with an \"instruction\" field; its train split is used) instead of ALPACA")
 	temperature := fs.Float64("temperature", def.Sampling.Temperature, "sampling temperature")

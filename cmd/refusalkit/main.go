@@ -28,6 +28,7 @@ commands:
   extract    sample ALPACA queries, generate compliant and refusal responses, compute the refusal vector
   evaluate   select a layer by steering score and sweep activation-addition coefficients
   charts     draw a run folder's charts as HTML files (extract and evaluate also do)
+  rundir     print a model's default run folder (the spec's runs/{model_alias}/harmless_refusal_vectors)
 
 Run 'refusalkit <command> --help' for the flags of a command.
 `
@@ -54,8 +55,10 @@ func run(args []string) int {
 		err = cmdEvaluate(args[1:])
 	case "charts":
 		err = cmdCharts(args[1:])
+	case "rundir":
+		err = cmdRunDir(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract, evaluate or charts", args[0])
+		err = usagef("unknown command %q: use generate, extract, evaluate, charts or rundir", args[0])
 	}
 	var ue usageError
 	switch {

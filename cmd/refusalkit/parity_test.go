@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestRunValueAndCommandsWriteTheSameFiles(t *testing.T) {
 	}
 	same := []string{runs.CompliantResponsesFile, runs.RefusalResponsesFile, runs.FilteredCompliantResponsesFile,
 		runs.FilteredRefusalResponsesFile, runs.VectorPTFile, runs.VectorSafetensorsFile, runs.LayerSelectionFile,
-		refusalkit.CompletionsFile(0), refusalkit.CompletionsFile(1)}
+		runs.CompletionsFile(0), runs.CompletionsFile(1)}
 	for _, name := range libFiles {
 		a, _ := os.ReadFile(filepath.Join(lib, name))
 		b, _ := os.ReadFile(filepath.Join(cli, name))
@@ -142,4 +143,27 @@ func jsonSchema(t *testing.T, data []byte) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// rundir prints the folder extract writes by default, so scripts (the demo)
+// never spell it themselves.
+func TestRunDirPrintsTheDefault(t *testing.T) {
+	t.Setenv(runs.RootEnvVar, filepath.Join(t.TempDir(), "elsewhere"))
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = w
+	code, stderr := runCaptured(t, "rundir", "--model_path", models.TinyRandomModel)
+	os.Stdout = saved
+	w.Close()
+	out, _ := io.ReadAll(r)
+	m, err := models.Load(models.TinyRandomModel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := runs.DefaultDir(m.Alias()) + "\n"; code != 0 || string(out) != want {
+		t.Errorf("rundir: exit %d, printed %q (stderr %q), want %q", code, out, stderr, want)
+	}
 }

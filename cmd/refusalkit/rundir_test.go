@@ -316,7 +316,7 @@ func exists(dir, name string) bool {
 // the stages after it wrote, and nothing of the user's.
 func TestOverwriteLeavesNoStaleFiles(t *testing.T) {
 	dir, userFiles := evaluatedRun(t)
-	for _, name := range []string{refusalkit.CompletionsFile(0), refusalkit.CompletionsFile(1), runs.EvalSummaryFile,
+	for _, name := range []string{runs.CompletionsFile(0), runs.CompletionsFile(1), runs.EvalSummaryFile,
 		runs.LayerSelectionFile, "charts/layer_scores.html", "charts/refusal_rates.html", "charts/vector_norms.html"} {
 		if !exists(dir, name) {
 			t.Fatalf("the evaluated run lacks %s", name)
@@ -327,12 +327,12 @@ func TestOverwriteLeavesNoStaleFiles(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("evaluate --overwrite: exit %d: %s", code, stderr)
 	}
-	for _, name := range []string{refusalkit.CompletionsFile(0), refusalkit.CompletionsFile(1)} {
+	for _, name := range []string{runs.CompletionsFile(0), runs.CompletionsFile(1)} {
 		if exists(dir, name) {
 			t.Errorf("evaluate --overwrite --coefficients 2 left the earlier evaluation's %s", name)
 		}
 	}
-	for _, name := range []string{refusalkit.CompletionsFile(2), runs.EvalSummaryFile, runs.VectorSafetensorsFile, runs.MetadataFile} {
+	for _, name := range []string{runs.CompletionsFile(2), runs.EvalSummaryFile, runs.VectorSafetensorsFile, runs.MetadataFile} {
 		if !exists(dir, name) {
 			t.Errorf("evaluate --overwrite: %s is missing", name)
 		}
@@ -343,7 +343,7 @@ func TestOverwriteLeavesNoStaleFiles(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "too few kept responses") {
 		t.Fatalf("extract --overwrite: exit %d: %s", code, stderr)
 	}
-	for _, name := range []string{refusalkit.CompletionsFile(2), runs.EvalSummaryFile, runs.LayerSelectionFile,
+	for _, name := range []string{runs.CompletionsFile(2), runs.EvalSummaryFile, runs.LayerSelectionFile,
 		runs.VectorSafetensorsFile, runs.VectorPTFile, "charts/layer_scores.html", "charts/refusal_rates.html",
 		"charts/vector_norms.html", "charts/cosine_similarity.html"} {
 		if exists(dir, name) {

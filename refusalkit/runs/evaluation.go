@@ -31,7 +31,7 @@ func SaveEvaluation(dir string, ev *refusalkit.Evaluation, summary evalSummaryFi
 		return err
 	}
 	for _, c := range ev.Config.Coefficients {
-		name := refusalkit.CompletionsFile(c)
+		name := CompletionsFile(c)
 		if slices.Contains(names, name) {
 			continue
 		}

@@ -1,5 +1,7 @@
 package runs
 
+import "github.com/refusalkit/refusalkit/refusalkit"
+
 // The spec's file names, and the folders refusalkit keeps beside them.
 const (
 	// Extraction (the spec's run_refusal_vector_pipeline.py).
@@ -12,7 +14,7 @@ const (
 	VectorSafetensorsFile          = "refusal_vector.safetensors" // what refusalkit reads back
 
 	// Evaluation (the spec's eval_refusal_vector.py), with one
-	// eval_completions_coeff_{c}.json per coefficient (refusalkit.CompletionsFile).
+	// eval_completions_coeff_{c}.json per coefficient (CompletionsFile).
 	LayerSelectionFile = "layer_selection_scores.json"
 	EvalSummaryFile    = "eval_summary.json" // written last: the evaluation's completion marker
 
@@ -26,6 +28,12 @@ const (
 	// holds an evaluation that did not finish publishing.
 	EvalStagingDir = ".eval-staging"
 )
+
+// CompletionsFile names the completions of one coefficient as the spec does:
+// eval_completions_coeff_0.0.json, eval_completions_coeff_0.5.json, …
+func CompletionsFile(coeff float64) string {
+	return "eval_completions_coeff_" + refusalkit.CoeffKey(coeff) + ".json"
+}
 
 // Chart names, in the order Charts returns them (the method's order), with
 // the file each is drawn from.

@@ -38,7 +38,7 @@ func TestEvaluationKilledWhilePublishing(t *testing.T) {
 		t.Errorf("state %v after a full save", state)
 	}
 	names, _ := EvaluationFiles(dir)
-	if want := []string{refusalkit.CompletionsFile(2), EvalSummaryFile, LayerSelectionFile}; strings.Join(names, " ") != strings.Join(want, " ") {
+	if want := []string{CompletionsFile(2), EvalSummaryFile, LayerSelectionFile}; strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Errorf("folder holds %v, want %v", names, want)
 	}
 	if _, err := os.Stat(filepath.Join(dir, EvalStagingDir)); err == nil {
@@ -69,5 +69,14 @@ func TestRemoveStrayTemps(t *testing.T) {
 	}
 	if !IsEvaluationFile("eval_completions_coeff_-1.0.json") || IsEvaluationFile("eval_completions_coeff_notes.json") {
 		t.Errorf("IsEvaluationFile")
+	}
+}
+
+func TestCompletionsFileLikeTheSpec(t *testing.T) {
+	if got := CompletionsFile(0.5); got != "eval_completions_coeff_0.5.json" {
+		t.Errorf("CompletionsFile(0.5) = %q", got)
+	}
+	if got := CompletionsFile(1); got != "eval_completions_coeff_1.0.json" || !IsEvaluationFile(got) {
+		t.Errorf("CompletionsFile(1) = %q", got)
 	}
 }

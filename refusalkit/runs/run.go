@@ -276,7 +276,7 @@ func (r *Run) Evaluation() (*refusalkit.Evaluation, error) {
 	ev.Validation = ev.Scores.ValidationQueries
 	for _, c := range s.Coefficients {
 		var cs []refusalkit.EvalCompletion
-		if err := readJSON(r.path(refusalkit.CompletionsFile(c)), &cs); err != nil {
+		if err := readJSON(r.path(CompletionsFile(c)), &cs); err != nil {
 			return nil, err
 		}
 		ev.Completions[c] = cs
