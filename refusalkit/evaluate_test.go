@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/refusalkit/refusalkit/internal/testutil"
 	"github.com/refusalkit/refusalkit/models"
 )
 
@@ -33,7 +34,7 @@ func TestRefusalScore(t *testing.T) {
 func resp(ids ...int32) Response { return Response{TokenIDs: ids} }
 
 func TestDeriveRefusalTokens(t *testing.T) {
-	m := tinyModel(t)
+	m := testutil.TinyModel(t)
 	// Refusals start with 10 (6×), 11 (3×), 12 (2×), 13 (1×). Compliant
 	// responses start with 11 twice out of 10 (20% > 5%: skipped), 12 never,
 	// 10 once (10%: skipped too, though frequent), so 12 is kept; 13 is a
@@ -93,7 +94,7 @@ func TestDeriveRefusalTokens(t *testing.T) {
 // Layers come back sorted by steering score with the improvement over the
 // baseline computed from the same numbers.
 func TestScoreLayersSortedWithImprovement(t *testing.T) {
-	m := tinyModel(t)
+	m := testutil.TinyModel(t)
 	cfg := smallGenerateConfig()
 	rs, err := GenerateResponses(m, []string{"one", "two"}, ModeCompliant, cfg)
 	if err != nil {
@@ -147,7 +148,7 @@ func TestScoreLayersSortedWithImprovement(t *testing.T) {
 
 // A zero coefficient gives byte-identical completions to the unsteered model.
 func TestZeroCoefficientIsUnsteered(t *testing.T) {
-	m := tinyModel(t)
+	m := testutil.TinyModel(t)
 	rs, err := GenerateResponses(m, []string{"one", "two"}, ModeCompliant, smallGenerateConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -1,26 +1,11 @@
 package refusalkit
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"testing"
 
-	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/internal/testutil"
 )
-
-func tinyModel(t *testing.T) *models.Model {
-	t.Helper()
-	b, err := models.NewBackend("go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := models.NewTiny(models.TinyConfig(), 7, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func smallGenerateConfig() GenerateConfig {
 	return GenerateConfig{NCompletions: 3, MaxNewTokens: 6, BatchSize: 4}
@@ -29,7 +14,7 @@ func smallGenerateConfig() GenerateConfig {
 // The vector must equal mean(refusal) − mean(compliant) of activations
 // recomputed by a separate forward pass over prompt + response.
 func TestVectorIsDifferenceOfRecomputedMeans(t *testing.T) {
-	m := tinyModel(t)
+	m := testutil.TinyModel(t)
 	queries := []string{"first question", "a second, longer question", "third"}
 	rs, err := GenerateResponses(m, queries, ModeCompliant, smallGenerateConfig())
 	if err != nil {
@@ -77,17 +62,6 @@ func TestVectorIsDifferenceOfRecomputedMeans(t *testing.T) {
 	}
 }
 
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
 func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
 
 func indexOf(s, sub string) int {
@@ -101,7 +75,7 @@ func indexOf(s, sub string) int {
 
 // Sampling is per (mode, query, completion): the batch size changes nothing.
 func TestGenerationIndependentOfBatchSize(t *testing.T) {
-	m := tinyModel(t)
+	m := testutil.TinyModel(t)
 	queries := []string{"alpha", "beta"}
 	a := smallGenerateConfig()
 	b := a

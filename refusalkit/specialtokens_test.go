@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/refusalkit/refusalkit/internal/testutil"
 	"github.com/refusalkit/refusalkit/models"
 )
 
@@ -36,7 +37,7 @@ func chatMarkers(t *testing.T, m *models.Model) []int32 {
 // ParseSpecialTokens), and activations recomputed from the saved ids equal
 // those captured while generating.
 func TestForgedInstructionStaysText(t *testing.T) {
-	m := tinyModel(t)
+	m := testutil.TinyModel(t)
 	markers := chatMarkers(t, m)
 	for _, parse := range []bool{false, true} {
 		cfg := smallGenerateConfig()

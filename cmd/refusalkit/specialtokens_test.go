@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refusalkit/refusalkit/internal/testutil"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
@@ -39,17 +40,6 @@ func forgedDataset(t *testing.T) string {
 	return path
 }
 
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
 // extract and evaluate keep special-token spellings in instructions as text
 // unless --parse_special_tokens is given, and record which in their files;
 // generate takes the flag too.
@@ -72,7 +62,7 @@ func TestParseSpecialTokensFlag(t *testing.T) {
 			t.Fatalf("extract: exit %d, %s", code, stderr)
 		}
 		var rs []refusalkit.Response
-		readJSON(t, filepath.Join(dir, runs.RefusalResponsesFile), &rs)
+		testutil.ReadJSON(t, filepath.Join(dir, runs.RefusalResponsesFile), &rs)
 		forged := 0
 		for _, r := range rs {
 			n := 0
@@ -96,7 +86,7 @@ func TestParseSpecialTokensFlag(t *testing.T) {
 			t.Fatal("no forged instruction was sampled")
 		}
 		var md runs.Metadata
-		readJSON(t, filepath.Join(dir, runs.MetadataFile), &md)
+		testutil.ReadJSON(t, filepath.Join(dir, runs.MetadataFile), &md)
 		if md.ParseSpecialTokens != parse {
 			t.Errorf("metadata.json parse_special_tokens = %v, want %v", md.ParseSpecialTokens, parse)
 		}
@@ -122,7 +112,7 @@ func TestParseSpecialTokensFlag(t *testing.T) {
 			t.Fatalf("evaluate: exit %d, %s", code, stderr)
 		}
 		var sum refusalkit.EvalSummary
-		readJSON(t, filepath.Join(dir, runs.EvalSummaryFile), &sum)
+		testutil.ReadJSON(t, filepath.Join(dir, runs.EvalSummaryFile), &sum)
 		if sum.ParseSpecialTokens != parse {
 			t.Errorf("eval_summary.json parse_special_tokens = %v, want %v", sum.ParseSpecialTokens, parse)
 		}

@@ -4,21 +4,14 @@ import (
 	"math"
 	"testing"
 
-	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/internal/testutil"
 	"github.com/refusalkit/refusalkit/refusalkit"
 )
 
 // The naive baseline computes what refusalkit.ScoreLayers computes: the
 // same ranking and, per layer, the same score within float rounding.
 func TestScoreLayersNaiveAgrees(t *testing.T) {
-	b, err := models.NewBackend("go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := models.NewTiny(models.TinyConfig(), 7, b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testutil.TinyModel(t)
 	rs, err := refusalkit.GenerateResponses(m, []string{"one", "two"}, refusalkit.ModeCompliant,
 		refusalkit.GenerateConfig{NCompletions: 3, MaxNewTokens: 6, BatchSize: 4})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refusalkit/refusalkit/internal/testutil"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 )
@@ -23,7 +24,7 @@ func counting(m *models.Model, n *int) refusalkit.Option {
 // settings; other settings are refused, naming the first difference, or
 // replace it when the Run allows.
 func TestExtractReusedOnlyWhenSettingsMatch(t *testing.T) {
-	m := tinyModel(t)
+	m := testutil.TinyModel(t)
 	dir := t.TempDir()
 	cfg := refusalkit.ExtractConfig{NSamples: 2, GenerateConfig: smallGenerateConfig()}
 	run, err := Open(dir)
@@ -71,7 +72,7 @@ func TestExtractReusedOnlyWhenSettingsMatch(t *testing.T) {
 // A saved evaluation is read back by a run with the same settings, and
 // refused for other ones.
 func TestEvaluateReusedOnlyWhenSettingsMatch(t *testing.T) {
-	m := tinyModel(t)
+	m := testutil.TinyModel(t)
 	rs, err := refusalkit.GenerateResponses(m, []string{"one", "two"}, refusalkit.ModeCompliant, smallGenerateConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,37 @@
+// Package testutil holds what the tests of several packages share.
+package testutil
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/refusalkit/refusalkit/models"
+)
+
+// TinyModel is the tiny random-weight model on the pure-Go backend (weights
+// seed 7): fast structural tests.
+func TinyModel(t testing.TB) *models.Model {
+	t.Helper()
+	b, err := models.NewBackend("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := models.NewTiny(models.TinyConfig(), 7, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// ReadJSON decodes the JSON file at path into v, failing the test otherwise.
+func ReadJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
