@@ -308,3 +308,17 @@ func TestLoadDatasetHubHook(t *testing.T) {
 		t.Errorf("LoadDataset(local) = %q, %v", got, err)
 	}
 }
+
+func TestLoadJailbreakBench(t *testing.T) {
+	bs, err := LoadJailbreakBench()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cats := map[string]int{}
+	for _, b := range bs {
+		cats[b.Category]++
+	}
+	if len(bs) != 100 || len(cats) != 10 {
+		t.Errorf("%d behaviours in %d categories, want JailbreakBench's 100 in 10", len(bs), len(cats))
+	}
+}
