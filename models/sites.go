@@ -51,6 +51,13 @@ const (
 	outLogits   = "logits"   // [B, vocab]: the last position
 	outCaptured = "captured" // [n_layers+1, B, d_model]
 	outStreams  = "streams"  // [n_layers, B, S, d_model]
+	outHidden   = "hidden"   // [B, S, d_model]: the final hidden state (layer n_layers) at every position
+
+	// The comparison program (compare.go).
+	inTargets     = "targets"      // [B, S] int32: the token each position predicts
+	outKL         = "kl"           // [B, S]: KL(clean ‖ intervened) of the next-token distributions
+	outCleanLogP  = "clean_logp"   // [B, S]: log-probability of the target, clean
+	outSteerLogP  = "steered_logp" // [B, S]: the same with the interventions
 )
 
 func kCacheName(i int) string { return fmt.Sprintf("k_cache.%d", i) } // [B, n_kv_heads, T, head_dim]

@@ -97,17 +97,25 @@ func forward(c *Config, w *Params[*Node], x *stepInputs, start int, h *Node) map
 		out[outStreams] = Stack(x.streams, 0) // [n_layers, B, S, d_model]
 	}
 
+	out[outHidden] = h
+	last := Reshape(Slice(h, AxisRange(), AxisElem(seq-1)), batch, c.DModel)
+	out[outLogits] = lmHead(c, w, last, "bd,vd->bv") // [B, vocab]
+	return out
+}
+
+// lmHead projects final hidden states onto the vocabulary (equation: "bd,vd->bv"
+// for [B, d_model], "bsd,vd->bsv" for every position), in float32 whatever
+// the dtype, with the family's logit divisor and soft-cap.
+func lmHead(c *Config, w *Params[*Node], h *Node, equation string) *Node {
 	head := w.LMHead
 	if c.TiedEmbeddings {
 		head = w.Embed // tied: the output projection is the embedding matrix
 	}
-	last := Reshape(Slice(h, AxisRange(), AxisElem(seq-1)), batch, c.DModel)
-	logits := toFloat32(Einsum("bd,vd->bv", last, head)) // [B, vocab], float32 whatever the dtype
+	logits := toFloat32(Einsum(equation, h, head))
 	if c.LogitsDivisor != 0 && c.LogitsDivisor != 1 {
 		logits = DivScalar(logits, c.LogitsDivisor)
 	}
-	out[outLogits] = softcap(logits, c.FinalSoftcap)
-	return out
+	return softcap(logits, c.FinalSoftcap)
 }
 
 // scaleBy multiplies by s unless s is 0 or 1 (no scale).
