@@ -64,6 +64,8 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// logSoftmaxAt is log softmax(logits)[id] in float64 (internal/testutil has
+// the same check for the other packages; it cannot be imported here).
 func logSoftmaxAt(logits []float32, id int32) float64 {
 	top := math.Inf(-1)
 	for _, l := range logits {

@@ -57,7 +57,8 @@ func CoeffKey(x float64) string {
 	return s
 }
 
-// EvalCompletion is one entry of eval_completions_coeff_{c}.json.
+// EvalCompletion is one entry of eval_completions_coeff_{c}.json: the
+// spec's fields, then the token ids and the side effects (sideeffects.go).
 type EvalCompletion struct {
 	Instruction string  `json:"instruction"`
 	Prompt      string  `json:"prompt"`
@@ -65,14 +66,34 @@ type EvalCompletion struct {
 	IsRefusal   bool    `json:"is_refusal"`
 	Coefficient float64 `json:"coefficient"`
 	Layer       int     `json:"layer"`
-	NTokens     int     `json:"n_tokens"`
+	NTokens     int     `json:"n_tokens"` // reply tokens, without the stop token
+
+	PromptTokenIDs []int32 `json:"prompt_token_ids"`
+	GeneratedIDs   []int32 `json:"generated_ids"` // the reply's tokens, then the stop token when it stopped
+
+	// KL is the mean KL(unsteered ‖ steered) of the next-token distribution
+	// over the positions of the unsteered completion of the same instruction
+	// (teacher-forced); Perplexity, this completion's under the unsteered
+	// model; Repetition, the share of its token 3-grams that repeat;
+	// Degenerate: empty, or Repetition above DegenerateRepetition.
+	KL         float64 `json:"kl"`
+	Perplexity float64 `json:"perplexity"`
+	Repetition float64 `json:"repetition"`
+	Degenerate bool    `json:"degenerate"`
 }
 
-// CoefficientResult is one entry of eval_summary.json's results_by_coefficient.
+// CoefficientResult is one entry of eval_summary.json's
+// results_by_coefficient: the spec's counts, then the side effects' means
+// and spreads over the completions.
 type CoefficientResult struct {
 	RefusalCount int     `json:"refusal_count"`
 	TotalCount   int     `json:"total_count"`
 	RefusalRate  float64 `json:"refusal_rate"`
+
+	KL              Stat `json:"kl"`
+	Perplexity      Stat `json:"perplexity"`
+	Repetition      Stat `json:"repetition"`
+	DegenerateCount int  `json:"degenerate_count"`
 }
 
 // SteeredCompletions generates replies to the instructions with
@@ -105,14 +126,16 @@ func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff floa
 		for i := range g.Text {
 			out = append(out, EvalCompletion{Instruction: instructions[start+i], Prompt: texts[start+i],
 				Response: g.Text[i], IsRefusal: IsRefusal(g.Text[i]), Coefficient: coeff, Layer: layer,
-				NTokens: len(g.ReplyIDs(i))})
+				NTokens: len(g.ReplyIDs(i)), PromptTokenIDs: prompts[start+i], GeneratedIDs: g.Tokens[i]})
 		}
 	}
 	return out, nil
 }
 
-// Sweep runs SteeredCompletions at layer for every coefficient of cfg.
-// Option: WithProgress (stage "sweep coefficients").
+// Sweep runs SteeredCompletions at layer for every coefficient of cfg and
+// measures each completion's side effects against the unsteered model
+// (coefficient 0's completions, generated once for the purpose when 0 is
+// not among the coefficients). Option: WithProgress (stage "sweep coefficients").
 func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, cfg SweepConfig, opts ...Option) (map[float64][]EvalCompletion, error) {
 	cfg = cfg.WithDefaults()
 	progress := collect(opts).report("sweep coefficients")
@@ -120,9 +143,19 @@ func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, 
 	if progress != nil {
 		progress(0, len(cfg.Coefficients))
 	}
+	unsteered, err := SteeredCompletions(m, v, layer, 0, instructions, cfg)
+	if err != nil {
+		return nil, err
+	}
 	for i, c := range cfg.Coefficients {
-		cs, err := SteeredCompletions(m, v, layer, c, instructions, cfg)
-		if err != nil {
+		cs := unsteered
+		if c != 0 {
+			if cs, err = SteeredCompletions(m, v, layer, c, instructions, cfg); err != nil {
+				return nil, err
+			}
+		}
+		cs = append([]EvalCompletion(nil), cs...)
+		if err := sideEffects(m, v.Steering(layer, float32(c)), unsteered, cs, cfg.BatchSize); err != nil {
 			return nil, err
 		}
 		out[c] = cs
@@ -142,25 +175,33 @@ func MustSweep(m *models.Model, v *RefusalVector, layer int, instructions []stri
 	return out
 }
 
-// Tally counts refusals among completions.
+// Tally counts refusals and degenerate completions, and summarises the side effects.
 func Tally(cs []EvalCompletion) CoefficientResult {
 	r := CoefficientResult{TotalCount: len(cs)}
+	var kl, ppl, rep []float64
 	for _, c := range cs {
 		if c.IsRefusal {
 			r.RefusalCount++
 		}
+		if c.Degenerate {
+			r.DegenerateCount++
+		}
+		kl, ppl, rep = append(kl, c.KL), append(ppl, c.Perplexity), append(rep, c.Repetition)
 	}
 	if r.TotalCount > 0 {
 		r.RefusalRate = float64(r.RefusalCount) / float64(r.TotalCount)
 	}
+	r.KL, r.Perplexity, r.Repetition = statOf(kl), statOf(ppl), statOf(rep)
 	return r
 }
 
-// PrintTallies writes one line per coefficient: refusals out of completions.
+// PrintTallies writes one line per coefficient: refusals out of
+// completions, and the side effects' means.
 func PrintTallies(w io.Writer, coeffs []float64, sweep map[float64][]EvalCompletion) {
 	for _, c := range coeffs {
 		t := Tally(sweep[c])
-		fmt.Fprintf(w, "coefficient %-4g refused %d of %d\n", c, t.RefusalCount, t.TotalCount)
+		fmt.Fprintf(w, "coefficient %-4g refused %d of %d; KL %.3f, perplexity %.1f, repetition %.2f, %d degenerate\n",
+			c, t.RefusalCount, t.TotalCount, t.KL.Mean, t.Perplexity.Mean, t.Repetition.Mean, t.DegenerateCount)
 	}
 }
 

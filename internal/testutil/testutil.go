@@ -3,6 +3,7 @@ package testutil
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"testing"
 
@@ -34,4 +35,18 @@ func ReadJSON(t testing.TB, path string, v any) {
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+}
+
+// LogSoftmaxAt is log softmax(logits)[id], in float64: an independent check
+// of the log-probabilities the model's programs compute in float32.
+func LogSoftmaxAt(logits []float32, id int32) float64 {
+	top := math.Inf(-1)
+	for _, l := range logits {
+		top = math.Max(top, float64(l))
+	}
+	var sum float64
+	for _, l := range logits {
+		sum += math.Exp(float64(l) - top)
+	}
+	return float64(logits[id]) - top - math.Log(sum)
 }

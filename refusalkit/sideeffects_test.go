@@ -1,0 +1,78 @@
+package refusalkit
+
+import (
+	"math"
+	"testing"
+
+	"github.com/refusalkit/refusalkit/internal/testutil"
+	"github.com/refusalkit/refusalkit/models"
+)
+
+func TestRepetition(t *testing.T) {
+	for _, c := range []struct {
+		ids  []int32
+		want float64
+	}{
+		{nil, 0}, {[]int32{1, 2}, 0}, {[]int32{1, 2, 3, 4}, 0},
+		{[]int32{1, 2, 3, 1, 2, 3}, 1.0 / 4},    // 3-grams 123 231 312 123: one repeat
+		{[]int32{7, 7, 7, 7, 7, 7}, 3.0 / 4},    // 777 four times: three repeats
+		{[]int32{1, 2, 1, 2, 1, 2, 1}, 3.0 / 5}, // 121 212 121 212 121
+	} {
+		if got := Repetition(c.ids); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("Repetition(%v) = %g, want %g", c.ids, got, c.want)
+		}
+	}
+	if !IsDegenerate(" \n", []int32{5}) || IsDegenerate("fine", []int32{1, 2, 3, 4}) || !IsDegenerate("loop", []int32{7, 7, 7, 7, 7, 7}) {
+		t.Error("IsDegenerate: empty and looping completions are degenerate, a plain one is not")
+	}
+}
+
+// On the tiny model: the KL is exactly 0 at coefficient 0 and grows with
+// the coefficient; the perplexity of the unsteered completion is exp of its
+// mean negative log-likelihood computed by separate forward passes.
+func TestSweepSideEffects(t *testing.T) {
+	m := testutil.TinyModel(t)
+	rs, err := GenerateResponses(m, []string{"one", "two"}, ModeCompliant, smallGenerateConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ComputeRefusalVector(m.Alias(), rs[:3], rs[3:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = v.Scaled(20) // a vector large enough to move the tiny model
+	instr := []string{"tell me", "something else entirely", "a third"}
+	sweep, err := Sweep(m, v, 1, instr, SweepConfig{Coefficients: []float64{0, 0.5, 2}, MaxNewTokens: 8, BatchSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := -1.0
+	for _, c := range []float64{0, 0.5, 2} {
+		r := Tally(sweep[c])
+		if c == 0 && (r.KL.Max != 0 || r.KL.Min != 0) {
+			t.Errorf("coefficient 0: KL %+v, want exactly 0", r.KL)
+		}
+		if c > 0 && !(r.KL.Mean > prev) {
+			t.Errorf("coefficient %g: mean KL %g, not above %g", c, r.KL.Mean, prev)
+		}
+		prev = r.KL.Mean
+		if r.Perplexity.Min < 1 {
+			t.Errorf("coefficient %g: perplexity %+v below 1", c, r.Perplexity)
+		}
+	}
+	for i, comp := range sweep[0] {
+		seq := append(append([]int32{}, comp.PromptTokenIDs...), comp.GeneratedIDs...)
+		var nll float64
+		for tok := len(comp.PromptTokenIDs); tok < len(seq); tok++ {
+			res, err := m.Forward([][]int32{seq[:tok]}, models.ForwardOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			nll -= testutil.LogSoftmaxAt(res.Logits[0], seq[tok])
+		}
+		want := math.Exp(nll / float64(len(comp.GeneratedIDs)))
+		if math.Abs(comp.Perplexity-want) > 1e-4*want {
+			t.Errorf("completion %d: perplexity %g, separate forward passes %g", i, comp.Perplexity, want)
+		}
+	}
+}
