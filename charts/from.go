@@ -70,3 +70,29 @@ func CosineHeatmapFrom(v *refusalkit.RefusalVector) *Chart {
 	}
 	return CosineHeatmap(v.Data)
 }
+
+// SideEffectsFrom charts an evaluation summary's refusal rate and side
+// effects per coefficient.
+func SideEffectsFrom(s *refusalkit.EvalSummary) *Chart {
+	if s == nil || len(s.ResultsByCoefficient) == 0 {
+		return failed("SideEffectsFrom: no results by coefficient")
+	}
+	var ps []SideEffectPoint
+	for key, r := range s.ResultsByCoefficient {
+		c, err := strconv.ParseFloat(key, 64)
+		if err != nil {
+			return failed("SideEffectsFrom: coefficient key %q is not a number", key)
+		}
+		p := SideEffectPoint{Coefficient: c, RefusalRate: r.RefusalRate, KL: r.KL.Mean, Perplexity: r.Perplexity.Mean,
+			Repetition: r.Repetition.Mean}
+		if r.TotalCount > 0 {
+			p.DegenerateShare = float64(r.DegenerateCount) / float64(r.TotalCount)
+		}
+		ps = append(ps, p)
+	}
+	c := SideEffects(ps)
+	if c.err == nil && s.SelectedLayer >= 0 {
+		c.Title += fmt.Sprintf(" (layer %d)", s.SelectedLayer)
+	}
+	return c
+}

@@ -3,6 +3,7 @@ package charts
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -352,4 +353,62 @@ func CosineHeatmap(vectors [][]float32) *Chart {
 	}
 	hm.AddSeries("cosine similarity", data, series...)
 	return newChart("Cosine similarity between layers", hm)
+}
+
+// SideEffectPoint is one coefficient of a sweep: its refusal rate and the
+// side effects' means over its completions.
+type SideEffectPoint struct {
+	Coefficient     float64
+	RefusalRate     float64
+	KL              float64 // nats, against the unsteered model
+	Perplexity      float64 // under the unsteered model
+	Repetition      float64 // share of repeated token 3-grams
+	DegenerateShare float64 // share of empty or looping completions
+}
+
+// SideEffects charts, against the coefficient, the refusal rate next to
+// what steering costs: the shares (refusal rate, repetition, degenerate
+// completions) on the left axis, and on the right one, in nats per token,
+// the KL and the log perplexity (the mean negative log-likelihood). Points
+// in any order.
+func SideEffects(points []SideEffectPoint) *Chart {
+	if len(points) == 0 {
+		return failed("SideEffects: no coefficients to chart")
+	}
+	ps := slices.Clone(points)
+	sort.SliceStable(ps, func(a, b int) bool { return ps[a].Coefficient < ps[b].Coefficient })
+	series := func(f func(SideEffectPoint) float64) []opts.LineData {
+		out := make([]opts.LineData, len(ps))
+		for i, p := range ps {
+			out[i] = opts.LineData{Value: []any{p.Coefficient, finite(f(p))}}
+		}
+		return out
+	}
+	line := charts.NewLine()
+	line.SetGlobalOptions(
+		title("Refusal rate and side effects vs coefficient", "KL and perplexity against the unsteered model, on the test prompts"),
+		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "45"}),
+		charts.WithGridOpts(opts.Grid{Left: "80", Right: "90", Top: "90", Bottom: "60"}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: "coefficient c", NameLocation: "middle", NameGap: 32}),
+		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "share", NameLocation: "middle", NameGap: 50, Min: 0, Max: 1,
+			AxisLabel: &opts.AxisLabel{Formatter: opts.FuncOpts("function(v){return Math.round(v*100)+'%';}")}}),
+	)
+	line.ExtendYAxis(opts.YAxis{Type: "value", Name: "nats per token", Position: "right", NameLocation: "middle", NameGap: 40})
+	add := func(name, color string, axis int, dashed bool, f func(SideEffectPoint) float64) {
+		style := opts.LineStyle{Color: color, Width: 2}
+		if dashed {
+			style.Type = "dashed"
+		}
+		line.AddSeries(name, series(f),
+			charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(true), Symbol: "circle", SymbolSize: 8, YAxisIndex: axis}),
+			charts.WithItemStyleOpts(opts.ItemStyle{Color: color}), charts.WithLineStyleOpts(style))
+	}
+	add("refusal rate", colorSelected, 0, false, func(p SideEffectPoint) float64 { return p.RefusalRate })
+	add("repetition", colorMuted, 0, true, func(p SideEffectPoint) float64 { return p.Repetition })
+	add("degenerate", colorBaseline, 0, true, func(p SideEffectPoint) float64 { return p.DegenerateShare })
+	add("KL", colorMain, 1, false, func(p SideEffectPoint) float64 { return p.KL })
+	// log perplexity: the mean negative log-likelihood, in the KL's unit.
+	add("log perplexity", colorKept, 1, false, func(p SideEffectPoint) float64 { return math.Log(p.Perplexity) })
+	return newChart("Refusal rate and side effects vs coefficient", line)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/refusalkit/refusalkit/internal/buildinfo"
@@ -25,8 +26,15 @@ type EvalConfig struct {
 	NTest          int    // test queries for the sweep; 0 = 20
 	ValidationSeed *int64 // nil = 200
 	TestSeed       *int64 // nil = 100
-	// LayerSelection is "steering" (the spec's method; "" means it) or "norm".
+	// LayerSelection is "steering" (the spec's method; "" means it), "norm",
+	// or "steering_kl": the best steering score among the layers whose KL
+	// at coefficient 1 on the validation prompts stays within MaxKL.
 	LayerSelection string
+	// MaxKL bounds the KL of steering_kl and of the calibration; 0 = SpecMaxKL (0.1).
+	MaxKL float64
+	// TargetRefusalRate, when set (in (0, 1]), calibrates a coefficient on
+	// the validation split (Calibrate) and adds it to the test sweep.
+	TargetRefusalRate float64
 	// RefusalTokenIDs score refusals; nil derives them from the extraction's
 	// kept responses (DeriveRefusalTokens).
 	RefusalTokenIDs []int32
@@ -44,6 +52,9 @@ func (c EvalConfig) WithDefaults() EvalConfig {
 	c.TestSeed = orDefault(c.TestSeed, SpecTestSeed)
 	if c.LayerSelection == "" {
 		c.LayerSelection = "steering"
+	}
+	if c.MaxKL == 0 {
+		c.MaxKL = SpecMaxKL
 	}
 	c.SweepConfig = c.SweepConfig.WithDefaults()
 	return c
@@ -107,7 +118,11 @@ type EvalSummary struct {
 
 	ModelAlias     string             `json:"model_alias"`
 	VectorDir      string             `json:"vector_dir"` // the run folder that holds the vector (set when saved)
-	Coefficients   []float64          `json:"coefficients"`
+	Coefficients   []float64          `json:"coefficients"` // swept: the configured ones, then the calibrated one
+	MaxKL          float64            `json:"max_kl"`
+	// CalibratedCoefficient is the coefficient calibration.json found, when
+	// a target refusal rate was given and one was found.
+	CalibratedCoefficient *float64 `json:"calibrated_coefficient,omitempty"`
 	SteeringSite   string             `json:"steering_site"`
 	Decoding       string             `json:"decoding"`
 	MaxNewTokens   int                `json:"max_new_tokens"`
@@ -132,6 +147,7 @@ type Evaluation struct {
 	Scores      *LayerScores // as ranked by Config.LayerSelection
 	Validation  []string
 	Test        []string
+	Calibration *Calibration // with Config.TargetRefusalRate
 	Completions map[float64][]EvalCompletion
 	Summary     EvalSummary
 }
@@ -178,12 +194,37 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 		return nil, err
 	}
 	ev.Scores.ValidationSeed = *cfg.ValidationSeed
-	if cfg.LayerSelection == "norm" {
-		ev.Scores = NormLayerScores(ev.Scores)
+	// The side effects' reference on the validation split: its unsteered
+	// greedy continuations (coefficient 0 adds zeros at any layer).
+	var valUnsteered []EvalCompletion
+	if err := timed("validation_side_effects", func() (err error) {
+		if valUnsteered, err = SteeredCompletions(m, v, 0, 0, ev.Validation, cfg.SweepConfig); err != nil {
+			return err
+		}
+		ev.Scores, err = selectLayer(m, v, ev.Scores, valUnsteered, cfg)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	sel := ev.Scores.Selected()
+	sweep := cfg.SweepConfig
+	if cfg.TargetRefusalRate > 0 {
+		if err := timed("calibration", func() (err error) {
+			ev.Calibration, err = Calibrate(cfg.TargetRefusalRate, cfg.MaxKL, func(c float64) (CalibrationPoint, error) {
+				return validationPoint(m, v, sel.Layer, c, ev.Validation, valUnsteered, cfg.SweepConfig)
+			})
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		ev.Calibration.Layer = sel.Layer
+		if ev.Calibration.Found && !slices.Contains(sweep.Coefficients, ev.Calibration.Coefficient) {
+			sweep.Coefficients = append(slices.Clone(sweep.Coefficients), ev.Calibration.Coefficient)
+			ev.Calibration.AddedToSweep = true
+		}
+	}
 	if err := timed("coefficient_sweep", func() (err error) {
-		ev.Completions, err = Sweep(m, v, sel.Layer, ev.Test, cfg.SweepConfig, opts...)
+		ev.Completions, err = Sweep(m, v, sel.Layer, ev.Test, sweep, opts...)
 		return err
 	}); err != nil {
 		return nil, err
@@ -197,13 +238,71 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 		BaselineRefusalScore: ev.Scores.BaselineRefusalScore, SelectedLayerSteeringScore: sel.SteeringScore,
 		NValidationSamples: len(ev.Validation), NTestSamples: len(ev.Test),
 		ValidationSeed: *cfg.ValidationSeed, TestSeed: *cfg.TestSeed, ResultsByCoefficient: results,
-		ModelAlias: m.Alias(), Coefficients: cfg.Coefficients,
+		ModelAlias: m.Alias(), Coefficients: sweep.Coefficients, MaxKL: cfg.MaxKL,
 		SteeringSite: fmt.Sprintf("coefficient x refusal_vector[%d] added to the residual stream entering block %d, at every prompt and generated position", sel.Layer, sel.Layer),
 		Decoding:     cfg.Decoding(), ParseSpecialTokens: cfg.ParseSpecialTokens, MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
 		RefusalTokens: tokens, TestQueries: ev.Test, Dataset: cmp.Or(cfg.Dataset, AlpacaSource), Judge: JudgeName + "; " + JudgeNormalization,
 		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
 	}
+	if ev.Calibration != nil && ev.Calibration.Found {
+		ev.Summary.CalibratedCoefficient = &ev.Calibration.Coefficient
+	}
 	return ev, nil
+}
+
+// selectLayer ranks the scored layers by cfg.LayerSelection and records the
+// KL that coefficient 1 causes on the validation prompts: at the selected
+// layer, or at every layer for steering_kl, which selects among those
+// within cfg.MaxKL.
+func selectLayer(m *models.Model, v *RefusalVector, scores *LayerScores, valUnsteered []EvalCompletion, cfg EvalConfig) (*LayerScores, error) {
+	klAt := func(ls *LayerScore) error {
+		kl, err := MeanKL(m, steerAt(v.Steering(ls.Layer, 1)), valUnsteered, cfg.BatchSize)
+		if err == nil {
+			x := mean(kl)
+			ls.KL = &x
+		}
+		return err
+	}
+	switch cfg.LayerSelection {
+	case "norm":
+		scores = NormLayerScores(scores)
+	case "steering_kl":
+		scores = KLLayerScores(scores, cfg.MaxKL) // a copy, whose entries get their KL
+		for i := range scores.PerLayerScores {
+			if err := klAt(&scores.PerLayerScores[i]); err != nil {
+				return nil, err
+			}
+		}
+		scores = KLLayerScores(scores, cfg.MaxKL)
+		if sel := scores.Selected(); *sel.KL > cfg.MaxKL {
+			least := sel
+			for _, l := range scores.PerLayerScores {
+				if *l.KL < *least.KL {
+					least = l
+				}
+			}
+			return nil, fmt.Errorf("no layer keeps the KL at coefficient 1 within --max_kl %g (the smallest is %.3g, at layer %d): raise --max_kl or use --layer_selection steering",
+				cfg.MaxKL, *least.KL, least.Layer)
+		}
+		return scores, nil
+	}
+	return scores, klAt(&scores.PerLayerScores[0])
+}
+
+// validationPoint measures coefficient c at layer on the validation
+// prompts: the refusal rate of its greedy completions, and the mean KL
+// against their unsteered continuations.
+func validationPoint(m *models.Model, v *RefusalVector, layer int, c float64, validation []string, valUnsteered []EvalCompletion, cfg SweepConfig) (CalibrationPoint, error) {
+	cs, err := SteeredCompletions(m, v, layer, c, validation, cfg)
+	if err != nil {
+		return CalibrationPoint{}, err
+	}
+	kl, err := MeanKL(m, steerAt(v.Steering(layer, float32(c))), valUnsteered, cfg.WithDefaults().BatchSize)
+	if err != nil {
+		return CalibrationPoint{}, err
+	}
+	t := Tally(cs)
+	return CalibrationPoint{Coefficient: c, RefusalCount: t.RefusalCount, TotalCount: t.TotalCount, RefusalRate: t.RefusalRate, KL: mean(kl)}, nil
 }
 
 // MustEvaluate is Evaluate for notebooks.
@@ -216,12 +315,12 @@ func MustEvaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option
 }
 
 // PrintTallies writes the refusals at every coefficient, one line each.
-func (ev *Evaluation) PrintTallies(w io.Writer) { PrintTallies(w, ev.Config.Coefficients, ev.Completions) }
+func (ev *Evaluation) PrintTallies(w io.Writer) { PrintTallies(w, ev.Summary.Coefficients, ev.Completions) }
 
 // Peek prints the completions of the chosen test instructions (by index)
 // at every coefficient.
 func (ev *Evaluation) Peek(w io.Writer, rows ...int) {
-	PeekSweep(w, ev.Config.Coefficients, ev.Completions, rows...)
+	PeekSweep(w, ev.Summary.Coefficients, ev.Completions, rows...)
 }
 
 // timer returns a helper that records a stage's wall time in seconds.

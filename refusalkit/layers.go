@@ -21,6 +21,10 @@ type LayerScore struct {
 	SteeringScore           float64 `json:"steering_score"`
 	ImprovementOverBaseline float64 `json:"improvement_over_baseline"`
 	VectorNorm              float64 `json:"vector_norm"`
+	// KL is the mean KL that coefficient 1 at this layer causes on the
+	// validation prompts (teacher-forced on their unsteered continuations):
+	// measured at the selected layer, and at every layer by steering_kl.
+	KL *float64 `json:"kl,omitempty"`
 }
 
 // LayerScores is layer_selection_scores.json: the baseline and every
@@ -129,6 +133,21 @@ func NormLayerScores(s *LayerScores) *LayerScores {
 	out.PerLayerScores = append([]LayerScore{}, s.PerLayerScores...)
 	sort.SliceStable(out.PerLayerScores, func(a, b int) bool {
 		return out.PerLayerScores[a].VectorNorm > out.PerLayerScores[b].VectorNorm
+	})
+	return &out
+}
+
+// KLLayerScores ranks the layers whose KL is known and within maxKL first,
+// by steering score, then the others by steering score: its first entry is
+// steering_kl's selection.
+func KLLayerScores(s *LayerScores, maxKL float64) *LayerScores {
+	out := *s
+	out.Method = "steering_kl"
+	out.PerLayerScores = append([]LayerScore{}, s.PerLayerScores...)
+	SortLayerScores(out.PerLayerScores)
+	within := func(l LayerScore) bool { return l.KL != nil && *l.KL <= maxKL }
+	sort.SliceStable(out.PerLayerScores, func(a, b int) bool {
+		return within(out.PerLayerScores[a]) && !within(out.PerLayerScores[b])
 	})
 	return &out
 }

@@ -52,7 +52,7 @@ func IsDegenerate(text string, ids []int32) bool {
 //     completion's generated tokens under the unsteered model;
 //   - Repetition and Degenerate: of the completion's own tokens.
 func sideEffects(m *models.Model, steer models.Steering, unsteered, cs []EvalCompletion, batchSize int) error {
-	kl, err := meanKL(m, steer, unsteered, batchSize)
+	kl, err := MeanKL(m, steerAt(steer), unsteered, batchSize)
 	if err != nil {
 		return err
 	}
@@ -76,13 +76,17 @@ func sideEffects(m *models.Model, steer models.Steering, unsteered, cs []EvalCom
 	return nil
 }
 
-// meanKL returns, per completion, the KL that steer causes over the
-// positions of that (unsteered) completion.
-func meanKL(m *models.Model, steer models.Steering, unsteered []EvalCompletion, batchSize int) ([]float64, error) {
-	out := make([]float64, 0, len(unsteered))
-	for start := 0; start < len(unsteered); start += batchSize {
-		seqs, from := continuations(unsteered[start:min(start+batchSize, len(unsteered))])
-		res, err := m.Compare(seqs, from, models.ForwardOptions{Steer: []models.Steering{steer}})
+// MeanKL returns, per completion, the KL(clean ‖ intervened) that the
+// interventions of opts (steering, ablation) cause on the next-token
+// distribution, averaged over the positions of that completion's generated
+// tokens, teacher-forced (models.Compare). Completions are typically the
+// unsteered ones, so the KL measures the intervention on the model's own text.
+func MeanKL(m *models.Model, opts models.ForwardOptions, completions []EvalCompletion, batchSize int) ([]float64, error) {
+	batchSize = positiveOr(batchSize, 8)
+	out := make([]float64, 0, len(completions))
+	for start := 0; start < len(completions); start += batchSize {
+		seqs, from := continuations(completions[start:min(start+batchSize, len(completions))])
+		res, err := m.Compare(seqs, from, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -127,4 +131,9 @@ func statOf(xs []float64) Stat {
 	}
 	s.Std = math.Sqrt(ss / float64(len(xs)))
 	return s
+}
+
+// steerAt is the forward options of one steering.
+func steerAt(s models.Steering) models.ForwardOptions {
+	return models.ForwardOptions{Steer: []models.Steering{s}}
 }

@@ -2,6 +2,7 @@ package refusalkit
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/refusalkit/refusalkit/internal/testutil"
@@ -74,5 +75,38 @@ func TestSweepSideEffects(t *testing.T) {
 		if math.Abs(comp.Perplexity-want) > 1e-4*want {
 			t.Errorf("completion %d: perplexity %g, separate forward passes %g", i, comp.Perplexity, want)
 		}
+	}
+}
+
+// steering_kl measures the KL at coefficient 1 at every layer and selects
+// among the layers within the bound; when none is, it says so in one line.
+func TestSteeringKLLayerSelection(t *testing.T) {
+	m := testutil.TinyModel(t)
+	rs, err := GenerateResponses(m, []string{"one", "two"}, ModeCompliant, smallGenerateConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &Extraction{FilteredRefusal: rs[:3], FilteredCompliant: rs[3:]}
+	if x.Vector, err = ComputeRefusalVector(m.Alias(), x.FilteredRefusal, x.FilteredCompliant); err != nil {
+		t.Fatal(err)
+	}
+	x.Vector = x.Vector.Scaled(20)
+	cfg := EvalConfig{NValidation: 3, NTest: 2, RefusalTokenIDs: []int32{'I'}, LayerSelection: "steering_kl", MaxKL: 1e9,
+		SweepConfig: SweepConfig{Coefficients: []float64{0, 1}, MaxNewTokens: 4, BatchSize: 4}}
+	ev, err := Evaluate(m, x, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ev.Scores.PerLayerScores {
+		if l.KL == nil || !(*l.KL > 0) {
+			t.Errorf("layer %d: KL %v, want a positive measure", l.Layer, l.KL)
+		}
+	}
+	if ev.Scores.Method != "steering_kl" || ev.Summary.SelectedLayer != ev.Scores.PerLayerScores[0].Layer {
+		t.Errorf("method %q, selected %d", ev.Scores.Method, ev.Summary.SelectedLayer)
+	}
+	cfg.MaxKL = 1e-12
+	if _, err := Evaluate(m, x, cfg); err == nil || !strings.Contains(err.Error(), "no layer keeps the KL at coefficient 1 within --max_kl 1e-12") {
+		t.Errorf("an impossible bound: %v", err)
 	}
 }

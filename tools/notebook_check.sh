@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every notebook under notebooks/ headless through the GoNB kernel and
 # fails if any cell fails: an "error" output (a compile error, a panic, a
-# non-zero exit), or a stderr stream that mentions "panic" or "error".
+# non-zero exit), or a stderr stream that mentions "panic" or "error". It
+# first fails a notebook with a code cell of more than three lines, a line
+# over 100 characters or ';'-joined statements: the library's steps, not glue.
 #
 #   bash tools/notebook_check.sh [NOTEBOOK.ipynb ...]     (default: notebooks/*.ipynb)
 #   make notebook-check                                     (installs first: tools/setup/notebook.sh)
@@ -79,11 +81,38 @@ def problems(nb):
     return out
 
 
+def glue(nb):
+    """Code cells that are not one to three short lines calling the library:
+    more than three non-blank lines (%% and comments count), a line over 100
+    characters, or statements joined by ';' (shell lines, starting with '!', aside)."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        lines = [l for l in cell.source.splitlines() if l.strip()]
+        head = (lines or [""])[0][:60]
+        if len(lines) > 3:
+            out.append((i, head, "%d lines (at most 3)" % len(lines)))
+        for l in lines:
+            if len(l) > 100:
+                out.append((i, head, "a line of %d characters (at most 100)" % len(l)))
+            if ";" in l and not l.lstrip().startswith("!"):
+                out.append((i, head, "statements joined by ';'"))
+    return out
+
+
 failed = []
 for path in paths:
     path = os.path.abspath(path)
     nb = nbformat.read(path, as_version=4)
     out_path = os.path.join(work, os.path.basename(path))
+    long_cells = glue(nb)
+    if long_cells:
+        failed.append(path)
+        print("FAIL %s: cells with glue (the library is missing a function)" % os.path.relpath(path))
+        for i, head, what in long_cells:
+            print("  cell %d (%s): %s" % (i, head, what))
+        continue
     started = {}
 
     def on_start(cell, cell_index):

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -28,7 +29,9 @@ func cmdEvaluate(args []string) error {
 	valSeed := fs.Int64("validation_seed", *def.ValidationSeed, "seed for sampling validation queries")
 	testSeed := fs.Int64("test_seed", *def.TestSeed, "seed for sampling test queries")
 	outDir := fs.String("output_dir", "", "output folder (default: --vector_dir)")
-	selection := fs.String("layer_selection", "steering", "layer ranking: steering (the spec's method) or norm")
+	selection := fs.String("layer_selection", "steering", "layer ranking: steering (the spec's method), norm, or steering_kl (the best steering score among layers whose KL at coefficient 1 stays within --max_kl)")
+	maxKL := fs.Float64("max_kl", refusalkit.SpecMaxKL, "bound on the KL (nats) a steering may cause on the validation prompts, for steering_kl and --target_refusal_rate (Arditi et al. 2024: 0.1)")
+	target := fs.Float64("target_refusal_rate", 0, "calibrate: search, on the validation split, the smallest coefficient whose refusal rate reaches this (in (0, 1]) within --max_kl, and add it to the sweep (0: off)")
 	refusalTokens := fs.String("refusal_tokens", "", "comma-separated token ids for the refusal score (default: derived from the vector folder's responses)")
 	sample := fs.Bool("sample", false, "sample the sweep's completions (temperature 1, top-p 0.95, top-k 64) instead of greedy decoding")
 	seed := fs.Int64("seed", *def.Seed, "sampling seed, with --sample")
@@ -54,8 +57,14 @@ func cmdEvaluate(args []string) error {
 			return err
 		}
 	}
-	if *selection != "steering" && *selection != "norm" {
-		return usagef("--layer_selection must be steering or norm, got %q", *selection)
+	if *selection != "steering" && *selection != "norm" && *selection != "steering_kl" {
+		return usagef("--layer_selection must be steering, norm or steering_kl, got %q", *selection)
+	}
+	if !(*maxKL > 0) || math.IsInf(*maxKL, 0) {
+		return usagef("--max_kl must be a finite number > 0, got %v", *maxKL)
+	}
+	if !(*target >= 0 && *target <= 1) {
+		return usagef("--target_refusal_rate must be in (0, 1] (0: off), got %v", *target)
 	}
 	var tokenIDs []int32
 	if *refusalTokens != "" {
@@ -68,7 +77,7 @@ func cmdEvaluate(args []string) error {
 		}
 	}
 	cfg := refusalkit.EvalConfig{NValidation: *nVal, NTest: *nTest, ValidationSeed: valSeed, TestSeed: testSeed,
-		LayerSelection: *selection, RefusalTokenIDs: tokenIDs, Dataset: *dataset,
+		LayerSelection: *selection, MaxKL: *maxKL, TargetRefusalRate: *target, RefusalTokenIDs: tokenIDs, Dataset: *dataset,
 		SweepConfig: refusalkit.SweepConfig{Coefficients: coeffs, MaxNewTokens: *maxNew, BatchSize: *batch,
 			ParseSpecialTokens: *parseSpecial}}
 	if *sample {
@@ -170,18 +179,25 @@ func cmdEvaluate(args []string) error {
 func printEvaluation(ev *refusalkit.Evaluation) {
 	s := ev.Summary
 	fmt.Printf("refusal tokens (%s): %q\n", s.RefusalTokens.Source, s.RefusalTokens.Text)
-	fmt.Printf("baseline refusal score %.3f; selected layer %d (steering score %.3f)\n\n",
-		s.BaselineRefusalScore, s.SelectedLayer, s.SelectedLayerSteeringScore)
+	fmt.Printf("baseline refusal score %.3f; selected layer %d (steering score %.3f", s.BaselineRefusalScore, s.SelectedLayer, s.SelectedLayerSteeringScore)
+	if kl := ev.Scores.Selected().KL; kl != nil {
+		fmt.Printf("; KL %.3f at coefficient 1 on the validation prompts", *kl)
+	}
+	fmt.Print(")\n\n")
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "layer\tsteering score\timprovement\t")
 	for _, l := range ev.Scores.PerLayerScores[:min(5, len(ev.Scores.PerLayerScores))] {
 		fmt.Fprintf(w, "%d\t%.3f\t%+.3f\t\n", l.Layer, l.SteeringScore, l.ImprovementOverBaseline)
 	}
 	fmt.Fprintln(w, "\t\t\t")
-	fmt.Fprintln(w, "coefficient\trefusals\trefusal rate\t")
-	for _, c := range ev.Config.Coefficients {
+	fmt.Fprintln(w, "coefficient\trefusals\trefusal rate\tKL\tperplexity\trepetition\tdegenerate\t")
+	for _, c := range s.Coefficients {
 		r := s.ResultsByCoefficient[refusalkit.CoeffKey(c)]
-		fmt.Fprintf(w, "%g\t%d/%d\t%.2f\t\n", c, r.RefusalCount, r.TotalCount, r.RefusalRate)
+		fmt.Fprintf(w, "%g\t%d/%d\t%.2f\t%.3f\t%.1f\t%.2f\t%d\t\n", c, r.RefusalCount, r.TotalCount, r.RefusalRate,
+			r.KL.Mean, r.Perplexity.Mean, r.Repetition.Mean, r.DegenerateCount)
 	}
 	w.Flush()
+	if cal := ev.Calibration; cal != nil {
+		fmt.Printf("\ncalibration (validation split, %d points): %s\n", len(cal.Points), cal.Reason)
+	}
 }

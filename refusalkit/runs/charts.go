@@ -99,6 +99,11 @@ func Charts(dir string) ([]charts.NamedChart, error) {
 		if err := add(ChartRefusalRates, EvalSummaryFile, charts.RefusalRatesFrom(&summary)); err != nil {
 			return nil, err
 		}
+		if hasSideEffects(&summary) { // summaries written before side effects were measured have none to chart
+			if err := add(ChartSideEffects, EvalSummaryFile, charts.SideEffectsFrom(&summary)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("charts: %s holds none of %s, %s, %s, %s: give a folder written by `refusalkit extract` or `refusalkit evaluate`",
@@ -122,4 +127,15 @@ func WriteCharts(dir string) ([]string, error) {
 		paths = append(paths, p)
 	}
 	return paths, nil
+}
+
+// hasSideEffects reports a summary whose coefficients carry side effects
+// (every perplexity is at least 1 when measured).
+func hasSideEffects(s *refusalkit.EvalSummary) bool {
+	for _, r := range s.ResultsByCoefficient {
+		if r.Perplexity.Mean >= 1 {
+			return true
+		}
+	}
+	return false
 }

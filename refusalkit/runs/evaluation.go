@@ -30,7 +30,13 @@ func SaveEvaluation(dir string, ev *refusalkit.Evaluation, summary evalSummaryFi
 	if err := tensorfile.WriteJSONAtomic(filepath.Join(stage, LayerSelectionFile), ev.Scores); err != nil {
 		return err
 	}
-	for _, c := range ev.Config.Coefficients {
+	if ev.Calibration != nil {
+		if err := tensorfile.WriteJSONAtomic(filepath.Join(stage, CalibrationFile), ev.Calibration); err != nil {
+			return err
+		}
+		names = append(names, CalibrationFile)
+	}
+	for _, c := range ev.Summary.Coefficients {
 		name := CompletionsFile(c)
 		if slices.Contains(names, name) {
 			continue

@@ -16,6 +16,7 @@ const (
 	// Evaluation (the spec's eval_refusal_vector.py), with one
 	// eval_completions_coeff_{c}.json per coefficient (CompletionsFile).
 	LayerSelectionFile = "layer_selection_scores.json"
+	CalibrationFile    = "calibration.json" // the coefficient search, with --target_refusal_rate
 	EvalSummaryFile    = "eval_summary.json" // written last: the evaluation's completion marker
 
 	// ChartsDir holds the charts as self-contained HTML pages, <name>.html.
@@ -43,10 +44,11 @@ const (
 	ChartCosineHeatmap   = "cosine_similarity" // refusal_vector.safetensors
 	ChartLayerScores     = "layer_scores"      // layer_selection_scores.json
 	ChartRefusalRates    = "refusal_rates"     // eval_summary.json
+	ChartSideEffects     = "side_effects"      // eval_summary.json
 )
 
 // The charts each stage's files give.
 var (
 	ExtractionCharts = []string{ChartKeptVsGenerated, ChartVectorNorms, ChartCosineHeatmap}
-	EvaluationCharts = []string{ChartLayerScores, ChartRefusalRates}
+	EvaluationCharts = []string{ChartLayerScores, ChartRefusalRates, ChartSideEffects}
 )

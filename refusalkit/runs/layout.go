@@ -35,9 +35,9 @@ func IsExtractionFile(name string) bool {
 var completionsName = regexp.MustCompile(`^eval_completions_coeff_-?[0-9]+(\.[0-9]+)?\.json$`)
 
 // IsEvaluationFile reports whether name is one evaluate writes:
-// layer_selection_scores.json, eval_summary.json, eval_completions_coeff_{c}.json.
+// layer_selection_scores.json, eval_summary.json, calibration.json, eval_completions_coeff_{c}.json.
 func IsEvaluationFile(name string) bool {
-	return name == LayerSelectionFile || name == EvalSummaryFile || completionsName.MatchString(name)
+	return name == LayerSelectionFile || name == EvalSummaryFile || name == CalibrationFile || completionsName.MatchString(name)
 }
 
 // EvaluationFiles returns the names of the evaluation files in dir, sorted.

@@ -14,7 +14,7 @@ import (
 // recognised as interrupted; the next save publishes exactly its own files.
 func TestEvaluationKilledWhilePublishing(t *testing.T) {
 	dir := t.TempDir()
-	ev := &refusalkit.Evaluation{Config: refusalkit.EvalConfig{Coefficients: []float64{0, 1}}, Scores: &refusalkit.LayerScores{},
+	ev := &refusalkit.Evaluation{Summary: refusalkit.EvalSummary{Coefficients: []float64{0, 1}}, Scores: &refusalkit.LayerScores{},
 		Completions: map[float64][]refusalkit.EvalCompletion{0: {}, 1: {}}}
 	publishRename = func(from, to string) error {
 		if filepath.Base(to) == EvalSummaryFile {
@@ -30,7 +30,7 @@ func TestEvaluationKilledWhilePublishing(t *testing.T) {
 		t.Fatalf("state %v (%s), want interrupted (%s)", state, marker, EvalStagingDir)
 	}
 	publishRename = os.Rename
-	ev.Config.Coefficients, ev.Completions = []float64{2}, map[float64][]refusalkit.EvalCompletion{2: {}}
+	ev.Summary.Coefficients, ev.Completions = []float64{2}, map[float64][]refusalkit.EvalCompletion{2: {}}
 	if err := SaveEvaluation(dir, ev, evalSummaryFile{}); err != nil {
 		t.Fatal(err)
 	}

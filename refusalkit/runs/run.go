@@ -274,6 +274,12 @@ func (r *Run) Evaluation() (*refusalkit.Evaluation, error) {
 		return nil, err
 	}
 	ev.Validation = ev.Scores.ValidationQueries
+	if r.has(CalibrationFile) {
+		ev.Calibration = &refusalkit.Calibration{}
+		if err := readJSON(r.path(CalibrationFile), ev.Calibration); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range s.Coefficients {
 		var cs []refusalkit.EvalCompletion
 		if err := readJSON(r.path(CompletionsFile(c)), &cs); err != nil {
@@ -289,8 +295,16 @@ func (r *Run) Evaluation() (*refusalkit.Evaluation, error) {
 	if s.Dataset != refusalkit.AlpacaSource {
 		ev.Config.Dataset = s.Dataset
 	}
-	if s.LayerSelectionMethod == "norm" {
-		ev.Config.LayerSelection = "norm"
+	switch s.LayerSelectionMethod {
+	case "norm", "steering_kl":
+		ev.Config.LayerSelection = s.LayerSelectionMethod
+	}
+	ev.Config.MaxKL = s.MaxKL
+	if cal := ev.Calibration; cal != nil {
+		ev.Config.TargetRefusalRate = cal.TargetRefusalRate
+		if cal.AddedToSweep {
+			ev.Config.Coefficients = slices.DeleteFunc(slices.Clone(s.Coefficients), func(c float64) bool { return c == cal.Coefficient })
+		}
 	}
 	if r.has(VectorSafetensorsFile) {
 		var err error

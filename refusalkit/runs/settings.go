@@ -170,6 +170,8 @@ func EvalSettings(m *models.Model, x *refusalkit.Extraction, cfg refusalkit.Eval
 		{"validation_queries", InstructionsDigest(validation)},
 		{"test_queries", InstructionsDigest(test)},
 		{"layer_selection", cfg.LayerSelection},
+		{"max_kl", num(cfg.MaxKL)},
+		{"target_refusal_rate", num(cfg.TargetRefusalRate)},
 		{"refusal_tokens", ids},
 		{"coefficients", strings.Join(coeffs, " ")},
 		{"max_new_tokens", strconv.Itoa(cfg.MaxNewTokens)},
