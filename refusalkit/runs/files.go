@@ -18,6 +18,13 @@ const (
 	LayerSelectionFile = "layer_selection_scores.json"
 	EvalSummaryFile    = "eval_summary.json" // written last: the evaluation's completion marker
 
+	// Directional ablation (refusalkit ablate): the refusal rates without and
+	// with the direction ablated, the completions behind them, and the
+	// per-layer cosine with the reference method's direction.
+	AblationSummaryFile     = "ablation_summary.json"     // written last: the ablation's completion marker
+	AblationCompletionsFile = "ablation_completions.json" // {"jailbreakbench": {"without_ablation": [...], "with_ablation": [...]}, "induced_refusal": {...}}
+	DirectionCosinesFile    = "direction_cosines.json"    // refusalkit.DirectionCosines
+
 	// ChartsDir holds the charts as self-contained HTML pages, <name>.html.
 	ChartsDir = "charts"
 	// PartialDir holds the checkpoint of an unfinished extraction; it is
@@ -43,10 +50,13 @@ const (
 	ChartCosineHeatmap   = "cosine_similarity" // refusal_vector.safetensors
 	ChartLayerScores     = "layer_scores"      // layer_selection_scores.json
 	ChartRefusalRates    = "refusal_rates"     // eval_summary.json
+	ChartAblationRates   = "ablation_rates"    // ablation_summary.json
+	ChartDirectionCosine = "direction_cosine"  // direction_cosines.json
 )
 
 // The charts each stage's files give.
 var (
 	ExtractionCharts = []string{ChartKeptVsGenerated, ChartVectorNorms, ChartCosineHeatmap}
 	EvaluationCharts = []string{ChartLayerScores, ChartRefusalRates}
+	AblationCharts   = []string{ChartAblationRates, ChartDirectionCosine}
 )
