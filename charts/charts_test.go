@@ -140,6 +140,13 @@ func TestInvalidInputs(t *testing.T) {
 		"nil chart":          nil,
 		"nil run adapter":    LayerScoresFrom(nil),
 		"empty eval summary": RefusalRatesFrom(nil),
+		"ablation lengths":   AblationRates([]string{"a", "b"}, []int{1}, []int{1, 1}, []int{0, 0}, []int{1, 1}, 0),
+		"ablation none":      AblationRates(nil, nil, nil, nil, nil, 0),
+		"ablated > total":    AblationRates([]string{"a"}, []int{0}, []int{1}, []int{2}, []int{1}, 0),
+		"no ablation":        AblationRatesFrom(nil),
+		"no cosines":         DirectionCosine(nil, -1),
+		"cosine layer past":  DirectionCosine([]float64{1}, 3),
+		"no cosines file":    DirectionCosineFrom(nil),
 	} {
 		if c.Err() == nil {
 			t.Errorf("%s: no error", name)

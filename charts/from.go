@@ -96,3 +96,28 @@ func SideEffectsFrom(s *refusalkit.EvalSummary) *Chart {
 	}
 	return c
 }
+
+// AblationRatesFrom charts an ablation summary's refusal rates without and
+// with ablation, per prompt set.
+func AblationRatesFrom(s *refusalkit.AblationSummary) *Chart {
+	if s == nil {
+		return failed("AblationRatesFrom: no ablation summary")
+	}
+	sets := []string{"JailbreakBench (harmful)", "induced refusal (test split)"}
+	rs := []refusalkit.AblationResult{s.JailbreakBench, s.InducedRefusal}
+	var br, bt, ar, at []int
+	for _, r := range rs {
+		br, bt = append(br, r.Baseline.RefusalCount), append(bt, r.Baseline.TotalCount)
+		ar, at = append(ar, r.Ablated.RefusalCount), append(at, r.Ablated.TotalCount)
+	}
+	return AblationRates(sets, br, bt, ar, at, s.Layer)
+}
+
+// DirectionCosineFrom charts direction_cosines.json's per-layer cosines,
+// with the ablated layer pinned.
+func DirectionCosineFrom(dc *refusalkit.DirectionCosines) *Chart {
+	if dc == nil || len(dc.PerLayer) == 0 {
+		return failed("DirectionCosineFrom: no per-layer cosines")
+	}
+	return DirectionCosine(dc.Cosines(), dc.Layer)
+}

@@ -412,3 +412,97 @@ func SideEffects(points []SideEffectPoint) *Chart {
 	add("log perplexity", colorKept, 1, false, func(p SideEffectPoint) float64 { return math.Log(p.Perplexity) })
 	return newChart("Refusal rate and side effects vs coefficient", line)
 }
+
+// AblationRates charts, per prompt set, the refusal rate without and with
+// directional ablation as grouped bars, each labelled with its counts
+// ("12/20"). The slices are parallel: set names, then refusals and totals
+// without ablation, then with it.
+func AblationRates(sets []string, baseRefusals, baseTotals, ablRefusals, ablTotals []int, layer int) *Chart {
+	n := len(sets)
+	if len(baseRefusals) != n || len(baseTotals) != n || len(ablRefusals) != n || len(ablTotals) != n {
+		return failed("AblationRates: %d sets but %d, %d, %d and %d counts", n, len(baseRefusals), len(baseTotals), len(ablRefusals), len(ablTotals))
+	}
+	if n == 0 {
+		return failed("AblationRates: no prompt sets to chart")
+	}
+	bars := func(refusals, totals []int) ([]opts.BarData, error) {
+		out := make([]opts.BarData, n)
+		for i := range n {
+			if totals[i] < 0 || refusals[i] < 0 || refusals[i] > totals[i] {
+				return nil, fmt.Errorf("AblationRates: %d refusals out of %d in set %s", refusals[i], totals[i], sets[i])
+			}
+			var rate any = "-"
+			if totals[i] > 0 {
+				rate = float64(refusals[i]) / float64(totals[i])
+			}
+			out[i] = opts.BarData{Value: rate, Label: &opts.Label{Show: opts.Bool(true), Position: "top",
+				Formatter: fmt.Sprintf("%d/%d", refusals[i], totals[i])}}
+		}
+		return out, nil
+	}
+	base, err := bars(baseRefusals, baseTotals)
+	if err != nil {
+		return failed("%v", err)
+	}
+	abl, err := bars(ablRefusals, ablTotals)
+	if err != nil {
+		return failed("%v", err)
+	}
+	bar := charts.NewBar()
+	bar.SetGlobalOptions(
+		title("Refusal rate without and with directional ablation",
+			fmt.Sprintf("ablated: the unit direction of refusal_vector[%d], removed everywhere · labels: refusals / prompts (substring judge)", layer)),
+		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "55"}),
+		charts.WithGridOpts(opts.Grid{Left: "80", Right: "40", Top: "100", Bottom: "60"}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "prompt set", NameLocation: "middle", NameGap: 32}),
+		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "refusal rate", NameLocation: "middle", NameGap: 50,
+			Min: 0, Max: 1, AxisLabel: &opts.AxisLabel{Formatter: opts.FuncOpts("function(v){return Math.round(v*100)+'%';}")}}),
+	)
+	bar.SetXAxis(sets).
+		AddSeries("without ablation", base, charts.WithItemStyleOpts(opts.ItemStyle{Color: colorMuted})).
+		AddSeries("with ablation", abl, charts.WithItemStyleOpts(opts.ItemStyle{Color: colorSelected}))
+	return newChart("Refusal rate with ablation", bar)
+}
+
+// DirectionCosine charts, at every layer, the cosine similarity between
+// the refusal vector's row and another direction's (the reference
+// method's), as a line on a fixed -1..1 axis; NaN (a zero-length row) is a
+// gap. selected >= 0 marks that layer with a pin.
+func DirectionCosine(cosines []float64, selected int) *Chart {
+	if len(cosines) == 0 {
+		return failed("DirectionCosine: no layers to chart")
+	}
+	if selected >= len(cosines) {
+		return failed("DirectionCosine: selected layer %d is past the %d layers", selected, len(cosines))
+	}
+	xs := make([]string, len(cosines))
+	data := make([]opts.LineData, len(cosines))
+	for i, c := range cosines {
+		xs[i] = strconv.Itoa(i)
+		data[i] = opts.LineData{Value: finite(c)}
+	}
+	sub := "layer 0 = embeddings · layer i = stream entering block i · last = final hidden state"
+	series := []charts.SeriesOpts{
+		charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(true), Symbol: "circle", SymbolSize: 7}),
+		charts.WithItemStyleOpts(opts.ItemStyle{Color: colorMain}),
+		charts.WithLineStyleOpts(opts.LineStyle{Color: colorMain, Width: 2}),
+	}
+	if selected >= 0 && !math.IsNaN(cosines[selected]) && !math.IsInf(cosines[selected], 0) {
+		sub = fmt.Sprintf("layer %d (pin): %.3f · ", selected, cosines[selected]) + sub
+		series = append(series, charts.WithMarkPointNameCoordItemOpts(opts.MarkPointNameCoordItem{
+			Name: "ablated", Coordinate: []any{strconv.Itoa(selected), cosines[selected]}, Value: "L" + strconv.Itoa(selected),
+			Symbol: "pin", SymbolSize: 44, ItemStyle: &opts.ItemStyle{Color: colorSelected}}))
+	}
+	line := charts.NewLine()
+	line.SetGlobalOptions(
+		title("Cosine similarity with the reference direction per layer", sub),
+		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(false)}),
+		charts.WithGridOpts(opts.Grid{Left: "80", Right: "40", Top: "80", Bottom: "60"}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "layer (row of refusal_vector)", NameLocation: "middle", NameGap: 32}),
+		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "cosine similarity", NameLocation: "middle", NameGap: 50, Min: -1, Max: 1}),
+	)
+	line.SetXAxis(xs).AddSeries("cosine", data, series...)
+	return newChart("Cosine with the reference direction", line)
+}

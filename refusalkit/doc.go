@@ -12,6 +12,12 @@
 //
 //	EvalQueries → DeriveRefusalTokens → ScoreLayers → Sweep
 //
+// Beside them, directional ablation (Ablate: the refusal rate on
+// JailbreakBench and on the induced refusal, without and with a row's unit
+// direction removed everywhere) and the reference method's direction
+// (ReferenceDirection: harmful minus harmless means at the last prompt
+// token), compared with the vector row by row (LayerCosines).
+//
 // A config's zero value is the spec's (ExtractConfig{}, EvalConfig{},
 // SweepConfig{}, ScoreConfig{}): each field left zero or nil takes the
 // default noted beside it, and WithDefaults returns the settings a run

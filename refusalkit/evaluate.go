@@ -116,25 +116,25 @@ type EvalSummary struct {
 	TestSeed                   int64                        `json:"test_seed"`
 	ResultsByCoefficient       map[string]CoefficientResult `json:"results_by_coefficient"`
 
-	ModelAlias     string             `json:"model_alias"`
-	VectorDir      string             `json:"vector_dir"` // the run folder that holds the vector (set when saved)
-	Coefficients   []float64          `json:"coefficients"` // swept: the configured ones, then the calibrated one
-	MaxKL          float64            `json:"max_kl"`
+	ModelAlias   string    `json:"model_alias"`
+	VectorDir    string    `json:"vector_dir"`   // the run folder that holds the vector (set when saved)
+	Coefficients []float64 `json:"coefficients"` // swept: the configured ones, then the calibrated one
+	MaxKL        float64   `json:"max_kl"`
 	// CalibratedCoefficient is the coefficient calibration.json found, when
 	// a target refusal rate was given and one was found.
-	CalibratedCoefficient *float64 `json:"calibrated_coefficient,omitempty"`
-	SteeringSite   string             `json:"steering_site"`
-	Decoding       string             `json:"decoding"`
-	MaxNewTokens   int                `json:"max_new_tokens"`
-	BatchSize      int                `json:"batch_size"`
-	RefusalTokens  RefusalTokens      `json:"refusal_tokens"`
-	TestQueries    []string           `json:"test_instructions"`
-	Dataset        string             `json:"dataset"` // its validation and test splits; AlpacaSource for the embedded pool
-	Judge          string             `json:"judge"`
-	Backend        string             `json:"backend"`
-	DType          string             `json:"dtype"` // of weights, activations and KV cache (models.LoadOptions)
-	Versions       map[string]string  `json:"versions"`
-	TimingsSeconds map[string]float64 `json:"timings_seconds"`
+	CalibratedCoefficient *float64           `json:"calibrated_coefficient,omitempty"`
+	SteeringSite          string             `json:"steering_site"`
+	Decoding              string             `json:"decoding"`
+	MaxNewTokens          int                `json:"max_new_tokens"`
+	BatchSize             int                `json:"batch_size"`
+	RefusalTokens         RefusalTokens      `json:"refusal_tokens"`
+	TestQueries           []string           `json:"test_instructions"`
+	Dataset               string             `json:"dataset"` // its validation and test splits; AlpacaSource for the embedded pool
+	Judge                 string             `json:"judge"`
+	Backend               string             `json:"backend"`
+	DType                 string             `json:"dtype"` // of weights, activations and KV cache (models.LoadOptions)
+	Versions              map[string]string  `json:"versions"`
+	TimingsSeconds        map[string]float64 `json:"timings_seconds"`
 
 	// ParseSpecialTokens: special-token spellings in the instructions were read as control tokens.
 	ParseSpecialTokens bool `json:"parse_special_tokens"`
@@ -315,7 +315,9 @@ func MustEvaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option
 }
 
 // PrintTallies writes the refusals at every coefficient, one line each.
-func (ev *Evaluation) PrintTallies(w io.Writer) { PrintTallies(w, ev.Summary.Coefficients, ev.Completions) }
+func (ev *Evaluation) PrintTallies(w io.Writer) {
+	PrintTallies(w, ev.Summary.Coefficients, ev.Completions)
+}
 
 // Peek prints the completions of the chosen test instructions (by index)
 // at every coefficient.

@@ -36,7 +36,6 @@ import (
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
-
 type report struct {
 	Backend              string  `json:"backend"`
 	DType                string  `json:"dtype"`

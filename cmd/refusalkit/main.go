@@ -3,6 +3,7 @@
 //	refusalkit generate --model_path smollm2-135m-instruct --prompt "..."
 //	refusalkit extract  --model_path smollm2-135m-instruct [--n_samples 20 --n_completions 10 ...]
 //	refusalkit evaluate --model_path smollm2-135m-instruct --vector_dir runs/.../harmless_refusal_vectors
+//	refusalkit ablate   --model_path smollm2-135m-instruct --vector_dir runs/.../harmless_refusal_vectors
 //
 // Exit status: 0 on success, 2 for a usage error, 1 when the run fails.
 package main
@@ -27,6 +28,7 @@ commands:
   generate   reply to one prompt with the model's chat template
   extract    sample ALPACA queries, generate compliant and refusal responses, compute the refusal vector
   evaluate   select a layer by steering score and sweep activation-addition coefficients
+  ablate     refusal rates without and with the vector's direction ablated; cosine with the reference direction
   charts     draw a run folder's charts as HTML files (extract and evaluate also do)
   rundir     print a model's default run folder (the spec's runs/{model_alias}/harmless_refusal_vectors)
 
@@ -53,12 +55,14 @@ func run(args []string) int {
 		err = cmdExtract(args[1:])
 	case "evaluate":
 		err = cmdEvaluate(args[1:])
+	case "ablate":
+		err = cmdAblate(args[1:])
 	case "charts":
 		err = cmdCharts(args[1:])
 	case "rundir":
 		err = cmdRunDir(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract, evaluate, charts or rundir", args[0])
+		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts or rundir", args[0])
 	}
 	var ue usageError
 	switch {

@@ -87,7 +87,7 @@ func extractDirState(dir string, overwrite, resume bool) error {
 	case partial:
 		return usagef("%s holds an interrupted run: pass --resume to continue it or --overwrite to replace it", dir)
 	}
-	for _, name := range runs.ExtractionFiles() {
+	for _, name := range slices.Concat(runs.ExtractionFiles(), runs.AblationFiles()) {
 		if dirHas(dir, name) {
 			return usagef("%s already holds a run (%s): choose another --output_dir or pass --overwrite", dir, name)
 		}
@@ -132,14 +132,29 @@ func evalDirState(dir string, overwrite bool) error {
 // stage and the stages after it left in dir, its checkpoint and its charts,
 // and writability probes: only the project's own names.
 func removeStrayTemps(dir string, extract bool) error {
-	ours, chartNames := runs.IsEvaluationFile, runs.EvaluationCharts
+	ours := func(name string) bool { return runs.IsEvaluationFile(name) || runs.IsAblationFile(name) }
+	chartNames := slices.Concat(runs.EvaluationCharts, runs.AblationCharts)
 	if extract {
-		ours = func(name string) bool { return runs.IsExtractionFile(name) || runs.IsEvaluationFile(name) }
-		chartNames = slices.Concat(runs.ExtractionCharts, runs.EvaluationCharts)
+		ours = func(name string) bool {
+			return runs.IsExtractionFile(name) || runs.IsEvaluationFile(name) || runs.IsAblationFile(name)
+		}
+		chartNames = slices.Concat(runs.ExtractionCharts, runs.EvaluationCharts, runs.AblationCharts)
 		if err := runs.RemoveStrayTemps(filepath.Join(dir, runs.PartialDir), func(string) bool { return true }); err != nil {
 			return err
 		}
 	}
+	return removeTemps(dir, ours, chartNames)
+}
+
+// removeAblationTemps removes what killed ablations left half-written in
+// dir and its charts, and writability probes.
+func removeAblationTemps(dir string) error {
+	return removeTemps(dir, runs.IsAblationFile, runs.AblationCharts)
+}
+
+// removeTemps removes the temporary files of the names ours accepts in dir,
+// of the named charts, and writability probes.
+func removeTemps(dir string, ours func(string) bool, chartNames []string) error {
 	if err := runs.RemoveStrayTemps(dir, ours); err != nil {
 		return err
 	}

@@ -13,8 +13,10 @@ import (
 // Charts makes the charts of whatever the folder holds, in the method's
 // order: from metadata.json the kept-vs-generated counts, from
 // refusal_vector.safetensors the norms and the cosine heat map, from
-// layer_selection_scores.json the per-layer steering scores, and from
-// eval_summary.json the refusal rates. Missing files are skipped; a file
+// layer_selection_scores.json the per-layer steering scores, from
+// eval_summary.json the refusal rates, from ablation_summary.json the
+// refusal rates without and with ablation, and from direction_cosines.json
+// the per-layer cosine with the reference direction. Missing files are skipped; a file
 // that is there but unreadable is an error, and so is a folder with none.
 func (r *Run) Charts() ([]charts.NamedChart, error) { return Charts(r.Dir) }
 
@@ -105,9 +107,25 @@ func Charts(dir string) ([]charts.NamedChart, error) {
 			}
 		}
 	}
+	var ablation refusalkit.AblationSummary
+	if ok, err := found(AblationSummaryFile, &ablation); err != nil {
+		return nil, err
+	} else if ok {
+		if err := add(ChartAblationRates, AblationSummaryFile, charts.AblationRatesFrom(&ablation)); err != nil {
+			return nil, err
+		}
+	}
+	var cosines refusalkit.DirectionCosines
+	if ok, err := found(DirectionCosinesFile, &cosines); err != nil {
+		return nil, err
+	} else if ok {
+		if err := add(ChartDirectionCosine, DirectionCosinesFile, charts.DirectionCosineFrom(&cosines)); err != nil {
+			return nil, err
+		}
+	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("charts: %s holds none of %s, %s, %s, %s: give a folder written by `refusalkit extract` or `refusalkit evaluate`",
-			dir, MetadataFile, VectorSafetensorsFile, LayerSelectionFile, EvalSummaryFile)
+		return nil, fmt.Errorf("charts: %s holds none of %s, %s, %s, %s, %s, %s: give a folder written by `refusalkit extract`, `refusalkit evaluate` or `refusalkit ablate`",
+			dir, MetadataFile, VectorSafetensorsFile, LayerSelectionFile, EvalSummaryFile, AblationSummaryFile, DirectionCosinesFile)
 	}
 	return out, nil
 }

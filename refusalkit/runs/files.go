@@ -16,8 +16,15 @@ const (
 	// Evaluation (the spec's eval_refusal_vector.py), with one
 	// eval_completions_coeff_{c}.json per coefficient (CompletionsFile).
 	LayerSelectionFile = "layer_selection_scores.json"
-	CalibrationFile    = "calibration.json" // the coefficient search, with --target_refusal_rate
+	CalibrationFile    = "calibration.json"  // the coefficient search, with --target_refusal_rate
 	EvalSummaryFile    = "eval_summary.json" // written last: the evaluation's completion marker
+
+	// Directional ablation (refusalkit ablate): the refusal rates without and
+	// with the direction ablated, the completions behind them, and the
+	// per-layer cosine with the reference method's direction.
+	AblationSummaryFile     = "ablation_summary.json"     // written last: the ablation's completion marker
+	AblationCompletionsFile = "ablation_completions.json" // {"jailbreakbench": {"without_ablation": [...], "with_ablation": [...]}, "induced_refusal": {...}}
+	DirectionCosinesFile    = "direction_cosines.json"    // refusalkit.DirectionCosines
 
 	// ChartsDir holds the charts as self-contained HTML pages, <name>.html.
 	ChartsDir = "charts"
@@ -45,10 +52,13 @@ const (
 	ChartLayerScores     = "layer_scores"      // layer_selection_scores.json
 	ChartRefusalRates    = "refusal_rates"     // eval_summary.json
 	ChartSideEffects     = "side_effects"      // eval_summary.json
+	ChartAblationRates   = "ablation_rates"    // ablation_summary.json
+	ChartDirectionCosine = "direction_cosine"  // direction_cosines.json
 )
 
 // The charts each stage's files give.
 var (
 	ExtractionCharts = []string{ChartKeptVsGenerated, ChartVectorNorms, ChartCosineHeatmap}
 	EvaluationCharts = []string{ChartLayerScores, ChartRefusalRates, ChartSideEffects}
+	AblationCharts   = []string{ChartAblationRates, ChartDirectionCosine}
 )

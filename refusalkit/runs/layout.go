@@ -40,6 +40,48 @@ func IsEvaluationFile(name string) bool {
 	return name == LayerSelectionFile || name == EvalSummaryFile || name == CalibrationFile || completionsName.MatchString(name)
 }
 
+// AblationFiles lists what ablate writes in a run folder, besides its
+// charts: ablation_summary.json first (the completion marker).
+func AblationFiles() []string {
+	return []string{AblationSummaryFile, AblationCompletionsFile, DirectionCosinesFile}
+}
+
+// IsAblationFile reports whether name is one of AblationFiles.
+func IsAblationFile(name string) bool {
+	for _, n := range AblationFiles() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// AblationState tells what dir holds of an ablation (EvalNone, EvalComplete
+// with ablation_summary.json, EvalInterrupted with other ablation files
+// only), and the file that shows it.
+func AblationState(dir string) (EvalState, string) {
+	for i, name := range AblationFiles() {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			if i == 0 {
+				return EvalComplete, name
+			}
+			return EvalInterrupted, name
+		}
+	}
+	return EvalNone, ""
+}
+
+// RemoveAblation removes every file ablate wrote in dir (AblationFiles,
+// ablation_summary.json first), and nothing else.
+func RemoveAblation(dir string) error {
+	for _, name := range AblationFiles() {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // EvaluationFiles returns the names of the evaluation files in dir, sorted.
 func EvaluationFiles(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)

@@ -364,14 +364,17 @@ func (r *Run) MustEvaluate(m *models.Model, x *refusalkit.Extraction, cfg refusa
 	return must(r.Evaluate(m, x, cfg, opts...))
 }
 
-// RemoveExtraction removes what an extraction and the evaluation of its
-// vector wrote, with their charts: the completion markers first, so a
+// RemoveExtraction removes what an extraction and the evaluation and
+// ablation of its vector wrote, with their charts: the completion markers first, so a
 // folder caught halfway never looks finished. Nothing else is touched.
 func (r *Run) RemoveExtraction() error {
 	if err := os.RemoveAll(r.path(MetadataFile)); err != nil {
 		return err
 	}
 	if err := r.RemoveEvaluation(); err != nil {
+		return err
+	}
+	if err := r.RemoveAblation(); err != nil { // made from the vector too
 		return err
 	}
 	if err := RemoveExtraction(r.Dir); err != nil {

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/refusalkit/refusalkit/internal/progress"
+	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
+)
+
+// cmdAblate measures whether the refusal vector's direction at one layer
+// mediates refusal (directional ablation), and how the vector lines up with
+// the reference method's direction at every layer.
+func cmdAblate(args []string) error {
+	fs := newFlags("ablate", "--model_path M --vector_dir DIR [flags]")
+	def := refusalkit.AblateConfig{}.WithDefaults()
+	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
+	vectorDir := fs.String("vector_dir", "", "folder holding refusal_vector.safetensors, written by 'refusalkit extract' (required)")
+	layer := fs.Int("layer", -1, "the vector's row whose direction is ablated (default: selected_layer of the evaluation's eval_summary.json)")
+	outDir := fs.String("output_dir", "", "output folder (default: --vector_dir)")
+	maxNew := fs.Int("max_new_tokens", def.MaxNewTokens, "maximum tokens to generate")
+	batch := fs.Int("batch_size", def.BatchSize, "batch size for generation and the reference direction's forward passes")
+	nInduced := fs.Int("n_induced", def.NInduced, "test-split instructions given behind the extraction's refusal instruction")
+	overwrite := fs.Bool("overwrite", false, "replace a previous ablation in the output folder")
+	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
+	dtype := dtypeFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	layerGiven := false
+	fs.Visit(func(f *flag.Flag) { layerGiven = layerGiven || f.Name == "layer" })
+	if _, err := models.ParseDType(*dtype); err != nil {
+		return usagef("--dtype: %v", err)
+	}
+	if *modelPath == "" || *vectorDir == "" {
+		return usagef("--model_path and --vector_dir are required (see --help)")
+	}
+	if st, err := os.Stat(*vectorDir); err != nil || !st.IsDir() {
+		return usagef("--vector_dir %s is not a folder: give the folder written by `refusalkit extract`", *vectorDir)
+	}
+	for name, v := range map[string]int{"max_new_tokens": *maxNew, "batch_size": *batch, "n_induced": *nInduced} {
+		if err := positive(name, v); err != nil {
+			return err
+		}
+	}
+	if layerGiven && *layer < 0 {
+		return usagef("--layer must be 0 or more, got %d", *layer)
+	}
+	dir := *outDir
+	if dir == "" {
+		dir = *vectorDir
+	}
+
+	// Check the vector, the layer and the prompts before loading the model;
+	// the shape is checked against the model right after.
+	if err := checkVectorDir(*vectorDir); err != nil {
+		return err
+	}
+	v, err := runs.LoadVector(*vectorDir)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	x, err := runs.ReadExtraction(*vectorDir)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	x.Vector = v
+	layerSource := "--layer"
+	if !layerGiven {
+		l, from, ok := selectedLayer(dir, *vectorDir)
+		if !ok {
+			return usagef("--layer is required: %s holds no %s to take the selected layer from (run `refusalkit evaluate` first, or give --layer)", *vectorDir, runs.EvalSummaryFile)
+		}
+		*layer, layerSource = l, "selected_layer of "+from
+	}
+	if _, _, err := refusalkit.AblationDirection(v, *layer); err != nil {
+		if layerGiven {
+			return usagef("--%v", err)
+		}
+		return usagef("%v (the %s)", err, layerSource)
+	}
+	cfg := refusalkit.AblateConfig{Layer: layer, MaxNewTokens: *maxNew, BatchSize: *batch, NInduced: *nInduced,
+		ParseSpecialTokens: x.Config.ParseSpecialTokens}
+	harmful, induced, err := refusalkit.AblationPlan(cfg, x)
+	if err != nil {
+		return usagef("--n_induced: %v", err)
+	}
+	dcfg := refusalkit.DirectionConfig{BatchSize: *batch, ParseSpecialTokens: x.Config.ParseSpecialTokens}
+	_, harmless, err := refusalkit.DirectionPlan(dcfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := probeRunDir(dir); err != nil {
+		return err
+	}
+	if err := ablateDirState(dir, *overwrite); err != nil {
+		return err
+	}
+	m, err := loadModel(*modelPath, *backend, *dtype)
+	if err != nil {
+		return err
+	}
+	if err := needChat(m, "ablate"); err != nil {
+		return err
+	}
+	if err := v.CheckFits(m.Config); err != nil {
+		return usagef("%v", err)
+	}
+	if err := fitsContext(m, cfg.MaxNewTokens); err != nil {
+		return err
+	}
+	if v.Model != "" && v.Model != m.Alias() {
+		fmt.Fprintf(os.Stderr, "warning: the refusal vector was made with %q, not %q (same shape): its rows may mean nothing for this model\n", v.Model, m.Alias())
+	}
+	instruction := x.Config.WithDefaults().RefusalInstruction
+	messages := append([]string{}, harmful...)
+	for _, s := range induced {
+		messages = append(messages, refusalkit.UserMessage(s, refusalkit.ModeRefusal, instruction))
+	}
+	if err := refusalkit.CheckPromptsFit(m, append(messages, harmless...), cfg.MaxNewTokens); err != nil {
+		return usagef("%v", err)
+	}
+	// The folder is this run's from here on: no other run writes it until this one ends.
+	run, err := openRunDir(dir, "ablate")
+	if err != nil {
+		return err
+	}
+	defer run.Close()
+	if err := ablateDirState(dir, *overwrite); err != nil {
+		return err
+	}
+	if err := checkWritable(dir); err != nil {
+		return err
+	}
+	if *overwrite {
+		if err := run.RemoveAblation(); err != nil {
+			return err
+		}
+	}
+	if err := removeAblationTemps(dir); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "refusalkit ablate: %s on %s; layer %d (%s); %d JailbreakBench and %d induced-refusal prompts, each without and with ablation -> %s\n",
+		m.Alias(), m.Backend.Name(), *layer, layerSource, len(harmful), len(induced), dir)
+	ab, err := refusalkit.Ablate(m, x, cfg, refusalkit.WithProgress(progress.New(os.Stderr)))
+	if err != nil {
+		return err
+	}
+	ab.Summary.LayerSource, ab.Summary.VectorDir = layerSource, *vectorDir
+	fmt.Fprintf(os.Stderr, "reference direction: last prompt token, %d JailbreakBench minus %d ALPACA validation prompts\n", len(harmful), len(harmless))
+	ref, err := refusalkit.ReferenceDirection(m, dcfg)
+	if err != nil {
+		return err
+	}
+	dc, err := refusalkit.CompareDirections(v, ref, dcfg, *layer)
+	if err != nil {
+		return err
+	}
+	if err := run.SaveDirectionCosines(dc); err != nil {
+		return err
+	}
+	if err := run.SaveAblation(ab); err != nil { // ablation_summary.json last: the completion marker
+		return err
+	}
+	printAblation(ab, dc)
+	return writeCharts(run)
+}
+
+// selectedLayer reads selected_layer from the evaluation's eval_summary.json
+// in the output folder, else in the vector folder.
+func selectedLayer(dirs ...string) (layer int, from string, ok bool) {
+	for _, d := range dirs {
+		var s refusalkit.EvalSummary
+		p := filepath.Join(d, runs.EvalSummaryFile)
+		if readJSONFile(p, &s) {
+			return s.SelectedLayer, p, true
+		}
+	}
+	return 0, "", false
+}
+
+// ablateDirState checks that the output folder can take this ablation: one
+// that holds an ablation, finished or interrupted, only with --overwrite.
+func ablateDirState(dir string, overwrite bool) error {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return usagef("output folder %s is a file: give a folder with --output_dir", dir)
+	}
+	if overwrite {
+		return nil
+	}
+	switch state, marker := runs.AblationState(dir); state {
+	case runs.EvalComplete:
+		return usagef("%s already holds an ablation (%s): choose another --output_dir or pass --overwrite", dir, marker)
+	case runs.EvalInterrupted:
+		return usagef("%s holds an interrupted ablation (%s): pass --overwrite to replace it", dir, marker)
+	}
+	return nil
+}
+
+// printAblation shows the refusal rates without and with ablation, and the
+// cosine with the reference direction.
+func printAblation(ab *refusalkit.Ablation, dc *refusalkit.DirectionCosines) {
+	s := ab.Summary
+	fmt.Printf("ablated direction: refusal_vector[%d] (norm %.3f), %s\n\n", s.Layer, s.DirectionNorm, s.LayerSource)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "prompt set\twithout ablation\twith ablation\t")
+	for _, row := range []struct {
+		name string
+		r    refusalkit.AblationResult
+	}{{"JailbreakBench", s.JailbreakBench}, {"induced refusal", s.InducedRefusal}} {
+		fmt.Fprintf(w, "%s\t%d/%d (%.2f)\t%d/%d (%.2f)\t\n", row.name,
+			row.r.Baseline.RefusalCount, row.r.Baseline.TotalCount, row.r.Baseline.RefusalRate,
+			row.r.Ablated.RefusalCount, row.r.Ablated.TotalCount, row.r.Ablated.RefusalRate)
+	}
+	w.Flush()
+	cos := dc.Cosines()
+	lo, hi, loL, hiL := math.Inf(1), math.Inf(-1), -1, -1
+	for l, c := range cos {
+		if math.IsNaN(c) {
+			continue
+		}
+		if c < lo {
+			lo, loL = c, l
+		}
+		if c > hi {
+			hi, hiL = c, l
+		}
+	}
+	if loL >= 0 {
+		fmt.Printf("\ncosine with the reference direction: %.3f at layer %d (ablated), min %.3f (layer %d), max %.3f (layer %d)\n",
+			cos[s.Layer], s.Layer, lo, loL, hi, hiL)
+	}
+}
