@@ -103,8 +103,8 @@ func AblationRatesFrom(s *refusalkit.AblationSummary) *Chart {
 	if s == nil {
 		return failed("AblationRatesFrom: no ablation summary")
 	}
-	sets := []string{"JailbreakBench (harmful)", "induced refusal (test split)"}
-	rs := []refusalkit.AblationResult{s.JailbreakBench, s.InducedRefusal}
+	sets := []string{"JailbreakBench (harmful)", "induced refusal (test split)", "harmless (validation split)"}
+	rs := []refusalkit.AblationResult{s.JailbreakBench, s.InducedRefusal, s.Harmless}
 	var br, bt, ar, at []int
 	for _, r := range rs {
 		br, bt = append(br, r.Baseline.RefusalCount), append(bt, r.Baseline.TotalCount)
@@ -120,4 +120,18 @@ func DirectionCosineFrom(dc *refusalkit.DirectionCosines) *Chart {
 		return failed("DirectionCosineFrom: no per-layer cosines")
 	}
 	return DirectionCosine(dc.Cosines(), dc.Layer)
+}
+
+// DirectionCosinesOf charts the per-layer cosine between a refusal vector
+// and another direction (the reference method's, refusalkit.ReferenceDirection),
+// with layer pinned (-1: none).
+func DirectionCosinesOf(v, ref *refusalkit.RefusalVector, layer int) *Chart {
+	if v == nil || ref == nil {
+		return failed("DirectionCosinesOf: no vector")
+	}
+	cos, err := refusalkit.LayerCosines(v, ref)
+	if err != nil {
+		return failed("DirectionCosinesOf: %v", err)
+	}
+	return DirectionCosine(cos, layer)
 }

@@ -15,6 +15,7 @@ import (
 const (
 	SetJailbreakBench = "jailbreakbench"  // JailbreakBench's harmful requests, as they are
 	SetInducedRefusal = "induced_refusal" // held-out test instructions behind the extraction's refusal instruction
+	SetHarmless       = "harmless"        // held-out validation instructions, as they are: what ablation costs
 )
 
 // AblateConfig holds directional ablation's settings. Its zero value is the
@@ -29,10 +30,12 @@ type AblateConfig struct {
 	MaxNewTokens int // 0 = 64
 	BatchSize    int // 0 = 8
 	NInduced     int // induced-refusal prompts; 0 = 20
+	NHarmless    int // harmless prompts (validation split) the side effects are measured on; 0 = 20
 	// NHarmful takes the first n JailbreakBench requests; 0 = all 100.
-	NHarmful    int
-	InducedSeed *int64 // sampling the test split; nil = SpecTestSeed (100)
-	Dataset     string // the induced prompts' instructions; "" = the embedded ALPACA pool (its test split)
+	NHarmful     int
+	InducedSeed  *int64 // sampling the test split; nil = SpecTestSeed (100)
+	HarmlessSeed *int64 // sampling the validation split; nil = SpecValidationSeed (200)
+	Dataset      string // the induced prompts' instructions; "" = the embedded ALPACA pool (its test split)
 	// RefusalInstruction induces the refusal; "" = the extraction's.
 	RefusalInstruction string
 	// ParseSpecialTokens reads special-token spellings in the prompts as
@@ -45,7 +48,9 @@ func (c AblateConfig) WithDefaults() AblateConfig {
 	c.MaxNewTokens = positiveOr(c.MaxNewTokens, 64)
 	c.BatchSize = positiveOr(c.BatchSize, 8)
 	c.NInduced = positiveOr(c.NInduced, 20)
+	c.NHarmless = positiveOr(c.NHarmless, 20)
 	c.InducedSeed = orDefault(c.InducedSeed, SpecTestSeed)
+	c.HarmlessSeed = orDefault(c.HarmlessSeed, SpecValidationSeed)
 	return c
 }
 
@@ -83,26 +88,31 @@ type AblationSummary struct {
 	DirectionNorm  float64        `json:"direction_norm"`
 	JailbreakBench AblationResult `json:"jailbreakbench"`
 	InducedRefusal AblationResult `json:"induced_refusal"`
+	// Harmless: held-out validation instructions; its with_ablation kl is
+	// the KL the ablation causes on harmless prompts (Arditi et al. 2024).
+	Harmless AblationResult `json:"harmless"`
 
-	ModelAlias          string             `json:"model_alias"`
-	VectorDir           string             `json:"vector_dir"` // the run folder that holds the vector (set when saved)
-	AblationSite        string             `json:"ablation_site"`
-	HarmfulSource       string             `json:"harmful_source"`
-	NHarmful            int                `json:"n_harmful"`
-	InducedDataset      string             `json:"induced_dataset"` // its test split; AlpacaSource for the embedded pool
-	InducedSeed         int64              `json:"induced_seed"`
-	NInduced            int                `json:"n_induced"`
-	RefusalInstruction  string             `json:"refusal_instruction"`
-	InducedInstructions []string           `json:"induced_instructions"`
-	Decoding            string             `json:"decoding"`
-	MaxNewTokens        int                `json:"max_new_tokens"`
-	BatchSize           int                `json:"batch_size"`
-	Judge               string             `json:"judge"`
-	Backend             string             `json:"backend"`
-	DType               string             `json:"dtype"`
-	Versions            map[string]string  `json:"versions"`
-	TimingsSeconds      map[string]float64 `json:"timings_seconds"`
-	ParseSpecialTokens  bool               `json:"parse_special_tokens"`
+	ModelAlias           string             `json:"model_alias"`
+	VectorDir            string             `json:"vector_dir"` // the run folder that holds the vector (set when saved)
+	AblationSite         string             `json:"ablation_site"`
+	HarmfulSource        string             `json:"harmful_source"`
+	NHarmful             int                `json:"n_harmful"`
+	InducedDataset       string             `json:"induced_dataset"` // its test split; AlpacaSource for the embedded pool
+	InducedSeed          int64              `json:"induced_seed"`
+	NInduced             int                `json:"n_induced"`
+	RefusalInstruction   string             `json:"refusal_instruction"`
+	InducedInstructions  []string           `json:"induced_instructions"`
+	HarmlessSeed         int64              `json:"harmless_seed"`
+	HarmlessInstructions []string           `json:"harmless_instructions"`
+	Decoding             string             `json:"decoding"`
+	MaxNewTokens         int                `json:"max_new_tokens"`
+	BatchSize            int                `json:"batch_size"`
+	Judge                string             `json:"judge"`
+	Backend              string             `json:"backend"`
+	DType                string             `json:"dtype"`
+	Versions             map[string]string  `json:"versions"`
+	TimingsSeconds       map[string]float64 `json:"timings_seconds"`
+	ParseSpecialTokens   bool               `json:"parse_special_tokens"`
 }
 
 // Ablation holds everything a directional ablation produced.
@@ -111,7 +121,10 @@ type Ablation struct {
 	Direction []float32    // the unit direction ablated
 	Harmful   []string     // JailbreakBench's requests, as prompted
 	Induced   []string     // the test instructions the refusal instruction was put before
-	// Sets holds the completions by prompt set: SetJailbreakBench, SetInducedRefusal.
+	Harmless  []string     // the validation instructions
+	// Sets holds the completions by prompt set: SetJailbreakBench,
+	// SetInducedRefusal, SetHarmless. Every completion carries its side
+	// effects against the model without ablation (sideeffects.go).
 	Sets    map[string]AblationSet
 	Summary AblationSummary
 }
@@ -135,19 +148,19 @@ func AblationDirection(v *RefusalVector, layer int) ([]float32, float64, error) 
 
 // AblationPlan returns the prompts Ablate will use, checking the counts and
 // the layer, so they are refused before the model loads: the JailbreakBench
-// requests and the induced-refusal instructions (test split, leaving out
-// x's instructions).
-func AblationPlan(cfg AblateConfig, x *Extraction) (harmful, induced []string, err error) {
+// requests, the induced-refusal instructions (test split) and the harmless
+// ones (validation split), leaving out x's instructions.
+func AblationPlan(cfg AblateConfig, x *Extraction) (harmful, induced, harmless []string, err error) {
 	cfg = cfg.WithDefaults()
 	if cfg.Layer == nil {
-		return nil, nil, fmt.Errorf("no layer to ablate: give one (AblateConfig.Layer), or take an evaluation's selected layer (WithSelectedLayer)")
+		return nil, nil, nil, fmt.Errorf("no layer to ablate: give one (AblateConfig.Layer), or take an evaluation's selected layer (WithSelectedLayer)")
 	}
 	if harmful, err = HarmfulInstructions(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if cfg.NHarmful > 0 {
 		if cfg.NHarmful > len(harmful) {
-			return nil, nil, fmt.Errorf("%d harmful requests asked for but JailbreakBench has %d: lower the count", cfg.NHarmful, len(harmful))
+			return nil, nil, nil, fmt.Errorf("%d harmful requests asked for but JailbreakBench has %d: lower the count", cfg.NHarmful, len(harmful))
 		}
 		harmful = harmful[:cfg.NHarmful]
 	}
@@ -156,9 +169,12 @@ func AblationPlan(cfg AblateConfig, x *Extraction) (harmful, induced []string, e
 		exclude = x.Instructions()
 	}
 	if induced, err = EvalQueries(cfg.Dataset, Test, cfg.NInduced, *cfg.InducedSeed, exclude); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return harmful, induced, nil
+	if harmless, err = EvalQueries(cfg.Dataset, Validation, cfg.NHarmless, *cfg.HarmlessSeed, exclude); err != nil {
+		return nil, nil, nil, err
+	}
+	return harmful, induced, harmless, nil
 }
 
 // Ablate measures whether the direction of x.Vector's row at cfg.Layer
@@ -182,7 +198,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 		return nil, err
 	}
 	if cfg.Layer == nil {
-		_, _, err := AblationPlan(cfg, x)
+		_, _, _, err := AblationPlan(cfg, x)
 		return nil, err
 	}
 	layer := *cfg.Layer
@@ -190,7 +206,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 	if err != nil {
 		return nil, err
 	}
-	harmful, induced, err := AblationPlan(cfg, x)
+	harmful, induced, harmless, err := AblationPlan(cfg, x)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +217,11 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 	for i, s := range induced {
 		inducedMessages[i] = UserMessage(s, ModeRefusal, cfg.RefusalInstruction)
 	}
-	ab := &Ablation{Config: cfg, Direction: dir, Harmful: harmful, Induced: induced, Sets: map[string]AblationSet{}}
+	ab := &Ablation{Config: cfg, Direction: dir, Harmful: harmful, Induced: induced, Harmless: harmless, Sets: map[string]AblationSet{}}
 	timings := map[string]float64{}
 	timed := timer(timings)
 	progress := collect(opts).report("ablate")
-	total, done := 2*(len(harmful)+len(induced)), 0
+	total, done := 2*(len(harmful)+len(induced)+len(harmless)), 0
 	step := func(n int) {
 		done += n
 		if progress != nil {
@@ -216,14 +232,20 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 	for _, set := range []struct {
 		name                   string
 		instructions, messages []string
-	}{{SetJailbreakBench, harmful, harmful}, {SetInducedRefusal, induced, inducedMessages}} {
+	}{{SetJailbreakBench, harmful, harmful}, {SetInducedRefusal, induced, inducedMessages}, {SetHarmless, harmless, harmless}} {
 		var s AblationSet
 		if err := timed(set.name, func() (err error) {
 			if s.Baseline, err = AblatedCompletions(m, nil, -1, set.instructions, set.messages, cfg, step); err != nil {
 				return err
 			}
-			s.Ablated, err = AblatedCompletions(m, dir, layer, set.instructions, set.messages, cfg, step)
-			return err
+			if s.Ablated, err = AblatedCompletions(m, dir, layer, set.instructions, set.messages, cfg, step); err != nil {
+				return err
+			}
+			// Side effects against the model without ablation: exactly 0 KL for the baseline.
+			if err := sideEffects(m, models.ForwardOptions{}, s.Baseline, s.Baseline, cfg.BatchSize); err != nil {
+				return err
+			}
+			return sideEffects(m, models.ForwardOptions{Ablate: dir}, s.Baseline, s.Ablated, cfg.BatchSize)
 		}); err != nil {
 			return nil, err
 		}
@@ -232,6 +254,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 	ab.Summary = AblationSummary{
 		ModelPath: m.Path, Layer: layer, DirectionNorm: norm,
 		JailbreakBench: ab.Sets[SetJailbreakBench].Tally(), InducedRefusal: ab.Sets[SetInducedRefusal].Tally(),
+		Harmless: ab.Sets[SetHarmless].Tally(), HarmlessSeed: *cfg.HarmlessSeed, HarmlessInstructions: harmless,
 		ModelAlias:    m.Alias(),
 		AblationSite:  fmt.Sprintf("the unit direction of refusal_vector[%d] projected out of the stream entering every block, every attention output and every MLP output, at every prompt and generated position", layer),
 		HarmfulSource: JailbreakBenchSource, NHarmful: len(harmful),
@@ -277,7 +300,8 @@ func AblatedCompletions(m *models.Model, dir []float32, layer int, instructions,
 		}
 		for i := range g.Text {
 			out = append(out, EvalCompletion{Instruction: instructions[start+i], Prompt: texts[start+i],
-				Response: g.Text[i], IsRefusal: IsRefusal(g.Text[i]), Layer: layer, NTokens: len(g.ReplyIDs(i))})
+				Response: g.Text[i], IsRefusal: IsRefusal(g.Text[i]), Layer: layer, NTokens: len(g.ReplyIDs(i)),
+				PromptTokenIDs: prompts[start+i], GeneratedIDs: g.Tokens[i]})
 		}
 		if done != nil {
 			done(end - start)
@@ -286,11 +310,13 @@ func AblatedCompletions(m *models.Model, dir []float32, layer int, instructions,
 	return out, nil
 }
 
-// PrintTallies writes one line per prompt set: refusals without and with ablation.
+// PrintTallies writes one line per prompt set: refusals without and with
+// ablation, and what the ablation costs (KL, perplexity, degenerate completions).
 func (ab *Ablation) PrintTallies(w io.Writer) {
-	for _, name := range []string{SetJailbreakBench, SetInducedRefusal} {
+	for _, name := range []string{SetJailbreakBench, SetInducedRefusal, SetHarmless} {
 		r := ab.Sets[name].Tally()
-		fmt.Fprintf(w, "%-16s refused %d of %d without ablation, %d of %d with it\n", name,
-			r.Baseline.RefusalCount, r.Baseline.TotalCount, r.Ablated.RefusalCount, r.Ablated.TotalCount)
+		fmt.Fprintf(w, "%-16s refused %d of %d without ablation, %d of %d with it; KL %.3f, perplexity %.1f → %.1f, degenerate %d → %d\n", name,
+			r.Baseline.RefusalCount, r.Baseline.TotalCount, r.Ablated.RefusalCount, r.Ablated.TotalCount,
+			r.Ablated.KL.Mean, r.Baseline.Perplexity.Mean, r.Ablated.Perplexity.Mean, r.Baseline.DegenerateCount, r.Ablated.DegenerateCount)
 	}
 }

@@ -41,9 +41,10 @@ func IsDegenerate(text string, ids []int32) bool {
 	return strings.TrimSpace(text) == "" || Repetition(ids) > DegenerateRepetition
 }
 
-// sideEffects fills in the side effects of steered completions cs (each
-// with its prompt and generated ids), against unsteered, the unsteered
-// completions of the same instructions in the same order:
+// sideEffects fills in the side effects of completions cs made with an
+// intervention (steering, ablation), each with its prompt and generated
+// ids, against unsteered, the completions of the same prompts without it,
+// in the same order:
 //
 //   - KL: KL(unsteered ‖ steered) of the next-token distribution, averaged
 //     over the positions of the unsteered continuation, teacher-forced
@@ -51,8 +52,8 @@ func IsDegenerate(text string, ids []int32) bool {
 //   - Perplexity: exp of the mean negative log-likelihood of the steered
 //     completion's generated tokens under the unsteered model;
 //   - Repetition and Degenerate: of the completion's own tokens.
-func sideEffects(m *models.Model, steer models.Steering, unsteered, cs []EvalCompletion, batchSize int) error {
-	kl, err := MeanKL(m, steerAt(steer), unsteered, batchSize)
+func sideEffects(m *models.Model, intervention models.ForwardOptions, unsteered, cs []EvalCompletion, batchSize int) error {
+	kl, err := MeanKL(m, intervention, unsteered, batchSize)
 	if err != nil {
 		return err
 	}

@@ -155,7 +155,7 @@ func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, 
 			}
 		}
 		cs = append([]EvalCompletion(nil), cs...)
-		if err := sideEffects(m, v.Steering(layer, float32(c)), unsteered, cs, cfg.BatchSize); err != nil {
+		if err := sideEffects(m, steerAt(v.Steering(layer, float32(c))), unsteered, cs, cfg.BatchSize); err != nil {
 			return nil, err
 		}
 		out[c] = cs

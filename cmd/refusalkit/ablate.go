@@ -87,7 +87,7 @@ func cmdAblate(args []string) error {
 	}
 	cfg := refusalkit.AblateConfig{Layer: layer, MaxNewTokens: *maxNew, BatchSize: *batch, NInduced: *nInduced,
 		ParseSpecialTokens: x.Config.ParseSpecialTokens}
-	harmful, induced, err := refusalkit.AblationPlan(cfg, x)
+	harmful, induced, harmlessKL, err := refusalkit.AblationPlan(cfg, x)
 	if err != nil {
 		return usagef("--n_induced: %v", err)
 	}
@@ -123,6 +123,7 @@ func cmdAblate(args []string) error {
 	for _, s := range induced {
 		messages = append(messages, refusalkit.UserMessage(s, refusalkit.ModeRefusal, instruction))
 	}
+	messages = append(messages, harmlessKL...)
 	if err := refusalkit.CheckPromptsFit(m, append(messages, harmless...), cfg.MaxNewTokens); err != nil {
 		return usagef("%v", err)
 	}
@@ -146,8 +147,8 @@ func cmdAblate(args []string) error {
 	if err := removeAblationTemps(dir); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "refusalkit ablate: %s on %s; layer %d (%s); %d JailbreakBench and %d induced-refusal prompts, each without and with ablation -> %s\n",
-		m.Alias(), m.Backend.Name(), *layer, layerSource, len(harmful), len(induced), dir)
+	fmt.Fprintf(os.Stderr, "refusalkit ablate: %s on %s; layer %d (%s); %d JailbreakBench, %d induced-refusal and %d harmless prompts, each without and with ablation -> %s\n",
+		m.Alias(), m.Backend.Name(), *layer, layerSource, len(harmful), len(induced), len(harmlessKL), dir)
 	ab, err := refusalkit.Ablate(m, x, cfg, refusalkit.WithProgress(progress.New(os.Stderr)))
 	if err != nil {
 		return err
@@ -209,14 +210,15 @@ func printAblation(ab *refusalkit.Ablation, dc *refusalkit.DirectionCosines) {
 	s := ab.Summary
 	fmt.Printf("ablated direction: refusal_vector[%d] (norm %.3f), %s\n\n", s.Layer, s.DirectionNorm, s.LayerSource)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "prompt set\twithout ablation\twith ablation\t")
+	fmt.Fprintln(w, "prompt set\twithout ablation\twith ablation\tKL\tperplexity\tdegenerate\t")
 	for _, row := range []struct {
 		name string
 		r    refusalkit.AblationResult
-	}{{"JailbreakBench", s.JailbreakBench}, {"induced refusal", s.InducedRefusal}} {
-		fmt.Fprintf(w, "%s\t%d/%d (%.2f)\t%d/%d (%.2f)\t\n", row.name,
-			row.r.Baseline.RefusalCount, row.r.Baseline.TotalCount, row.r.Baseline.RefusalRate,
-			row.r.Ablated.RefusalCount, row.r.Ablated.TotalCount, row.r.Ablated.RefusalRate)
+	}{{"JailbreakBench", s.JailbreakBench}, {"induced refusal", s.InducedRefusal}, {"harmless", s.Harmless}} {
+		b, a := row.r.Baseline, row.r.Ablated
+		fmt.Fprintf(w, "%s\t%d/%d (%.2f)\t%d/%d (%.2f)\t%.3f\t%.1f → %.1f\t%d → %d\t\n", row.name,
+			b.RefusalCount, b.TotalCount, b.RefusalRate, a.RefusalCount, a.TotalCount, a.RefusalRate,
+			a.KL.Mean, b.Perplexity.Mean, a.Perplexity.Mean, b.DegenerateCount, a.DegenerateCount)
 	}
 	w.Flush()
 	cos := dc.Cosines()

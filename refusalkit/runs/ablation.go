@@ -10,13 +10,15 @@ import (
 type AblationCompletions struct {
 	JailbreakBench refusalkit.AblationSet `json:"jailbreakbench"`
 	InducedRefusal refusalkit.AblationSet `json:"induced_refusal"`
+	Harmless       refusalkit.AblationSet `json:"harmless"`
 }
 
 // SaveAblation writes ablation_completions.json, then
 // ablation_summary.json (the completion marker), each atomically. The
 // summary's vector_dir is the run folder unless already set.
 func (r *Run) SaveAblation(ab *refusalkit.Ablation) error {
-	comp := AblationCompletions{JailbreakBench: ab.Sets[refusalkit.SetJailbreakBench], InducedRefusal: ab.Sets[refusalkit.SetInducedRefusal]}
+	comp := AblationCompletions{JailbreakBench: ab.Sets[refusalkit.SetJailbreakBench], InducedRefusal: ab.Sets[refusalkit.SetInducedRefusal],
+		Harmless: ab.Sets[refusalkit.SetHarmless]}
 	if err := tensorfile.WriteJSONAtomic(r.path(AblationCompletionsFile), comp); err != nil {
 		return err
 	}
@@ -39,15 +41,16 @@ func (r *Run) Ablation() (*refusalkit.Ablation, error) {
 	if err := readJSON(r.path(AblationCompletionsFile), &comp); err != nil {
 		return nil, err
 	}
-	layer, seed := sum.Layer, sum.InducedSeed
+	layer, seed, hseed := sum.Layer, sum.InducedSeed, sum.HarmlessSeed
 	cfg := refusalkit.AblateConfig{Layer: &layer, MaxNewTokens: sum.MaxNewTokens, BatchSize: sum.BatchSize,
-		NInduced: sum.NInduced, NHarmful: sum.NHarmful, InducedSeed: &seed, RefusalInstruction: sum.RefusalInstruction,
-		ParseSpecialTokens: sum.ParseSpecialTokens}
+		NInduced: sum.NInduced, NHarmless: len(sum.HarmlessInstructions), NHarmful: sum.NHarmful, InducedSeed: &seed,
+		HarmlessSeed: &hseed, RefusalInstruction: sum.RefusalInstruction, ParseSpecialTokens: sum.ParseSpecialTokens}
 	if sum.InducedDataset != refusalkit.AlpacaSource {
 		cfg.Dataset = sum.InducedDataset
 	}
-	ab := &refusalkit.Ablation{Config: cfg, Induced: sum.InducedInstructions, Summary: sum,
-		Sets: map[string]refusalkit.AblationSet{refusalkit.SetJailbreakBench: comp.JailbreakBench, refusalkit.SetInducedRefusal: comp.InducedRefusal}}
+	ab := &refusalkit.Ablation{Config: cfg, Induced: sum.InducedInstructions, Harmless: sum.HarmlessInstructions, Summary: sum,
+		Sets: map[string]refusalkit.AblationSet{refusalkit.SetJailbreakBench: comp.JailbreakBench, refusalkit.SetInducedRefusal: comp.InducedRefusal,
+			refusalkit.SetHarmless: comp.Harmless}}
 	for _, c := range comp.JailbreakBench.Baseline {
 		ab.Harmful = append(ab.Harmful, c.Instruction)
 	}

@@ -19,13 +19,16 @@ func sampleAblation() (*refusalkit.Ablation, *refusalkit.DirectionCosines) {
 	jbb := refusalkit.AblationSet{Baseline: []refusalkit.EvalCompletion{c("h1", -1, true), c("h2", -1, true)},
 		Ablated: []refusalkit.EvalCompletion{c("h1", 2, false), c("h2", 2, true)}}
 	ind := refusalkit.AblationSet{Baseline: []refusalkit.EvalCompletion{c("q1", -1, true)}, Ablated: []refusalkit.EvalCompletion{c("q1", 2, false)}}
-	layer, seed := 2, int64(100)
+	harmless := refusalkit.AblationSet{Baseline: []refusalkit.EvalCompletion{c("v1", -1, false)}, Ablated: []refusalkit.EvalCompletion{c("v1", 2, false)}}
+	layer, seed, hseed := 2, int64(100), int64(200)
 	ab := &refusalkit.Ablation{
-		Config:  refusalkit.AblateConfig{Layer: &layer, MaxNewTokens: 64, BatchSize: 8, NInduced: 1, NHarmful: 2, InducedSeed: &seed, RefusalInstruction: "No.\n"},
-		Harmful: []string{"h1", "h2"}, Induced: []string{"q1"},
-		Sets: map[string]refusalkit.AblationSet{refusalkit.SetJailbreakBench: jbb, refusalkit.SetInducedRefusal: ind},
-		Summary: refusalkit.AblationSummary{Layer: 2, JailbreakBench: jbb.Tally(), InducedRefusal: ind.Tally(), NHarmful: 2, NInduced: 1,
-			InducedSeed: 100, InducedDataset: refusalkit.AlpacaSource, RefusalInstruction: "No.\n", InducedInstructions: []string{"q1"},
+		Config: refusalkit.AblateConfig{Layer: &layer, MaxNewTokens: 64, BatchSize: 8, NInduced: 1, NHarmless: 1, NHarmful: 2,
+			InducedSeed: &seed, HarmlessSeed: &hseed, RefusalInstruction: "No.\n"},
+		Harmful: []string{"h1", "h2"}, Induced: []string{"q1"}, Harmless: []string{"v1"},
+		Sets: map[string]refusalkit.AblationSet{refusalkit.SetJailbreakBench: jbb, refusalkit.SetInducedRefusal: ind, refusalkit.SetHarmless: harmless},
+		Summary: refusalkit.AblationSummary{Layer: 2, JailbreakBench: jbb.Tally(), InducedRefusal: ind.Tally(), Harmless: harmless.Tally(),
+			NHarmful: 2, NInduced: 1, InducedSeed: 100, HarmlessSeed: 200, HarmlessInstructions: []string{"v1"},
+			InducedDataset: refusalkit.AlpacaSource, RefusalInstruction: "No.\n", InducedInstructions: []string{"q1"},
 			MaxNewTokens: 64, BatchSize: 8, VectorDir: "elsewhere"},
 	}
 	half := 0.5
