@@ -91,21 +91,21 @@ func (m *Model) Compare(seqs [][]int32, from []int, opts ForwardOptions) (*Compa
 		return nil, fmt.Errorf("compare: %w", err)
 	}
 	trimCHeap()
-	flat := make([][]float32, len(outs))
-	for i, o := range outs {
-		if flat[i], err = tensors.CopyFlatData[float32](o); err != nil {
+	flat := map[string][]float32{}
+	for i, name := range compareOutputNames {
+		if flat[name], err = tensors.CopyFlatData[float32](outs[i]); err != nil {
 			return nil, err
 		}
-		_ = o.FinalizeAll()
+		_ = outs[i].FinalizeAll()
 	}
 	res := &Comparison{KL: make([][]float64, B), CleanLogProb: make([][]float64, B), LogProb: make([][]float64, B)}
 	for b, seq := range seqs {
 		for t := from[b]; t < len(seq); t++ {
 			p := b*P + s.pads[b] + t - 1 // the position that predicts token t
 			// A KL below zero is float32 rounding of an exact 0.
-			res.KL[b] = append(res.KL[b], math.Max(0, float64(flat[0][p])))
-			res.CleanLogProb[b] = append(res.CleanLogProb[b], float64(flat[1][p]))
-			res.LogProb[b] = append(res.LogProb[b], float64(flat[2][p]))
+			res.KL[b] = append(res.KL[b], math.Max(0, float64(flat[outKL][p])))
+			res.CleanLogProb[b] = append(res.CleanLogProb[b], float64(flat[outCleanLogP][p]))
+			res.LogProb[b] = append(res.LogProb[b], float64(flat[outSteerLogP][p]))
 		}
 	}
 	return res, nil
@@ -146,14 +146,24 @@ func (m *Model) compareGraph(iv Interventions, names []string) func(g *Graph, in
 			for i := range c.NumLayers {
 				x.kCache[i], x.vCache[i] = Zeros(g, cacheShape), Zeros(g, cacheShape)
 			}
-			h := forward(&c, w, x, 0, nil)[outHidden]           // [B, S, d_model]
+			h := forward(&c, w, x, 0, nil)[outHidden]              // [B, S, d_model]
 			return LogSoftmax(lmHead(&c, w, h, "bsd,vd->bsv"), -1) // [B, S, vocab], float32
 		}
 		lc, ls := logProbs(clean, Interventions{}), logProbs(named, iv)
-		kl := ReduceSum(Mul(Exp(lc), Sub(lc, ls)), -1) // [B, S]
-		return []*Node{kl, pick(lc, named[inTargets]), pick(ls, named[inTargets])}
+		outs, err := inOrder(compareOutputNames, map[string]*Node{
+			outKL:        ReduceSum(Mul(Exp(lc), Sub(lc, ls)), -1), // [B, S]
+			outCleanLogP: pick(lc, named[inTargets]),
+			outSteerLogP: pick(ls, named[inTargets]),
+		})
+		if err != nil {
+			panic(err)
+		}
+		return outs
 	}
 }
+
+// compareOutputNames lists the comparison program's outputs, in order.
+var compareOutputNames = []string{outKL, outCleanLogP, outSteerLogP}
 
 // pick returns logp[b, s, targets[b, s]]: [B, S] from [B, S, V] and [B, S].
 func pick(logp, targets *Node) *Node {

@@ -38,7 +38,7 @@ func (s Sampling) String() string {
 // GenerateOptions control a batched generation.
 type GenerateOptions struct {
 	MaxNewTokens int
-	Sampling // the zero value decodes greedily
+	Sampling     // the zero value decodes greedily
 	// Seed drives sampling. Each row draws from its own generator seeded by
 	// (Seed, RowSeeds[i]) — RowSeeds defaults to the row index — so a
 	// completion does not depend on which batch it was generated in.
