@@ -196,8 +196,15 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 	ev.Scores.ValidationSeed = *cfg.ValidationSeed
 	// The side effects' reference on the validation split: its unsteered
 	// greedy continuations (coefficient 0 adds zeros at any layer).
+	h := collect(opts)
+	if p := h.report("validation side effects"); p != nil {
+		p(0, 1) // the unsteered validation completions, then the KL of the selection
+	}
 	var valUnsteered []EvalCompletion
 	if err := timed("validation_side_effects", func() (err error) {
+		if p := h.report("validation side effects"); p != nil {
+			defer p(1, 1)
+		}
 		if valUnsteered, err = SteeredCompletions(m, v, 0, 0, ev.Validation, cfg.SweepConfig); err != nil {
 			return err
 		}
@@ -210,9 +217,21 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 	sweep := cfg.SweepConfig
 	if cfg.TargetRefusalRate > 0 {
 		if err := timed("calibration", func() (err error) {
+			progress, tried := h.report("calibrate"), 0
+			most := len(CalibrationGrid) + CalibrationSteps
+			if progress != nil {
+				progress(0, most)
+			}
 			ev.Calibration, err = Calibrate(cfg.TargetRefusalRate, cfg.MaxKL, func(c float64) (CalibrationPoint, error) {
-				return validationPoint(m, v, sel.Layer, c, ev.Validation, valUnsteered, cfg.SweepConfig)
+				p, err := validationPoint(m, v, sel.Layer, c, ev.Validation, valUnsteered, cfg.SweepConfig)
+				if tried++; progress != nil {
+					progress(tried, most) // at most: the search may stop early
+				}
+				return p, err
 			})
+			if progress != nil && tried < most {
+				progress(most, most)
+			}
 			return err
 		}); err != nil {
 			return nil, err
