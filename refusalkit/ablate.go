@@ -36,7 +36,7 @@ type AblateConfig struct {
 	InducedSeed  *int64 // sampling the test split; nil = SpecTestSeed (100)
 	HarmlessSeed *int64 // sampling the validation split; nil = SpecValidationSeed (200)
 	Dataset      string // the induced prompts' instructions; "" = the embedded ALPACA pool (its test split)
-	// RefusalInstruction induces the refusal; "" = the extraction's.
+	// RefusalInstruction induces the refusal; "" = the extraction's (its first, when it had several).
 	RefusalInstruction string
 	// ParseSpecialTokens reads special-token spellings in the prompts as
 	// control tokens (models.EncodeOptions).
@@ -211,7 +211,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 		return nil, err
 	}
 	if cfg.RefusalInstruction == "" {
-		cfg.RefusalInstruction = x.Config.WithDefaults().RefusalInstruction
+		cfg.RefusalInstruction = x.Config.WithDefaults().RefusalInstructions[0]
 	}
 	inducedMessages := make([]string, len(induced))
 	for i, s := range induced {

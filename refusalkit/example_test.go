@@ -18,7 +18,7 @@ func Example() {
 	}
 	defer m.Close()
 	x, err := refusalkit.Extract(m, refusalkit.ExtractConfig{NSamples: 3, GenerateConfig: refusalkit.GenerateConfig{
-		NCompletions: 4, MaxNewTokens: 16, RefusalInstruction: refusalkit.DeclineInstruction}})
+		NCompletions: 4, MaxNewTokens: 16, RefusalInstructions: []string{refusalkit.DeclineInstruction}}})
 	if err != nil {
 		fmt.Println(err)
 		return

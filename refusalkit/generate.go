@@ -36,9 +36,13 @@ type GenerateConfig struct {
 	BatchSize    int              // rows per generation batch; 0 = 8
 	Seed         *int64           // nil = SpecSeed (42)
 	Sampling     *models.Sampling // nil = SpecSampling (temperature 1.0, top-p 0.95, top-k 64)
-	// RefusalInstruction is prepended to the instruction in refusal mode;
-	// "" = DefaultRefusalInstruction.
-	RefusalInstruction string
+	// RefusalInstructions are prepended to the instruction in refusal mode,
+	// spread over the completions: completion c of every query uses
+	// instruction c mod len(RefusalInstructions) (RefusalInstructionIndex).
+	// nil = the spec's one, DefaultRefusalInstruction; an entry "" stands
+	// for it too. With one instruction the run is the spec's single-
+	// instruction run, response for response.
+	RefusalInstructions []string
 	// ParseSpecialTokens reads special-token spellings in the user message
 	// (instruction and refusal instruction) as control tokens; off, the
 	// default, they are plain text (models.EncodeOptions).
@@ -53,10 +57,56 @@ func (c GenerateConfig) WithDefaults() GenerateConfig {
 	c.BatchSize = positiveOr(c.BatchSize, 8)
 	c.Seed = orDefault(c.Seed, SpecSeed)
 	c.Sampling = orDefault(c.Sampling, SpecSampling)
-	if c.RefusalInstruction == "" {
-		c.RefusalInstruction = DefaultRefusalInstruction
+	instrs := slices.Clone(c.RefusalInstructions)
+	if len(instrs) == 0 {
+		instrs = []string{DefaultRefusalInstruction}
 	}
+	for i, s := range instrs {
+		if s == "" {
+			instrs[i] = DefaultRefusalInstruction
+		}
+	}
+	c.RefusalInstructions = instrs
 	return c
+}
+
+// RefusalInstructionIndex is the index in RefusalInstructions (defaults
+// filled in) of the instruction refusal-mode completion c of every query
+// uses: c mod the number of instructions, so each instruction answers every
+// query, in turn.
+func (c GenerateConfig) RefusalInstructionIndex(completion int) int {
+	return completion % max(1, len(c.WithDefaults().RefusalInstructions))
+}
+
+// CheckRefusalInstructions refuses a list of refusal instructions that
+// cannot make a run as asked: a duplicate (the same text twice would only
+// reweigh it), a NUL byte, or more instructions than n_completions (some
+// would answer no query). Defaults are filled in first.
+func (c GenerateConfig) CheckRefusalInstructions() error {
+	c = c.WithDefaults()
+	seen := map[string]int{}
+	for i, s := range c.RefusalInstructions {
+		if j, ok := seen[s]; ok {
+			return fmt.Errorf("--refusal_instruction %d repeats --refusal_instruction %d (%q): give each instruction once", i+1, j+1, clipText(s, 40))
+		}
+		seen[s] = i
+		if err := CheckText(RefusalInstructionName(i, len(c.RefusalInstructions)), s); err != nil {
+			return err
+		}
+	}
+	if k := len(c.RefusalInstructions); c.NCompletions < k {
+		return fmt.Errorf("--n_completions %d is smaller than the %d refusal instructions (completion c uses instruction c mod %d, so some would get no completion): raise --n_completions to at least %d or give fewer instructions", c.NCompletions, k, k, k)
+	}
+	return nil
+}
+
+// RefusalInstructionName names refusal instruction i of k in messages:
+// "--refusal_instruction", and its place among several ("--refusal_instruction 2").
+func RefusalInstructionName(i, k int) string {
+	if k == 1 {
+		return "--refusal_instruction"
+	}
+	return fmt.Sprintf("--refusal_instruction %d", i+1)
 }
 
 // Checkpoint stores finished generation batches so that an interrupted run
@@ -90,6 +140,10 @@ func RowSeed(stage string, query, completion int) uint64 {
 }
 
 // GenerateResponses answers every query cfg.NCompletions times in one mode.
+// In refusal mode completion c of each query is asked with refusal
+// instruction c mod k (GenerateConfig.RefusalInstructionIndex), which a run
+// given several records in each response; a list CheckRefusalInstructions
+// refuses is an error.
 // Responses come back in (query, completion) order, each with the judge's
 // verdict and its mean residual stream at every layer (Means), captured
 // while generating. Options: WithProgress (stage "generate <mode>"),
@@ -105,18 +159,42 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 	if cfg.NCompletions < 0 || cfg.BatchSize < 0 || cfg.MaxNewTokens < 0 {
 		return nil, fmt.Errorf("n_completions (%d), batch size (%d) and max_new_tokens (%d) must be positive", cfg.NCompletions, cfg.BatchSize, cfg.MaxNewTokens)
 	}
+	if mode == ModeRefusal {
+		if err := cfg.CheckRefusalInstructions(); err != nil {
+			return nil, err
+		}
+	}
+	k := len(cfg.RefusalInstructions)
 	var rows []Response
 	var prompts [][]int32
 	for q, instr := range queries {
-		msg := UserMessage(instr, mode, cfg.RefusalInstruction)
-		text, ids, err := m.EncodePromptWith(msg, models.EncodeOptions{ParseSpecialTokens: cfg.ParseSpecialTokens})
-		if err != nil {
-			return nil, fmt.Errorf("query %d: %w", q, err)
+		// One prompt per instruction: completion c uses instruction c mod k.
+		type prompt struct {
+			msg, text string
+			ids       []int32
+		}
+		n := 1 // compliant mode sends the instruction alone
+		if mode == ModeRefusal {
+			n = k
+		}
+		var ps []prompt
+		for i := range n {
+			msg := UserMessage(instr, mode, cfg.RefusalInstructions[i])
+			text, ids, err := m.EncodePromptWith(msg, models.EncodeOptions{ParseSpecialTokens: cfg.ParseSpecialTokens})
+			if err != nil {
+				return nil, fmt.Errorf("query %d: %w", q, err)
+			}
+			ps = append(ps, prompt{msg, text, ids})
 		}
 		for c := range cfg.NCompletions {
-			rows = append(rows, Response{Instruction: instr, UserMessage: msg, Prompt: text, Mode: mode, QueryIndex: q, CompletionIndex: c,
-				PromptTokenIDs: ids})
-			prompts = append(prompts, ids)
+			i := c % len(ps)
+			r := Response{Instruction: instr, UserMessage: ps[i].msg, Prompt: ps[i].text, Mode: mode, QueryIndex: q, CompletionIndex: c,
+				PromptTokenIDs: ps[i].ids}
+			if mode == ModeRefusal && k > 1 {
+				r.RefusalInstructionIndex = &i
+			}
+			rows = append(rows, r)
+			prompts = append(prompts, ps[i].ids)
 		}
 	}
 	if progress != nil {
@@ -204,7 +282,8 @@ func sameRows(saved, rows []Response) error {
 	}
 	for i, r := range rows {
 		s := saved[i]
-		if s.Instruction != r.Instruction || s.Prompt != r.Prompt || s.Mode != r.Mode || s.QueryIndex != r.QueryIndex || s.CompletionIndex != r.CompletionIndex {
+		if s.Instruction != r.Instruction || s.Prompt != r.Prompt || s.Mode != r.Mode || s.QueryIndex != r.QueryIndex || s.CompletionIndex != r.CompletionIndex ||
+			s.InstructionIndex() != r.InstructionIndex() {
 			return fmt.Errorf("row %d answers %q, expected %q", i, s.Instruction, r.Instruction)
 		}
 	}

@@ -6,7 +6,7 @@ type Mode string
 const (
 	// ModeCompliant: the instruction was sent as is; the model answers normally.
 	ModeCompliant Mode = "compliant"
-	// ModeRefusal: the spec's refusal instruction ("You must refuse to answer this question.\n")
+	// ModeRefusal: a refusal instruction (the spec's: "You must refuse to answer this question.\n")
 	// was prepended to the instruction, asking the model to refuse.
 	ModeRefusal Mode = "refusal"
 )
@@ -32,6 +32,12 @@ type Response struct {
 	QueryIndex int `json:"query_index"`
 	// CompletionIndex is the index of this completion among those of the same query and mode.
 	CompletionIndex int `json:"completion_index"`
+	// RefusalInstructionIndex is the index of the refusal instruction this refusal-mode
+	// response was asked with, in a run given several (GenerateConfig.RefusalInstructions:
+	// completion c uses instruction c mod their number). It is omitted (nil) in compliant
+	// mode and in a run with one refusal instruction, whose files stay the spec's;
+	// InstructionIndex reads it as 0 there.
+	RefusalInstructionIndex *int `json:"refusal_instruction_index,omitempty"`
 	// NTokens is the number of generated response tokens (len(TokenIDs) when those are kept).
 	NTokens int `json:"n_tokens"`
 	// IsRefusal is the substring judge's verdict on Response (IsRefusal).
@@ -49,4 +55,14 @@ type Response struct {
 	// (row i: the stream entering block i; the last row: the final hidden state). It is large
 	// and derived, so it is not written to the JSON files; nil until captured or extracted.
 	Means [][]float64 `json:"-"`
+}
+
+// InstructionIndex is r's refusal instruction index: RefusalInstructionIndex,
+// or 0 when it is omitted (a run with one refusal instruction, or compliant
+// mode, where it means nothing).
+func (r Response) InstructionIndex() int {
+	if r.RefusalInstructionIndex == nil {
+		return 0
+	}
+	return *r.RefusalInstructionIndex
 }

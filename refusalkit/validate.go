@@ -50,8 +50,10 @@ func CheckPromptsFit(m *models.Model, userMessages []string, maxNewTokens int) e
 	return nil
 }
 
-// ExtractPrompts lists every user message an extraction sends (both modes)
-// without generating anything: the same sampling Extract does.
+// ExtractPrompts lists every user message an extraction sends (both modes,
+// every refusal instruction) without generating anything: the same sampling
+// Extract does. It refuses refusal instructions CheckRefusalInstructions
+// refuses.
 func ExtractPrompts(cfg ExtractConfig) ([]string, error) {
 	cfg = cfg.WithDefaults()
 	pool, err := TrainPool(cfg.Dataset)
@@ -62,9 +64,15 @@ func ExtractPrompts(cfg ExtractConfig) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.CheckRefusalInstructions(); err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, q := range queries {
-		out = append(out, UserMessage(q, ModeCompliant, cfg.RefusalInstruction), UserMessage(q, ModeRefusal, cfg.RefusalInstruction))
+		out = append(out, UserMessage(q, ModeCompliant, ""))
+		for _, ri := range cfg.RefusalInstructions {
+			out = append(out, UserMessage(q, ModeRefusal, ri))
+		}
 	}
 	return out, nil
 }

@@ -114,7 +114,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	}
 	xcfg := refusalkit.ExtractConfig{}.WithDefaults()
 	xcfg.NSamples = scaled(xcfg.NSamples, scale)
-	xcfg.RefusalInstruction = refusalkit.DeclineInstruction
+	xcfg.RefusalInstructions = []string{refusalkit.DeclineInstruction}
 	show := refusalkit.WithProgress(progress.New(os.Stderr))
 
 	// refusalkit as built: fan-out prefill, capture during generation.
@@ -212,7 +212,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 func captureOverhead(m *models.Model, cfg refusalkit.GenerateConfig, queries []string, rounds int) (float64, error) {
 	var prompts [][]int32
 	for _, q := range queries {
-		_, ids, err := m.EncodePrompt(refusalkit.UserMessage(q, refusalkit.ModeCompliant, cfg.RefusalInstruction))
+		_, ids, err := m.EncodePrompt(refusalkit.UserMessage(q, refusalkit.ModeCompliant, ""))
 		if err != nil {
 			return 0, err
 		}

@@ -118,7 +118,7 @@ func cmdAblate(args []string) error {
 	if v.Model != "" && v.Model != m.Alias() {
 		fmt.Fprintf(os.Stderr, "warning: the refusal vector was made with %q, not %q (same shape): its rows may mean nothing for this model\n", v.Model, m.Alias())
 	}
-	instruction := x.Config.WithDefaults().RefusalInstruction
+	instruction := x.Config.WithDefaults().RefusalInstructions[0]
 	messages := append([]string{}, harmful...)
 	for _, s := range induced {
 		messages = append(messages, refusalkit.UserMessage(s, refusalkit.ModeRefusal, instruction))

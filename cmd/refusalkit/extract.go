@@ -24,7 +24,8 @@ func cmdExtract(args []string) error {
 	batchFlag := fs.String("generation_batch_size", fmt.Sprint(def.BatchSize), "rows per generation batch, or auto (picked from the memory available)")
 	seed := fs.Int64("seed", *def.Seed, "random seed (query sampling and generation)")
 	outDir := fs.String("output_dir", "", "output folder (default runs/{model_alias}/harmless_refusal_vectors, under $REFUSALKIT_RUNS when set; refusalkit rundir prints it)")
-	instr := fs.String("refusal_instruction", def.RefusalInstruction, "instruction prepended to the query in refusal mode")
+	instrs := &stringList{list: def.RefusalInstructions}
+	fs.Var(instrs, "refusal_instruction", "`instruction` prepended to the query in refusal mode; repeat the flag to give several: completion c of each query uses instruction c mod their number")
 	dataset := fs.String("dataset", "", "instructions file (.json, .jsonl, .csv with an \"instruction\" field; its train split is used) instead of ALPACA")
 	temperature := fs.Float64("temperature", def.Sampling.Temperature, "sampling temperature")
 	topP := fs.Float64("top_p", def.Sampling.TopP, "nucleus sampling mass")
@@ -56,14 +57,17 @@ func cmdExtract(args []string) error {
 			return err
 		}
 	}
-	if err := checkUserSettings(*temperature, *topP, *topK, *instr); err != nil {
+	if err := checkUserSettings(*temperature, *topP, *topK, instrs.list...); err != nil {
 		return err
 	}
 	cfg := refusalkit.ExtractConfig{NSamples: *nSamples, Dataset: *dataset, GenerateConfig: refusalkit.GenerateConfig{
 		NCompletions: *nCompletions, MaxNewTokens: *maxNew, BatchSize: *batch, Seed: seed,
-		Sampling:           &models.Sampling{Temperature: *temperature, TopP: *topP, TopK: *topK},
-		RefusalInstruction: *instr, ParseSpecialTokens: *parseSpecial,
+		Sampling:            &models.Sampling{Temperature: *temperature, TopP: *topP, TopK: *topK},
+		RefusalInstructions: instrs.list, ParseSpecialTokens: *parseSpecial,
 	}}
+	if err := cfg.CheckRefusalInstructions(); err != nil {
+		return usagef("%v", err)
+	}
 
 	// Check everything cheap before loading the model.
 	pool, err := refusalkit.TrainPool(cfg.Dataset)
@@ -148,6 +152,11 @@ func cmdExtract(args []string) error {
 	fmt.Fprintf(os.Stderr, "kept %d/%d compliant (%.1f%%) and %d/%d refusal (%.1f%%) responses in %.0fs\n",
 		md.NCompliantResponsesKept, md.NCompliantResponsesGenerated, 100*md.CompliantFilterRate,
 		md.NRefusalResponsesKept, md.NRefusalResponsesGenerated, 100*md.RefusalFilterRate, x.Timings["total"])
+	if len(md.RefusalKeptByInstruction) > 1 {
+		for _, k := range md.RefusalKeptByInstruction {
+			fmt.Fprintf(os.Stderr, "  refusal instruction %d (%q): kept %d/%d (%.1f%%)\n", k.Index, md.RefusalInstructions[k.Index], k.Kept, k.Generated, 100*k.FilterRate)
+		}
+	}
 	if runErr != nil {
 		_ = writeCharts(run) // the kept-vs-generated chart shows what went wrong
 		if errors.Is(runErr, refusalkit.ErrTooFewResponses) {

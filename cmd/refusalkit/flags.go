@@ -75,6 +75,32 @@ func (l *floatList) Set(s string) error {
 	return nil
 }
 
+// stringList is a repeatable text flag: each use adds one value, and the
+// first use replaces the default.
+type stringList struct {
+	list []string
+	set  bool
+}
+
+func (l *stringList) String() string {
+	if l == nil {
+		return ""
+	}
+	q := make([]string, len(l.list))
+	for i, s := range l.list {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func (l *stringList) Set(s string) error {
+	if !l.set {
+		l.list, l.set = nil, true
+	}
+	l.list = append(l.list, s)
+	return nil
+}
+
 // joinSpaceLists turns "--coefficients 0 0.5 1" into "--coefficients=0 0.5 1":
 // the values after a list flag, up to the next flag, belong to it.
 func joinSpaceLists(args []string, listFlags ...string) []string {
@@ -126,12 +152,13 @@ func checkUserSettings(temperature, topP float64, topK int, texts ...string) err
 	if err := refusalkit.CheckSampling(temperature, topP, topK); err != nil {
 		return usagef("%v", err)
 	}
-	for _, t := range texts {
-		if err := refusalkit.CheckText("--refusal_instruction", t); err != nil {
+	for i, t := range texts {
+		name := refusalkit.RefusalInstructionName(i, len(texts))
+		if err := refusalkit.CheckText(name, t); err != nil {
 			return usagef("%v", err)
 		}
 		if strings.Contains(t, `\n`) {
-			fmt.Fprintln(os.Stderr, `warning: --refusal_instruction holds a backslash followed by n, not a newline; in a shell write $'...\n' for a newline`)
+			fmt.Fprintf(os.Stderr, "warning: %s holds a backslash followed by n, not a newline; in a shell write $'...\\n' for a newline\n", name)
 		}
 	}
 	return nil

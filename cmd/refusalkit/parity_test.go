@@ -30,7 +30,7 @@ func TestRunValueAndCommandsWriteTheSameFiles(t *testing.T) {
 		t.Skipf("bundled model not installed (%v)", err)
 	}
 	xcfg := refusalkit.ExtractConfig{NSamples: 3, GenerateConfig: refusalkit.GenerateConfig{
-		NCompletions: 4, MaxNewTokens: 16, RefusalInstruction: refusalkit.DeclineInstruction}}
+		NCompletions: 4, MaxNewTokens: 16, RefusalInstructions: []string{refusalkit.DeclineInstruction}}}
 	ecfg := refusalkit.EvalConfig{NValidation: 3, NTest: 3,
 		SweepConfig: refusalkit.SweepConfig{Coefficients: []float64{0, 1}, MaxNewTokens: 8}}
 

@@ -190,7 +190,7 @@ func TestRealModelSmallExtraction(t *testing.T) {
 	}
 	cfg := refusalkit.ExtractConfig{}
 	cfg.NSamples, cfg.NCompletions, cfg.MaxNewTokens, cfg.BatchSize = 2, 3, 16, 6
-	cfg.RefusalInstruction = "Do not answer the question below; politely decline instead, starting with \"I'm sorry\".\n"
+	cfg.RefusalInstructions = []string{"Do not answer the question below; politely decline instead, starting with \"I'm sorry\".\n"}
 	x, err := refusalkit.Extract(m, cfg)
 	if err != nil && !errors.Is(err, refusalkit.ErrTooFewResponses) {
 		t.Fatal(err)

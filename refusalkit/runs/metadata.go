@@ -8,43 +8,85 @@ import (
 
 // Metadata is metadata.json: the spec's fields first, then the provenance
 // a researcher needs to reproduce the run, then what decides its reuse.
+//
+// Refusal instructions: RefusalInstruction is the spec's field, the run's
+// refusal instruction; a run given several holds the first there (the one
+// completion 0 of every query used), and RefusalInstructions lists them all,
+// in order. RefusalKeptByInstruction splits the refusal counts by
+// instruction, in that order; they add up to NRefusalResponsesGenerated and
+// NRefusalResponsesKept.
 type Metadata struct {
-	NQueries                     int     `json:"n_queries"`
-	NCompletionsPerQuery         int     `json:"n_completions_per_query"`
-	NCompliantResponsesGenerated int     `json:"n_compliant_responses_generated"`
-	NRefusalResponsesGenerated   int     `json:"n_refusal_responses_generated"`
-	NCompliantResponsesKept      int     `json:"n_compliant_responses_kept"`
-	NRefusalResponsesKept        int     `json:"n_refusal_responses_kept"`
-	CompliantFilterRate          float64 `json:"compliant_filter_rate"`
-	RefusalFilterRate            float64 `json:"refusal_filter_rate"`
-	Seed                         int64   `json:"seed"`
-	VectorShape                  []int   `json:"vector_shape"`
+	NQueries                     int               `json:"n_queries"`
+	NCompletionsPerQuery         int               `json:"n_completions_per_query"`
+	NCompliantResponsesGenerated int               `json:"n_compliant_responses_generated"`
+	NRefusalResponsesGenerated   int               `json:"n_refusal_responses_generated"`
+	NCompliantResponsesKept      int               `json:"n_compliant_responses_kept"`
+	NRefusalResponsesKept        int               `json:"n_refusal_responses_kept"`
+	CompliantFilterRate          float64           `json:"compliant_filter_rate"`
+	RefusalFilterRate            float64           `json:"refusal_filter_rate"`
+	RefusalKeptByInstruction     []InstructionKept `json:"refusal_kept_by_instruction"`
+	Seed                         int64             `json:"seed"`
+	VectorShape                  []int             `json:"vector_shape"`
 
-	ModelPath          string             `json:"model_path"`
-	ModelAlias         string             `json:"model_alias"`
-	ModelSource        string             `json:"model_source"`
-	ModelConfig        models.Config      `json:"model_config"`
-	RefusalInstruction string             `json:"refusal_instruction"`
-	ParseSpecialTokens bool               `json:"parse_special_tokens"`
-	Dataset            string             `json:"dataset"`
-	Split              string             `json:"split"`
-	Queries            []string           `json:"queries"`
-	MaxNewTokens       int                `json:"max_new_tokens"`
-	BatchSize          int                `json:"generation_batch_size"`
-	Sampling           map[string]float64 `json:"sampling"`
-	Judge              map[string]any     `json:"judge"`
-	Activations        string             `json:"activations"`
-	Backend            string             `json:"backend"`
-	DType              string             `json:"dtype"`
-	Versions           map[string]string  `json:"versions"`
-	TimingsSeconds     map[string]float64 `json:"timings_seconds"`
-	Complete           bool               `json:"complete"`
+	ModelPath           string             `json:"model_path"`
+	ModelAlias          string             `json:"model_alias"`
+	ModelSource         string             `json:"model_source"`
+	ModelConfig         models.Config      `json:"model_config"`
+	RefusalInstruction  string             `json:"refusal_instruction"`
+	RefusalInstructions []string           `json:"refusal_instructions"`
+	ParseSpecialTokens  bool               `json:"parse_special_tokens"`
+	Dataset             string             `json:"dataset"`
+	Split               string             `json:"split"`
+	Queries             []string           `json:"queries"`
+	MaxNewTokens        int                `json:"max_new_tokens"`
+	BatchSize           int                `json:"generation_batch_size"`
+	Sampling            map[string]float64 `json:"sampling"`
+	Judge               map[string]any     `json:"judge"`
+	Activations         string             `json:"activations"`
+	Backend             string             `json:"backend"`
+	DType               string             `json:"dtype"`
+	Versions            map[string]string  `json:"versions"`
+	TimingsSeconds      map[string]float64 `json:"timings_seconds"`
+	Complete            bool               `json:"complete"`
 
 	// RunDigest identifies the settings the extraction was made with
 	// (RunSettings.Digest); a saved extraction is reused only by a run with
 	// the same digest. RunSettings lists them, so a difference can be named.
 	RunDigest   string      `json:"run_digest,omitempty"`
 	RunSettings RunSettings `json:"run_settings,omitempty"`
+}
+
+// InstructionKept is one refusal instruction's share of the refusal-mode
+// responses: the completions that used it (c mod k = index), and how many
+// of them the judge kept as refusals.
+type InstructionKept struct {
+	Index      int     `json:"index"`
+	Generated  int     `json:"n_generated"`
+	Kept       int     `json:"n_kept"`
+	FilterRate float64 `json:"filter_rate"`
+}
+
+// keptByInstruction counts generated and kept refusal-mode responses per
+// refusal instruction (Response.InstructionIndex).
+func keptByInstruction(k int, generated, kept []refusalkit.Response) []InstructionKept {
+	out := make([]InstructionKept, k)
+	for i := range out {
+		out[i].Index = i
+	}
+	for _, r := range generated {
+		if i := r.InstructionIndex(); i < k {
+			out[i].Generated++
+		}
+	}
+	for _, r := range kept {
+		if i := r.InstructionIndex(); i < k {
+			out[i].Kept++
+		}
+	}
+	for i := range out {
+		out[i].FilterRate = rate(out[i].Kept, out[i].Generated)
+	}
+	return out
 }
 
 // rate is kept/generated, 0 when nothing was generated.
@@ -67,8 +109,10 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		RefusalFilterRate:   rate(len(x.FilteredRefusal), len(x.Refusal)),
 		Seed:                *c.Seed,
 		ModelPath:           x.Model, ModelAlias: m.Alias(), ModelSource: m.Source, ModelConfig: m.Config,
-		RefusalInstruction: c.RefusalInstruction, ParseSpecialTokens: c.ParseSpecialTokens,
-		Dataset: refusalkit.DatasetName(c.Dataset), Split: refusalkit.SplitDescription,
+		RefusalInstruction: c.RefusalInstructions[0], RefusalInstructions: c.RefusalInstructions,
+		RefusalKeptByInstruction: keptByInstruction(len(c.RefusalInstructions), x.Refusal, x.FilteredRefusal),
+		ParseSpecialTokens:       c.ParseSpecialTokens,
+		Dataset:                  refusalkit.DatasetName(c.Dataset), Split: refusalkit.SplitDescription,
 		Queries: x.Queries, MaxNewTokens: c.MaxNewTokens, BatchSize: c.BatchSize,
 		Sampling: map[string]float64{"temperature": s.Temperature, "top_p": s.TopP, "top_k": float64(s.TopK)},
 		Judge: map[string]any{"method": refusalkit.JudgeName, "substrings": refusalkit.RefusalSubstrings, "case_insensitive": true,
@@ -91,10 +135,14 @@ func (md *Metadata) config() refusalkit.ExtractConfig {
 		dataset = ""
 	}
 	seed := md.Seed
+	instrs := md.RefusalInstructions
+	if len(instrs) == 0 { // written before runs could have several
+		instrs = []string{md.RefusalInstruction}
+	}
 	return refusalkit.ExtractConfig{NSamples: md.NQueries, Dataset: dataset, GenerateConfig: refusalkit.GenerateConfig{
 		NCompletions: md.NCompletionsPerQuery, MaxNewTokens: md.MaxNewTokens, BatchSize: md.BatchSize, Seed: &seed,
-		Sampling:           &models.Sampling{Temperature: md.Sampling["temperature"], TopP: md.Sampling["top_p"], TopK: int(md.Sampling["top_k"])},
-		RefusalInstruction: md.RefusalInstruction, ParseSpecialTokens: md.ParseSpecialTokens,
+		Sampling:            &models.Sampling{Temperature: md.Sampling["temperature"], TopP: md.Sampling["top_p"], TopK: int(md.Sampling["top_k"])},
+		RefusalInstructions: instrs, ParseSpecialTokens: md.ParseSpecialTokens,
 	}}
 }
 

@@ -116,12 +116,22 @@ func ExtractSettings(m *models.Model, cfg refusalkit.ExtractConfig) (RunSettings
 		{"n_completions", strconv.Itoa(g.NCompletions)},
 		{"max_new_tokens", strconv.Itoa(g.MaxNewTokens)},
 		{"generation_batch_size", strconv.Itoa(g.BatchSize)},
-		{"refusal_instruction", strconv.Quote(g.RefusalInstruction)},
+		{"refusal_instruction", quoteAll(g.RefusalInstructions)},
 		{"temperature", num(s.Temperature)},
 		{"top_p", num(s.TopP)},
 		{"top_k", strconv.Itoa(s.TopK)},
 		{"parse_special_tokens", strconv.FormatBool(g.ParseSpecialTokens)},
 	}), nil
+}
+
+// quoteAll lists texts quoted, in order, comma-separated: one text reads
+// as it did before runs could have several refusal instructions.
+func quoteAll(texts []string) string {
+	q := make([]string, len(texts))
+	for i, t := range texts {
+		q[i] = strconv.Quote(t)
+	}
+	return strings.Join(q, ", ")
 }
 
 // EvalSettings gathers what determines an evaluation: the code, the model,
