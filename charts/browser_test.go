@@ -293,6 +293,11 @@ func libraryPages(t *testing.T) []libraryPage {
 			"</body></html>"
 	}
 	const final = 4000 // ms of virtual time: after every timer, the library's animations done
+	// The late library arrives at lateMS, well after the chart gives up on it
+	// (libraryWaitMS) and the probe that sees the message (beforeLateMS): the
+	// margins absorb the virtual time that passes between the scripts that
+	// set these timers on a loaded machine.
+	const lateMS, beforeLateMS = 3000, 2400
 	norms := func() *Chart { return VectorNorms([]float64{1, 2, 3, 2.5, 4}) }
 	kept := func() *Chart {
 		return KeptVsGenerated(map[string]int{"compliant": 10, "refusal": 10}, map[string]int{"compliant": 8, "refusal": 10})
@@ -314,7 +319,7 @@ func libraryPages(t *testing.T) []libraryPage {
     s.textContent = old.textContent;
     old.replaceWith(s);
   });
-}, 2600);</script>`
+}, ` + fmt.Sprint(lateMS) + `);</script>`
 	return []libraryPage{
 		{
 			file:   "notebook-init-first.html",
@@ -332,7 +337,7 @@ func libraryPages(t *testing.T) []libraryPage {
 		},
 		{
 			file:   "notebook-init-late.html",
-			html:   page(show(sample[NameRefusalRates]()) + late + probe("late-before", 2500) + probe("late-after", final)),
+			html:   page(show(sample[NameRefusalRates]()) + late + probe("late-before", beforeLateMS) + probe("late-after", final)),
 			height: DefaultHeight + initHeight,
 			drawn:  []placed{{NameRefusalRates, 0}},
 			want:   map[string][]string{"late-before": {missingLibrary}, "late-after": {""}},
