@@ -94,17 +94,8 @@ func TestDeriveRefusalTokens(t *testing.T) {
 // Layers come back sorted by steering score with the improvement over the
 // baseline computed from the same numbers.
 func TestScoreLayersSortedWithImprovement(t *testing.T) {
-	m := testutil.TinyModel(t)
-	cfg := smallGenerateConfig()
-	rs, err := GenerateResponses(m, []string{"one", "two"}, ModeCompliant, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := ComputeRefusalVector(m.Alias(), rs[:3], rs[3:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	v = v.Scaled(20) // a vector large enough to move the tiny model
+	m, x := tinyExtraction(t)
+	v := x.Vector
 	val := []string{"val one", "val two", "val three"}
 	_, prompts, err := encodePrompts(m, val, models.EncodeOptions{})
 	if err != nil {
@@ -148,13 +139,8 @@ func TestScoreLayersSortedWithImprovement(t *testing.T) {
 
 // A zero coefficient gives byte-identical completions to the unsteered model.
 func TestZeroCoefficientIsUnsteered(t *testing.T) {
-	m := testutil.TinyModel(t)
-	rs, err := GenerateResponses(m, []string{"one", "two"}, ModeCompliant, smallGenerateConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, _ := ComputeRefusalVector(m.Alias(), rs[:3], rs[3:])
-	v = v.Scaled(20)
+	m, x := tinyExtraction(t)
+	v := x.Vector
 	instr := []string{"tell me", "something else entirely"}
 	cfg := SweepConfig{MaxNewTokens: 10, BatchSize: 2}
 	zero, err := SteeredCompletions(m, v, 1, 0, instr, cfg)

@@ -5,7 +5,27 @@ import (
 	"testing"
 
 	"github.com/refusalkit/refusalkit/internal/testutil"
+	"github.com/refusalkit/refusalkit/models"
 )
+
+// tinyExtraction is an extraction on the tiny model, which never refuses:
+// its kept sets stand in by splitting compliant responses in two, and its
+// vector is scaled by 20, large enough to move the tiny model.
+func tinyExtraction(t *testing.T) (*models.Model, *Extraction) {
+	t.Helper()
+	m := testutil.TinyModel(t)
+	rs, err := GenerateResponses(m, []string{"one", "two"}, ModeCompliant, smallGenerateConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &Extraction{FilteredRefusal: rs[:3], FilteredCompliant: rs[3:]}
+	v, err := ComputeRefusalVector(m.Alias(), x.FilteredRefusal, x.FilteredCompliant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Vector = v.Scaled(20)
+	return m, x
+}
 
 func smallGenerateConfig() GenerateConfig {
 	return GenerateConfig{NCompletions: 3, MaxNewTokens: 6, BatchSize: 4}

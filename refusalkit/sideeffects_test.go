@@ -32,16 +32,8 @@ func TestRepetition(t *testing.T) {
 // the coefficient; the perplexity of the unsteered completion is exp of its
 // mean negative log-likelihood computed by separate forward passes.
 func TestSweepSideEffects(t *testing.T) {
-	m := testutil.TinyModel(t)
-	rs, err := GenerateResponses(m, []string{"one", "two"}, ModeCompliant, smallGenerateConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := ComputeRefusalVector(m.Alias(), rs[:3], rs[3:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	v = v.Scaled(20) // a vector large enough to move the tiny model
+	m, x := tinyExtraction(t)
+	v := x.Vector
 	instr := []string{"tell me", "something else entirely", "a third"}
 	sweep, err := Sweep(m, v, 1, instr, SweepConfig{Coefficients: []float64{0, 0.5, 2}, MaxNewTokens: 8, BatchSize: 2})
 	if err != nil {
@@ -81,16 +73,7 @@ func TestSweepSideEffects(t *testing.T) {
 // steering_kl measures the KL at coefficient 1 at every layer and selects
 // among the layers within the bound; when none is, it says so in one line.
 func TestSteeringKLLayerSelection(t *testing.T) {
-	m := testutil.TinyModel(t)
-	rs, err := GenerateResponses(m, []string{"one", "two"}, ModeCompliant, smallGenerateConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := &Extraction{FilteredRefusal: rs[:3], FilteredCompliant: rs[3:]}
-	if x.Vector, err = ComputeRefusalVector(m.Alias(), x.FilteredRefusal, x.FilteredCompliant); err != nil {
-		t.Fatal(err)
-	}
-	x.Vector = x.Vector.Scaled(20)
+	m, x := tinyExtraction(t)
 	cfg := EvalConfig{NValidation: 3, NTest: 2, RefusalTokenIDs: []int32{'I'}, LayerSelection: "steering_kl", MaxKL: 1e9,
 		SweepConfig: SweepConfig{Coefficients: []float64{0, 1}, MaxNewTokens: 4, BatchSize: 4}}
 	ev, err := Evaluate(m, x, cfg)

@@ -59,18 +59,11 @@ func cmdAblate(args []string) error {
 
 	// Check the vector, the layer and the prompts before loading the model;
 	// the shape is checked against the model right after.
-	if err := checkVectorDir(*vectorDir); err != nil {
+	x, err := readVectorDir(*vectorDir)
+	if err != nil {
 		return err
 	}
-	v, err := runs.LoadVector(*vectorDir)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	x, err := runs.ReadExtraction(*vectorDir)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	x.Vector = v
+	v := x.Vector
 	layerSource := "--layer"
 	if !layerGiven {
 		l, from, ok := selectedLayer(dir, *vectorDir)
@@ -102,21 +95,12 @@ func cmdAblate(args []string) error {
 	if err := ablateDirState(dir, *overwrite); err != nil {
 		return err
 	}
-	m, err := loadModel(*modelPath, *backend, *dtype)
+	m, mismatch, err := loadForVector("ablate", *modelPath, *backend, *dtype, v, cfg.MaxNewTokens)
 	if err != nil {
 		return err
 	}
-	if err := needChat(m, "ablate"); err != nil {
-		return err
-	}
-	if err := v.CheckFits(m.Config); err != nil {
-		return usagef("%v", err)
-	}
-	if err := fitsContext(m, cfg.MaxNewTokens); err != nil {
-		return err
-	}
-	if v.Model != "" && v.Model != m.Alias() {
-		fmt.Fprintf(os.Stderr, "warning: the refusal vector was made with %q, not %q (same shape): its rows may mean nothing for this model\n", v.Model, m.Alias())
+	for _, w := range mismatch {
+		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
 	instruction := x.Config.WithDefaults().RefusalInstructions[0]
 	messages := append([]string{}, harmful...)

@@ -11,7 +11,6 @@ import (
 	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
-	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // cmdEvaluate is the Go counterpart of the spec's eval_refusal_vector.py.
@@ -86,18 +85,11 @@ func cmdEvaluate(args []string) error {
 
 	// Check the vector and the queries before loading the model; the shape
 	// is checked against the model right after.
-	if err := checkVectorDir(*vectorDir); err != nil {
+	x, err := readVectorDir(*vectorDir)
+	if err != nil {
 		return err
 	}
-	v, err := runs.LoadVector(*vectorDir)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	x, err := runs.ReadExtraction(*vectorDir)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	x.Vector = v
+	v := x.Vector
 	warnings, err := v.CheckValues(cfg.Coefficients)
 	if err != nil {
 		return usagef("%v", err)
@@ -116,22 +108,11 @@ func cmdEvaluate(args []string) error {
 	if err := evalDirState(dir, *overwrite); err != nil {
 		return err
 	}
-	m, err := loadModel(*modelPath, *backend, *dtype)
+	m, mismatch, err := loadForVector("evaluate", *modelPath, *backend, *dtype, v, cfg.MaxNewTokens)
 	if err != nil {
 		return err
 	}
-	if err := needChat(m, "evaluate"); err != nil {
-		return err
-	}
-	if err := v.CheckFits(m.Config); err != nil {
-		return usagef("%v", err)
-	}
-	if err := fitsContext(m, cfg.MaxNewTokens); err != nil {
-		return err
-	}
-	if v.Model != "" && v.Model != m.Alias() {
-		warnings = append(warnings, fmt.Sprintf("the refusal vector was made with %q, not %q (same shape): its rows may mean nothing for this model", v.Model, m.Alias()))
-	}
+	warnings = append(warnings, mismatch...)
 	for _, w := range warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}

@@ -8,11 +8,14 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 
+	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
@@ -176,4 +179,48 @@ func removeTemps(dir string, ours func(string) bool, chartNames []string) error 
 func readJSONFile(path string, v any) bool {
 	data, err := os.ReadFile(path)
 	return err == nil && json.Unmarshal(data, v) == nil
+}
+
+// readVectorDir reads the extraction folder of a command that applies its
+// vector (evaluate, ablate), before any model loads: refused in one line
+// when a run holds it, when it holds an interrupted extraction, or when it
+// has no readable vector.
+func readVectorDir(dir string) (*refusalkit.Extraction, error) {
+	if err := checkVectorDir(dir); err != nil {
+		return nil, err
+	}
+	x, err := runs.ReadExtraction(dir)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if x.Vector == nil {
+		_, err := runs.LoadVector(dir) // names the missing file and the fix
+		return nil, usagef("%v", err)
+	}
+	return x, nil
+}
+
+// loadForVector loads the model of a command that applies vector v: a chat
+// model that v fits, with room for maxNew tokens. A vector made with
+// another model of the same shape is a warning, returned for the command
+// to print with its own.
+func loadForVector(command, modelPath, backend, dtype string, v *refusalkit.RefusalVector, maxNew int) (*models.Model, []string, error) {
+	m, err := loadModel(modelPath, backend, dtype)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := needChat(m, command); err != nil {
+		return nil, nil, err
+	}
+	if err := v.CheckFits(m.Config); err != nil {
+		return nil, nil, usagef("%v", err)
+	}
+	if err := fitsContext(m, maxNew); err != nil {
+		return nil, nil, err
+	}
+	var warnings []string
+	if v.Model != "" && v.Model != m.Alias() {
+		warnings = append(warnings, fmt.Sprintf("the refusal vector was made with %q, not %q (same shape): its rows may mean nothing for this model", v.Model, m.Alias()))
+	}
+	return m, warnings, nil
 }
