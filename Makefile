@@ -39,9 +39,12 @@ clean:
 	rm -rf bin
 
 # Generation speed on every backend (ONNX Runtime included, installed here),
-# then workload W0 (the spec's defaults) as built and naive; the last line is JSON.
+# then workload W0 (the spec's defaults): refusalkit beside transformers
+# (tools/reference/hf_w0.py in the reference venv, installed here), then the
+# naive method; the last line is JSON.
 bench: build
 	bash tools/setup/backend.sh --with-onnx
+	bash tools/setup/pyref.sh
 	$(ENV) go run ./cmd/genbench
 	$(ENV) go run ./cmd/bench
 

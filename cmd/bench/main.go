@@ -1,13 +1,16 @@
 // Command bench runs workload W0 — the spec's default extraction and
-// evaluation on the bundled model — twice: with refusalkit as built, and with
-// the naive method as the spec describes it, run by the same code (every row
+// evaluation on the bundled model — with refusalkit as built, then the same
+// work with Hugging Face transformers (tools/reference/hf_w0.py, in the
+// reference venv of tools/setup/pyref.sh), and prints the two side by side,
+// phase by phase. Then it runs W0's extraction with the naive method as the
+// spec describes it, by the same code (every row
 // prefilled, every batch run to its last row, no capture during generation,
 // then a batch-1 forward pass per kept response; a full steered forward pass
 // per layer and batch in the layer sweep). It also times the extraction at
 // --generation_batch_size auto. It prints a table and, as its very last line,
 // one JSON object.
 //
-//	go run ./cmd/bench [--scale 1] [--backend xla:cpu] [--skip_naive]
+//	go run ./cmd/bench [--scale 1] [--backend xla:cpu] [--skip_naive] [--w0_only] [--transformers PYTHON|none]
 //
 // --scale shrinks W0 (n_samples, n_validation and n_test) for a quick look;
 // the figures in the README come from --scale 1. Two flags time one part
@@ -50,12 +53,24 @@ type report struct {
 	MatmulGFLOPS         float64 `json:"matmul_gflops"`
 	ModelGFLOPSAchieved  float64 `json:"model_gflops_achieved"`
 	PeakRSSMB            float64 `json:"peak_rss_mb"`
+	// The side-by-side run of tools/reference/hf_w0.py (transformers), and
+	// refusalkit's own W0 with its loading, on the same phases.
+	W0S                          float64            `json:"w0_s"`
+	HFW0S                        float64            `json:"hf_w0_s,omitempty"`
+	SpeedupVsTransformers        float64            `json:"speedup_vs_transformers,omitempty"`
+	ExtractSpeedupVsTransformers float64            `json:"extract_speedup_vs_transformers,omitempty"`
+	EvalSpeedupVsTransformers    float64            `json:"eval_speedup_vs_transformers,omitempty"`
+	Phases                       map[string]float64 `json:"phases_s"`
+	HFPhases                     map[string]float64 `json:"hf_phases_s,omitempty"`
+	HFVersions                   map[string]string  `json:"hf_versions,omitempty"`
 }
 
 func main() {
 	scale := flag.Float64("scale", 1, "fraction of W0's query counts to run (1 = the spec's defaults)")
 	backendName := flag.String("backend", "", "backend (default: the fastest that loads)")
 	skipNaive := flag.Bool("skip_naive", false, "skip the naive runs")
+	w0Only := flag.Bool("w0_only", false, "run only W0, refusalkit's and transformers' (no capture overhead, naive or auto-batch runs)")
+	python := flag.String("transformers", defaultPython, `the Python that runs tools/reference/hf_w0.py beside refusalkit ("none": skip the comparison)`)
 	modelPath := flag.String("model_path", models.DefaultModel, "model; random:llama2-7b times a random-weight model of Llama-2-7B's shape")
 	sweepOnly := flag.String("sweep_only", "", "time only the layer sweep, by suffix programs and naive, on the vector in this run folder")
 	dtypeName := flag.String("dtype", "", "float32, bfloat16 or float16 (default: the backend's, see models.DefaultDType)")
@@ -81,7 +96,17 @@ func main() {
 		}
 		return
 	}
-	if err := run(*modelPath, *scale, *backendName, *skipNaive); err != nil {
+	if *python != "none" {
+		if _, err := os.Stat(*python); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: --transformers %s: not found: run `bash tools/setup/pyref.sh`, or pass --transformers none to skip the comparison\n", *python)
+			os.Exit(2)
+		}
+		if strings.HasPrefix(*modelPath, "random:") {
+			fmt.Fprintf(os.Stderr, "bench: --model_path %s: the transformers comparison needs a checkpoint: pass --transformers none\n", *modelPath)
+			os.Exit(2)
+		}
+	}
+	if err := run(*modelPath, *scale, *backendName, *skipNaive || *w0Only, *w0Only, *python); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -101,11 +126,13 @@ func loadModel(modelPath, backendName string) (*models.Model, error) {
 
 func scaled(n int, s float64) int { return max(1, int(math.Round(float64(n)*s))) }
 
-func run(modelPath string, scale float64, backendName string, skipNaive bool) error {
+func run(modelPath string, scale float64, backendName string, skipNaive, w0Only bool, python string) error {
+	start := time.Now()
 	m, err := loadModel(modelPath, backendName)
 	if err != nil {
 		return err
 	}
+	loadS := time.Since(start).Seconds()
 	b := m.Backend
 	memory("loading the model")
 	r := report{Backend: b.Name(), DType: m.DType().String()}
@@ -119,7 +146,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 
 	// refusalkit as built: fan-out prefill, capture during generation.
 	stats := &benchutil.GenerationStats{}
-	start := time.Now()
+	start = time.Now()
 	x, err := extract(m, xcfg, show, refusalkit.WithGenerator(benchutil.Counting(m, stats)))
 	if err != nil {
 		return err
@@ -143,6 +170,27 @@ func run(modelPath string, scale float64, backendName string, skipNaive bool) er
 	memory("evaluate")
 	// The peak of refusalkit as built; the naive and auto runs below come after.
 	r.PeakRSSMB = benchutil.PeakRSSMB()
+	r.Phases = phasesOf(loadS, x, ev)
+	r.W0S = r.Phases["total"]
+
+	// transformers on the same work, right after, on the same quiet machine.
+	if python != "none" {
+		hf, err := runTransformers(python, m, x, ev, xcfg, ecfg)
+		if err != nil {
+			return err
+		}
+		r.HFPhases, r.HFVersions = hf.Seconds, hf.Versions
+		r.HFW0S = hf.Seconds["total"]
+		r.SpeedupVsTransformers = r.HFW0S / r.W0S
+		r.ExtractSpeedupVsTransformers = hf.Seconds["extraction"] / r.Phases["extraction"]
+		r.EvalSpeedupVsTransformers = hf.Seconds["evaluation"] / r.Phases["evaluation"]
+		printSideBySide(r, m, scale)
+	}
+	if w0Only {
+		js, _ := json.Marshal(r)
+		fmt.Printf("\n%s\n", js)
+		return nil
+	}
 
 	// After the peak: the lean program is compiled for this measurement only.
 	if r.CaptureOverheadRatio, err = captureOverhead(m, xcfg.GenerateConfig, x.Queries[:min(4, len(x.Queries))], 1); err != nil {
