@@ -77,3 +77,71 @@ func logSoftmaxAt(logits []float32, id int32) float64 {
 	}
 	return float64(logits[id]) - top - math.Log(sum)
 }
+
+// One Reference serves several interventions: each comparison equals the
+// one a fresh Compare makes (the clean distributions are read, not used up),
+// and LogProbs' single pass gives the reference's clean log-probabilities.
+func TestReferenceReused(t *testing.T) {
+	m := newTinyForTest(t, TinyConfig())
+	seqs := [][]int32{{5, 9, 17, 3, 44, 8}, {12, 7, 7, 30}, {3, 3, 9}}
+	from := []int{2, 1, 2}
+	vec := make([]float32, m.Config.DModel)
+	for d := range vec {
+		vec[d] = float32(d%7) - 3
+	}
+	ref, err := m.NewReference(seqs, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	for _, opts := range []ForwardOptions{
+		{Steer: []Steering{{Layer: 1, Coeff: 2, Vector: vec}}},
+		{Ablate: unit(vec)},
+		{Steer: []Steering{{Layer: 0, Coeff: -1, Vector: vec}}},
+	} {
+		got, err := ref.Compare(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := m.Compare(seqs, from, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range seqs {
+			for j := range want.KL[i] {
+				if got.KL[i][j] != want.KL[i][j] || got.LogProb[i][j] != want.LogProb[i][j] {
+					t.Errorf("%+v, sequence %d token %d: KL %g and log-probability %g from a reused reference, %g and %g fresh",
+						opts, i, j, got.KL[i][j], got.LogProb[i][j], want.KL[i][j], want.LogProb[i][j])
+				}
+			}
+		}
+	}
+	lp, err := m.LogProbs(seqs, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range seqs {
+		for j := range lp[i] {
+			if math.Abs(lp[i][j]-ref.CleanLogProb[i][j]) > 1e-6 {
+				t.Errorf("sequence %d token %d: LogProbs %g, reference %g", i, j, lp[i][j], ref.CleanLogProb[i][j])
+			}
+		}
+	}
+	ref.Close()
+	if _, err := ref.Compare(ForwardOptions{}); err == nil {
+		t.Error("a closed reference compared")
+	}
+}
+
+// unit is v scaled to length 1.
+func unit(v []float32) []float32 {
+	var n float64
+	for _, x := range v {
+		n += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(float64(x) / math.Sqrt(n))
+	}
+	return out
+}

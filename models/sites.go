@@ -54,10 +54,12 @@ const (
 	outHidden   = "hidden"   // [B, S, d_model]: the final hidden state (layer n_layers) at every position
 
 	// The comparison program (compare.go).
-	inTargets    = "targets"      // [B, S] int32: the token each position predicts
-	outKL        = "kl"           // [B, S]: KL(clean ‖ intervened) of the next-token distributions
-	outCleanLogP = "clean_logp"   // [B, S]: log-probability of the target, clean
-	outSteerLogP = "steered_logp" // [B, S]: the same with the interventions
+	inTargets    = "targets"        // [B, S] int32: the token each position predicts
+	outKL        = "kl"             // [B, S]: KL(clean ‖ intervened) of the next-token distributions
+	outCleanLogP = "clean_logp"     // [B, S]: log-probability of the target, clean
+	outSteerLogP = "steered_logp"   // [B, S]: the same with the interventions
+	outCleanDist = "clean_logprobs" // [B, S, vocab] float32: the clean next-token log-probabilities (Reference)
+	inCleanDist  = "clean_logprobs" // the same, fed back to compare an intervention with it
 )
 
 func kCacheName(i int) string { return fmt.Sprintf("k_cache.%d", i) } // [B, n_kv_heads, T, head_dim]

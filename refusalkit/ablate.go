@@ -242,10 +242,8 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 				return err
 			}
 			// Side effects against the model without ablation: exactly 0 KL for the baseline.
-			if err := sideEffects(m, models.ForwardOptions{}, s.Baseline, s.Baseline, cfg.BatchSize); err != nil {
-				return err
-			}
-			return sideEffects(m, models.ForwardOptions{Ablate: dir}, s.Baseline, s.Ablated, cfg.BatchSize)
+			return sideEffects(m, s.Baseline, []intervened{{cs: s.Baseline, unsteered: true},
+				{opts: models.ForwardOptions{Ablate: dir}, cs: s.Ablated}}, cfg.BatchSize)
 		}); err != nil {
 			return nil, err
 		}

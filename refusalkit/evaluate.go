@@ -287,10 +287,18 @@ func selectLayer(m *models.Model, v *RefusalVector, scores *LayerScores, valUnst
 		scores = NormLayerScores(scores)
 	case "steering_kl":
 		scores = KLLayerScores(scores, cfg.MaxKL) // a copy, whose entries get their KL
+		// Every layer against one clean pass per batch of the validation completions.
+		at := make([]models.ForwardOptions, len(scores.PerLayerScores))
+		for i, ls := range scores.PerLayerScores {
+			at[i] = steerAt(v.Steering(ls.Layer, 1))
+		}
+		kls, _, err := compareAll(m, at, valUnsteered, cfg.BatchSize)
+		if err != nil {
+			return nil, err
+		}
 		for i := range scores.PerLayerScores {
-			if err := klAt(&scores.PerLayerScores[i]); err != nil {
-				return nil, err
-			}
+			x := mean(kls[i])
+			scores.PerLayerScores[i].KL = &x
 		}
 		scores = KLLayerScores(scores, cfg.MaxKL)
 		if sel := scores.Selected(); *sel.KL > cfg.MaxKL {

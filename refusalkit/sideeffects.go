@@ -1,6 +1,7 @@
 package refusalkit
 
 import (
+	"fmt"
 	"math"
 	"strings"
 
@@ -41,38 +42,73 @@ func IsDegenerate(text string, ids []int32) bool {
 	return strings.TrimSpace(text) == "" || Repetition(ids) > DegenerateRepetition
 }
 
-// sideEffects fills in the side effects of completions cs made with an
-// intervention (steering, ablation), each with its prompt and generated
-// ids, against unsteered, the completions of the same prompts without it,
-// in the same order:
+// intervened is an intervention and the completions made with it, of the
+// same prompts and in the same order as the unsteered completions it is
+// measured against.
+type intervened struct {
+	opts models.ForwardOptions
+	cs   []EvalCompletion // filled in by sideEffects
+	// unsteered marks the intervention that changes nothing (coefficient 0,
+	// or the baseline of an ablation): cs are then the unsteered completions
+	// themselves, their KL is 0 by definition, and their perplexity comes
+	// from the unsteered completions' reference pass.
+	unsteered bool
+}
+
+// sideEffects fills in the side effects of each intervention's completions
+// against unsteered:
 //
 //   - KL: KL(unsteered ‖ steered) of the next-token distribution, averaged
 //     over the positions of the unsteered continuation, teacher-forced
-//     (models.Compare): it measures the intervention, not a different text;
-//   - Perplexity: exp of the mean negative log-likelihood of the steered
-//     completion's generated tokens under the unsteered model;
+//     (models.Reference): it measures the intervention, not a different text;
+//   - Perplexity: exp of the mean negative log-likelihood of the completion's
+//     generated tokens under the unsteered model;
 //   - Repetition and Degenerate: of the completion's own tokens.
-func sideEffects(m *models.Model, intervention models.ForwardOptions, unsteered, cs []EvalCompletion, batchSize int) error {
-	kl, err := MeanKL(m, intervention, unsteered, batchSize)
+//
+// Each batch of unsteered continuations runs once through the clean model
+// and is compared with every intervention, so k interventions cost k + 1
+// passes for the KL instead of 2k; the clean pass also gives the unsteered
+// completions' perplexity.
+func sideEffects(m *models.Model, unsteered []EvalCompletion, ivs []intervened, batchSize int) error {
+	var steered []models.ForwardOptions
+	for _, iv := range ivs {
+		if iv.unsteered {
+			if len(iv.cs) != len(unsteered) {
+				return fmt.Errorf("side effects: %d unsteered completions and %d of the same prompts", len(unsteered), len(iv.cs))
+			}
+			continue
+		}
+		if len(iv.cs) != len(unsteered) {
+			return fmt.Errorf("side effects: %d completions with an intervention for %d unsteered ones", len(iv.cs), len(unsteered))
+		}
+		steered = append(steered, iv.opts)
+	}
+	kls, cleanLogProbs, err := compareAll(m, steered, unsteered, batchSize)
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(cs); start += batchSize {
-		batch := cs[start:min(start+batchSize, len(cs))]
-		seqs, from := continuations(batch)
-		res, err := m.Compare(seqs, from, models.ForwardOptions{})
-		if err != nil {
-			return err
+	k := 0
+	for _, iv := range ivs {
+		logProbs := cleanLogProbs
+		if iv.unsteered {
+			for i := range iv.cs {
+				iv.cs[i].KL = 0
+			}
+		} else {
+			for i := range iv.cs {
+				iv.cs[i].KL = kls[k][i]
+			}
+			k++
+			if logProbs, err = cleanLogProbsOf(m, iv.cs, batchSize); err != nil {
+				return err
+			}
 		}
-		for i := range batch {
-			c := &batch[i]
-			c.Perplexity = math.Exp(-mean(res.CleanLogProb[i]))
+		for i := range iv.cs {
+			c := &iv.cs[i]
+			c.Perplexity = math.Exp(-mean(logProbs[i]))
 			c.Repetition = Repetition(replyIDs(c))
 			c.Degenerate = IsDegenerate(c.Response, replyIDs(c))
 		}
-	}
-	for i := range cs {
-		cs[i].KL = kl[i]
 	}
 	return nil
 }
@@ -83,19 +119,54 @@ func sideEffects(m *models.Model, intervention models.ForwardOptions, unsteered,
 // tokens, teacher-forced (models.Compare). Completions are typically the
 // unsteered ones, so the KL measures the intervention on the model's own text.
 func MeanKL(m *models.Model, opts models.ForwardOptions, completions []EvalCompletion, batchSize int) ([]float64, error) {
+	kls, _, err := compareAll(m, []models.ForwardOptions{opts}, completions, batchSize)
+	if err != nil {
+		return nil, err
+	}
+	return kls[0], nil
+}
+
+// compareAll is MeanKL for several interventions at once, each batch of
+// completions run once through the clean model (models.Reference); it also
+// returns the completions' clean log-probabilities.
+func compareAll(m *models.Model, interventions []models.ForwardOptions, completions []EvalCompletion, batchSize int) (kls, cleanLogProbs [][]float64, err error) {
 	batchSize = positiveOr(batchSize, 8)
-	out := make([]float64, 0, len(completions))
+	kls = make([][]float64, len(interventions))
 	for start := 0; start < len(completions); start += batchSize {
 		seqs, from := continuations(completions[start:min(start+batchSize, len(completions))])
-		res, err := m.Compare(seqs, from, opts)
+		if len(interventions) == 0 {
+			lp, err := m.LogProbs(seqs, from)
+			if err != nil {
+				return nil, nil, err
+			}
+			cleanLogProbs = append(cleanLogProbs, lp...)
+			continue
+		}
+		ref, err := m.NewReference(seqs, from)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		for _, kl := range res.KL {
-			out = append(out, mean(kl))
+		cleanLogProbs = append(cleanLogProbs, ref.CleanLogProb...)
+		for k, opts := range interventions {
+			res, err := ref.Compare(opts)
+			if err != nil {
+				ref.Close()
+				return nil, nil, err
+			}
+			for _, kl := range res.KL {
+				kls[k] = append(kls[k], mean(kl))
+			}
 		}
+		ref.Close()
 	}
-	return out, nil
+	return kls, cleanLogProbs, nil
+}
+
+// cleanLogProbsOf returns the clean model's log-probabilities of each
+// completion's generated tokens, one forward pass per batch.
+func cleanLogProbsOf(m *models.Model, completions []EvalCompletion, batchSize int) ([][]float64, error) {
+	_, lp, err := compareAll(m, nil, completions, batchSize)
+	return lp, err
 }
 
 // continuations are prompt + generated ids, scored from the first generated token.

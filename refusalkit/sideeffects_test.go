@@ -53,19 +53,24 @@ func TestSweepSideEffects(t *testing.T) {
 			t.Errorf("coefficient %g: perplexity %+v below 1", c, r.Perplexity)
 		}
 	}
-	for i, comp := range sweep[0] {
-		seq := append(append([]int32{}, comp.PromptTokenIDs...), comp.GeneratedIDs...)
-		var nll float64
-		for tok := len(comp.PromptTokenIDs); tok < len(seq); tok++ {
-			res, err := m.Forward([][]int32{seq[:tok]}, models.ForwardOptions{})
-			if err != nil {
-				t.Fatal(err)
+	// The unsteered completions' perplexity comes from the KL's clean pass,
+	// the steered ones' from a pass of their own: both are what separate
+	// unsteered forward passes give.
+	for _, c := range []float64{0, 2} {
+		for i, comp := range sweep[c] {
+			seq := append(append([]int32{}, comp.PromptTokenIDs...), comp.GeneratedIDs...)
+			var nll float64
+			for tok := len(comp.PromptTokenIDs); tok < len(seq); tok++ {
+				res, err := m.Forward([][]int32{seq[:tok]}, models.ForwardOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				nll -= testutil.LogSoftmaxAt(res.Logits[0], seq[tok])
 			}
-			nll -= testutil.LogSoftmaxAt(res.Logits[0], seq[tok])
-		}
-		want := math.Exp(nll / float64(len(comp.GeneratedIDs)))
-		if math.Abs(comp.Perplexity-want) > 1e-4*want {
-			t.Errorf("completion %d: perplexity %g, separate forward passes %g", i, comp.Perplexity, want)
+			want := math.Exp(nll / float64(len(comp.GeneratedIDs)))
+			if math.Abs(comp.Perplexity-want) > 1e-4*want {
+				t.Errorf("coefficient %g, completion %d: perplexity %g, separate forward passes %g", c, i, comp.Perplexity, want)
+			}
 		}
 	}
 }

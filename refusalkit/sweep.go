@@ -135,18 +135,22 @@ func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff floa
 // Sweep runs SteeredCompletions at layer for every coefficient of cfg and
 // measures each completion's side effects against the unsteered model
 // (coefficient 0's completions, generated once for the purpose when 0 is
-// not among the coefficients). Option: WithProgress (stage "sweep coefficients").
+// not among the coefficients), all coefficients against one clean pass per
+// batch. Option: WithProgress (stage "sweep coefficients": one step per
+// coefficient, then one for the side effects).
 func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, cfg SweepConfig, opts ...Option) (map[float64][]EvalCompletion, error) {
 	cfg = cfg.WithDefaults()
 	progress := collect(opts).report("sweep coefficients")
-	out := map[float64][]EvalCompletion{}
+	steps := len(cfg.Coefficients) + 1
 	if progress != nil {
-		progress(0, len(cfg.Coefficients))
+		progress(0, steps)
 	}
 	unsteered, err := SteeredCompletions(m, v, layer, 0, instructions, cfg)
 	if err != nil {
 		return nil, err
 	}
+	out := map[float64][]EvalCompletion{}
+	ivs := make([]intervened, len(cfg.Coefficients))
 	for i, c := range cfg.Coefficients {
 		cs := unsteered
 		if c != 0 {
@@ -155,13 +159,17 @@ func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, 
 			}
 		}
 		cs = append([]EvalCompletion(nil), cs...)
-		if err := sideEffects(m, steerAt(v.Steering(layer, float32(c))), unsteered, cs, cfg.BatchSize); err != nil {
-			return nil, err
-		}
+		ivs[i] = intervened{opts: steerAt(v.Steering(layer, float32(c))), cs: cs, unsteered: c == 0}
 		out[c] = cs
 		if progress != nil {
-			progress(i+1, len(cfg.Coefficients))
+			progress(i+1, steps)
 		}
+	}
+	if err := sideEffects(m, unsteered, ivs, cfg.BatchSize); err != nil {
+		return nil, err
+	}
+	if progress != nil {
+		progress(steps, steps)
 	}
 	return out, nil
 }
