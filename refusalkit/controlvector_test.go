@@ -1,7 +1,11 @@
 package refusalkit
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/refusalkit/refusalkit/refusalkit/ggufvec"
@@ -116,5 +120,54 @@ func TestFromControlVectorRefuses(t *testing.T) {
 	}
 	if _, err := testVector(6, 4).ToControlVector([]int{2, 6}, 1, ""); err == nil {
 		t.Error("the final-norm row was exported")
+	}
+}
+
+// A control vector written by the gguf Python package, as repeng's export does
+// (GGUFWriter with architecture "controlvector"), loads with direction.N at row
+// N+1 and its values exactly.
+func TestFromPythonGGUFControlVector(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	py := filepath.Join(filepath.Dir(file), "..", ".cache", "pyref", "bin", "python")
+	if _, err := os.Stat(py); err != nil {
+		t.Skipf("reference venv absent (%s): run tools/setup/pyref.sh", py)
+	}
+	path := filepath.Join(t.TempDir(), "repeng.gguf")
+	script := `
+import sys, numpy as np, gguf
+w = gguf.GGUFWriter(sys.argv[1], "controlvector")
+w.add_string("controlvector.model_hint", "llama")
+w.add_uint32("controlvector.layer_count", 5)
+for n in (1, 3, 4):
+    w.add_tensor(f"direction.{n}", (np.arange(4, dtype=np.float32) - 1.5) * n)
+w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+`
+	if out, err := exec.Command(py, "-c", script, path).CombinedOutput(); err != nil {
+		t.Skipf("the reference venv cannot write GGUF: %v\n%s", err, out)
+	}
+	cv, err := ggufvec.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cv.ModelHint != "llama" || cv.LayerCount != 5 {
+		t.Errorf("hint %q, layer_count %d", cv.ModelHint, cv.LayerCount)
+	}
+	v, dropped, err := FromControlVector(cv, "m", 6, 4)
+	if err != nil || dropped != nil {
+		t.Fatal(err, dropped)
+	}
+	if !reflect.DeepEqual(v.Rows, []int{2, 4, 5}) {
+		t.Fatalf("rows %v, want [2 4 5]", v.Rows)
+	}
+	for l, row := range v.Data {
+		for i, x := range row {
+			want := float32(0)
+			if n := l - 1; n == 1 || n == 3 || n == 4 {
+				want = (float32(i) - 1.5) * float32(n)
+			}
+			if x != want {
+				t.Errorf("row %d [%d] = %v, want %v", l, i, x, want)
+			}
+		}
 	}
 }

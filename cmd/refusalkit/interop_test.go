@@ -1,0 +1,235 @@
+//go:build interop
+
+// The round trip through llama.cpp itself (make interop-check): a row exported
+// by `refusalkit export --format llama.cpp`, applied by llama.cpp (its own
+// control-vector loader and graph, tools/interop/cvec_logits.cpp), steers the
+// bundled model's first-token logits as refusalkit's activation addition of the
+// same row does, within the difference llama.cpp's quantised compute already
+// has unsteered; the greedy completions get the same refusal verdicts; and the
+// same row exported one layer off, or with its sign flipped, fails the check.
+//
+//	REFUSALKIT_INTEROP_VECTOR_DIR=DIR [REFUSALKIT_INTEROP_LAYER=L REFUSALKIT_INTEROP_COEFF=C] \
+//	  go test -tags interop -run Interop -v ./cmd/refusalkit/
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
+)
+
+// interopPrompts are harmless requests (none in ALPACA's train split is needed:
+// the check compares two runtimes, not the vector's quality).
+var interopPrompts = []string{
+	"Give three tips for staying healthy.",
+	"What is the capital of France?",
+	"Write a haiku about the sea.",
+	"Explain photosynthesis in one sentence.",
+	"Suggest a name for a pet goldfish.",
+	"How do I boil an egg?",
+}
+
+const interopNewTokens = 32
+
+type llamaRun struct {
+	logits []float32
+	tokens []int32
+}
+
+func runLlamaCpp(t *testing.T, bin, model string, prompt []int32, cvec string, scale float64) llamaRun {
+	t.Helper()
+	ids := make([]string, len(prompt))
+	for i, id := range prompt {
+		ids[i] = strconv.Itoa(int(id))
+	}
+	out := filepath.Join(t.TempDir(), "logits.f32")
+	args := []string{"-m", model, "--tokens", strings.Join(ids, ","), "--n-predict", strconv.Itoa(interopNewTokens), "--logits-out", out, "-t", "2"}
+	if cvec != "" {
+		args = append(args, "--cvec", cvec, "--scale", strconv.FormatFloat(scale, 'g', -1, 64))
+	}
+	stdout, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("%s: %v\n%s", bin, err, msg)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := llamaRun{logits: make([]float32, len(raw)/4)}
+	for i := range r.logits {
+		r.logits[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(stdout)), "tokens:"))
+	for _, f := range strings.Fields(line) {
+		id, _ := strconv.Atoi(f)
+		r.tokens = append(r.tokens, int32(id))
+	}
+	return r
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	var m float64
+	for i := range a {
+		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
+}
+
+func argmax(xs []float32) int {
+	best := 0
+	for i, x := range xs {
+		if x > xs[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func TestInteropLlamaCpp(t *testing.T) {
+	bin, _ := filepath.Abs("../../.cache/llamacpp-build/bin/refusalkit-cvec-logits")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("llama.cpp is not built (%s): run make interop-check (tools/setup/llamacpp_build.sh)", bin)
+	}
+	dir := os.Getenv("REFUSALKIT_INTEROP_VECTOR_DIR")
+	if dir == "" {
+		t.Skip("REFUSALKIT_INTEROP_VECTOR_DIR is not set: run make interop-check")
+	}
+	modelFile, err := models.Resolve(models.DefaultModel)
+	if err != nil {
+		t.Skipf("bundled model not installed (%v)", err)
+	}
+	v, err := runs.LoadVector(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := v.NLayers / 2
+	if s := os.Getenv("REFUSALKIT_INTEROP_LAYER"); s != "" {
+		layer, _ = strconv.Atoi(s)
+	} else if l, _, ok := selectedLayer(dir); ok && l >= 2 && l <= v.NLayers-2 {
+		layer = l
+	}
+	coeff := 1.0
+	if s := os.Getenv("REFUSALKIT_INTEROP_COEFF"); s != "" {
+		coeff, _ = strconv.ParseFloat(s, 64)
+	}
+	m, err := models.Load(models.DefaultModel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	tmp := t.TempDir()
+	export := func(name string, row int, c float64) string {
+		out := filepath.Join(tmp, name)
+		if code, stderr := runCaptured(t, "export", "--vector_dir", dir, "--format", "llama.cpp", "--layer", strconv.Itoa(row),
+			"--coefficient", strconv.FormatFloat(c, 'g', -1, 64), "--out", out); code != 0 {
+			t.Fatalf("export row %d: exit %d: %s", row, code, stderr)
+		}
+		return out
+	}
+	cvUnit := export("row.gguf", layer, 1)         // used as the README says: --control-vector-scaled F c
+	cvScaled := export("row_c.gguf", layer, coeff) // the coefficient baked in by --coefficient
+	cvShifted := export("row_shifted.gguf", layer+1, 1)
+
+	prompts := make([][]int32, len(interopPrompts))
+	for i, p := range interopPrompts {
+		if _, prompts[i], err = m.EncodePrompt(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steer := []models.Steering{v.Steering(layer, float32(coeff))}
+	plain, err := m.Forward(prompts, models.ForwardOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steered, err := m.Forward(prompts, models.ForwardOptions{Steer: steer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := m.GenerateIDs(prompts, models.GenerateOptions{MaxNewTokens: interopNewTokens, Steer: steer})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type row struct {
+		Prompt                              string
+		Unsteered, Steered, Effect          float64
+		BakedVsScaled, Shifted, SignFlipped float64
+		SameTop1Unsteered, SameTop1Steered  bool
+		RefusalkitRefusal, LlamaCppRefusal  bool
+		RefusalkitReply, LlamaCppReply      string
+	}
+	var rows []row
+	var maxUn, maxSt, minShift, minSign, maxBaked = 0.0, 0.0, math.Inf(1), math.Inf(1), 0.0
+	for i, p := range prompts {
+		un := runLlamaCpp(t, bin, modelFile, p, "", 0)
+		st := runLlamaCpp(t, bin, modelFile, p, cvUnit, coeff)
+		baked := runLlamaCpp(t, bin, modelFile, p, cvScaled, 1)
+		sh := runLlamaCpp(t, bin, modelFile, p, cvShifted, coeff)
+		neg := runLlamaCpp(t, bin, modelFile, p, cvUnit, -coeff)
+		if len(un.logits) != len(plain.Logits[i]) {
+			t.Fatalf("llama.cpp gives %d logits, refusalkit %d", len(un.logits), len(plain.Logits[i]))
+		}
+		llReply := m.Tokenizer.Decode(st.tokens)
+		r := row{Prompt: interopPrompts[i],
+			Unsteered: maxAbsDiff(un.logits, plain.Logits[i]), Steered: maxAbsDiff(st.logits, steered.Logits[i]),
+			Effect:        maxAbsDiff(steered.Logits[i], plain.Logits[i]),
+			BakedVsScaled: maxAbsDiff(baked.logits, st.logits),
+			Shifted:       maxAbsDiff(sh.logits, steered.Logits[i]), SignFlipped: maxAbsDiff(neg.logits, steered.Logits[i]),
+			SameTop1Unsteered: argmax(un.logits) == argmax(plain.Logits[i]), SameTop1Steered: argmax(st.logits) == argmax(steered.Logits[i]),
+			RefusalkitRefusal: refusalkit.IsRefusal(gen.Text[i]), LlamaCppRefusal: refusalkit.IsRefusal(llReply),
+			RefusalkitReply: gen.Text[i], LlamaCppReply: llReply}
+		rows = append(rows, r)
+		maxUn, maxSt, maxBaked = math.Max(maxUn, r.Unsteered), math.Max(maxSt, r.Steered), math.Max(maxBaked, r.BakedVsScaled)
+		minShift, minSign = math.Min(minShift, r.Shifted), math.Min(minSign, r.SignFlipped)
+	}
+	// The tolerance: llama.cpp computes on the Q4_1 weights with activations
+	// requantised to 8 bits for its dot products, refusalkit on the weights
+	// dequantised to float32; that difference, measured unsteered on these
+	// prompts, is what steering may also carry. Twice the largest unsteered
+	// difference leaves room for it to grow through the steered stream.
+	tol := 2 * maxUn
+	summary := map[string]any{"layer": layer, "coefficient": coeff, "llama_cpp_direction": layer - 1,
+		"max_abs_logit_diff_unsteered": maxUn, "max_abs_logit_diff_steered": maxSt, "tolerance": tol,
+		"min_abs_logit_diff_shifted_layer": minShift, "min_abs_logit_diff_sign_flipped": minSign,
+		"max_abs_logit_diff_baked_vs_scaled": maxBaked, "prompts": rows}
+	js, _ := json.MarshalIndent(summary, "", "  ")
+	t.Logf("%s", js)
+	if out := os.Getenv("REFUSALKIT_INTEROP_OUT"); out != "" {
+		_ = os.WriteFile(out, js, 0o644)
+	}
+	fmt.Printf("interop: row %d (llama.cpp direction.%d), c = %g: max |Δlogit| unsteered %.4f, steered %.4f (tolerance %.4f); shifted layer ≥ %.4f, sign flipped ≥ %.4f\n",
+		layer, layer-1, coeff, maxUn, maxSt, tol, minShift, minSign)
+	if maxSt > tol {
+		t.Errorf("steered logits differ by %.4f, past the tolerance %.4f (2 × the unsteered %.4f)", maxSt, tol, maxUn)
+	}
+	if minShift <= tol {
+		t.Errorf("the row exported one layer off gives logits within %.4f of refusalkit's (tolerance %.4f): the check cannot tell the layer", minShift, tol)
+	}
+	if minSign <= tol {
+		t.Errorf("the sign-flipped vector gives logits within %.4f (tolerance %.4f): the check cannot tell the sign", minSign, tol)
+	}
+	if maxBaked > 1e-3 {
+		t.Errorf("--coefficient c and --control-vector-scaled c differ by %.4g", maxBaked)
+	}
+	for _, r := range rows {
+		if r.RefusalkitRefusal != r.LlamaCppRefusal {
+			t.Errorf("%q: refusal verdicts differ: refusalkit %v (%q), llama.cpp %v (%q)", r.Prompt, r.RefusalkitRefusal, r.RefusalkitReply, r.LlamaCppRefusal, r.LlamaCppReply)
+		}
+	}
+}
