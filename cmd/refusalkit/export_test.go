@@ -62,7 +62,7 @@ func TestExportBadInput(t *testing.T) {
 		{append(base, "--layers", "5-3"), `refusalkit export: --layers "5-3" is not a range A-B of rows (e.g. 2-5)`},
 		{append(base, "--layer", "2", "--layers", "2-3"), "refusalkit export: give --layer or --layers, not both"},
 		{append(base, "--layer", "2", "--coefficient", "0"), "refusalkit export: --coefficient must be a finite number other than 0, got 0"},
-		{append(base), "refusalkit export: --layer is required: " + dir + " holds no eval_summary.json to take the selected layer from (run `refusalkit evaluate` first, or give --layer or --layers)"},
+		{base, "refusalkit export: --layer is required: " + dir + " holds no eval_summary.json to take the selected layer from (run `refusalkit evaluate` first, or give --layer or --layers)"},
 		{[]string{"export", "--vector_dir", dir, "--format", "llama.cpp", "--out", exists, "--layer", "2"}, "refusalkit export: --out " + exists + " exists: choose another name or pass --overwrite"},
 		{[]string{"export", "--vector_dir", dir, "--format", "llama.cpp", "--out", filepath.Join(tmp, "cv.bin"), "--layer", "2"}, "refusalkit export: --out " + filepath.Join(tmp, "cv.bin") + " does not end in .gguf: llama.cpp control vectors are GGUF files"},
 		{[]string{"export", "--vector_dir", tmp, "--format", "llama.cpp", "--out", out, "--layer", "2"}, "refusalkit export: no refusal vector at " + filepath.Join(tmp, runs.VectorSafetensorsFile) + ": give the folder written by `refusalkit extract` (--vector_dir)"},
@@ -146,5 +146,39 @@ func TestExportAndInspect(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, want) {
 			t.Errorf("inspect gguf: exit %d, lacks %q:\n%s", code, want, stdout)
 		}
+	}
+}
+
+// evaluate --vector: the file is checked before the model loads where it can
+// be, and against the model's shape right after it loads.
+func TestEvaluateVectorBadInput(t *testing.T) {
+	tmp := t.TempDir()
+	cvPath := filepath.Join(tmp, "cv.gguf")
+	f, _ := os.Create(cvPath)
+	if err := ggufvec.Write(f, &ggufvec.ControlVector{ModelHint: "llama", NEmbd: 3, Directions: map[int][]float32{1: {1, 2, 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	model := "../../testdata/reference/families/llama-dynamic/model.gguf"
+	out := filepath.Join(tmp, "ev")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"evaluate", "--model_path", "x", "--vector", cvPath}, "refusalkit evaluate: --vector " + cvPath + " needs --output_dir: the folder to write the evaluation (and the vector as read) into"},
+		{[]string{"evaluate", "--model_path", "x", "--vector", cvPath, "--vector_dir", tmp, "--output_dir", out}, "refusalkit evaluate: give --vector_dir or --vector, not both"},
+		{[]string{"evaluate", "--model_path", "x", "--vector", filepath.Join(tmp, "no.gguf"), "--output_dir", out}, "refusalkit evaluate: --vector " + filepath.Join(tmp, "no.gguf") + " does not exist"},
+		{[]string{"evaluate", "--model_path", "x", "--vector", model, "--output_dir", out}, "refusalkit evaluate: --vector " + model + ` is a GGUF file with general.architecture "llama", not a control vector ("controlvector")`},
+		{[]string{"evaluate", "--model_path", "x", "--vector", tmp, "--output_dir", out}, "refusalkit evaluate: --vector " + tmp + " is neither a control vector (.gguf) nor a refusal vector (.safetensors)"},
+		{[]string{"evaluate", "--vector", cvPath, "--output_dir", out}, "refusalkit evaluate: --model_path is required (see --help)"},
+		{[]string{"evaluate", "--model_path", "tiny-random", "--vector", cvPath, "--output_dir", out}, "refusalkit evaluate: " + cvPath + ": the control vector's directions have 3 values but model"},
+	} {
+		code, stderr := runCaptured(t, c.args...)
+		if code != 2 || !strings.HasPrefix(strings.TrimSpace(stderr), c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v:\n exit %d, stderr %q\n want exit 2, %q", c.args, code, stderr, c.want)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("a refused evaluation created %s", out)
 	}
 }
