@@ -26,8 +26,11 @@ import (
 
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/ggufvec"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
+
+var ggufvecRead = ggufvec.Read
 
 // interopPrompts are harmless requests (none in ALPACA's train split is needed:
 // the check compares two runtimes, not the vector's quality).
@@ -232,4 +235,77 @@ func TestInteropLlamaCpp(t *testing.T) {
 			t.Errorf("%q: refusal verdicts differ: refusalkit %v (%q), llama.cpp %v (%q)", r.Prompt, r.RefusalkitRefusal, r.RefusalkitReply, r.LlamaCppRefusal, r.LlamaCppReply)
 		}
 	}
+}
+
+// A control vector written by llama.cpp's own cvector-generator (mean method)
+// on the bundled model loads with direction.N at row N+1 and the values the
+// gguf Python package reads from the same file; its last direction (after the
+// last block) is reported as dropped.
+func TestInteropCvectorGeneratorImport(t *testing.T) {
+	gen, _ := filepath.Abs("../../.cache/llamacpp-build/bin/llama-cvector-generator")
+	if _, err := os.Stat(gen); err != nil {
+		t.Skipf("llama.cpp is not built (%s): run make interop-check (tools/setup/llamacpp_build.sh)", gen)
+	}
+	py, _ := filepath.Abs("../../.cache/pyref/bin/python")
+	modelFile, err := models.Resolve(models.DefaultModel)
+	if err != nil {
+		t.Skipf("bundled model not installed (%v)", err)
+	}
+	tmp := t.TempDir()
+	pos, neg, out := filepath.Join(tmp, "pos.txt"), filepath.Join(tmp, "neg.txt"), filepath.Join(tmp, "cv.gguf")
+	_ = os.WriteFile(pos, []byte("<|im_start|>user\nI refuse to help with that.<|im_end|>\n<|im_start|>user\nSorry, I cannot answer.<|im_end|>\n"), 0o644)
+	_ = os.WriteFile(neg, []byte("<|im_start|>user\nSure, here is the answer.<|im_end|>\n<|im_start|>user\nOf course, happy to help.<|im_end|>\n"), 0o644)
+	cmd := exec.Command(gen, "-m", modelFile, "--positive-file", pos, "--negative-file", neg, "--method", "mean", "-o", out, "-t", "2")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cvector-generator: %v\n%s", err, b)
+	}
+	cv, err := ggufvecRead(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, dropped, err := refusalkit.FromControlVector(cv, "SmolLM2-135M-Instruct", 30, 576)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dropped) != 1 || dropped[0] != 29 || len(v.Rows) != 28 || v.Rows[0] != 2 || v.Rows[27] != 29 {
+		t.Fatalf("rows %v, dropped %v: want rows 2..29 and direction.29 dropped", v.Rows, dropped)
+	}
+	if _, err := os.Stat(py); err != nil {
+		t.Skipf("reference venv absent: rows checked, values not compared with gguf-py")
+	}
+	script := `
+import sys, json, gguf
+r = gguf.GGUFReader(sys.argv[1])
+print(json.dumps({t.name: [float(x) for x in t.data.tolist()] for t in r.tensors}))
+`
+	b, err := exec.Command(py, "-c", script, out).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref map[string][]float64
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	if len(ref) != 29 {
+		t.Fatalf("gguf-py reads %d tensors, want 29 (direction.1..29)", len(ref))
+	}
+	var norm float64
+	for n := 1; n <= 28; n++ {
+		want := ref["direction."+strconv.Itoa(n)]
+		for i, x := range v.Data[n+1] {
+			if float32(want[i]) != x {
+				t.Fatalf("row %d [%d] = %v, gguf-py reads direction.%d[%d] = %v", n+1, i, x, n, i, want[i])
+			}
+			norm += float64(x) * float64(x)
+		}
+	}
+	for _, r := range []int{0, 1, 30} {
+		for _, x := range v.Data[r] {
+			if x != 0 {
+				t.Fatalf("row %d is not zero", r)
+			}
+		}
+	}
+	t.Logf("cvector-generator (mean) file: direction.1..28 = rows 2..29, equal to gguf-py's values (sum of squares %.4g); direction.29 dropped", norm)
+	fmt.Printf("interop import: cvector-generator's direction.1..28 loaded as rows 2..29 (values equal to gguf-py's), direction.29 dropped\n")
 }
