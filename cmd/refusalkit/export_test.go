@@ -182,3 +182,46 @@ func TestEvaluateVectorBadInput(t *testing.T) {
 		t.Errorf("a refused evaluation created %s", out)
 	}
 }
+
+// A control vector exported from one folder evaluates with --vector: only the
+// row it holds is a candidate layer, and the output folder holds the vector
+// as read, with its provenance.
+func TestEvaluateImportedControlVector(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vec")
+	_ = os.MkdirAll(dir, 0o755)
+	v := &refusalkit.RefusalVector{Model: "tiny-random-llama", NLayers: 3, DModel: 32, Data: make([][]float32, 4)}
+	for l := range v.Data {
+		v.Data[l] = make([]float32, 32)
+		for i := range v.Data[l] {
+			v.Data[l][i] = float32((l*7+i)%5) - 2
+		}
+	}
+	if err := runs.SaveVector(dir, v); err != nil {
+		t.Fatal(err)
+	}
+	cvPath := filepath.Join(t.TempDir(), "cv.gguf")
+	if code, _, stderr := runStdout(t, "export", "--vector_dir", dir, "--format", "llama.cpp", "--layer", "2", "--out", cvPath); code != 0 {
+		t.Fatalf("export: %s", stderr)
+	}
+	out := filepath.Join(t.TempDir(), "ev")
+	args := []string{"evaluate", "--model_path", "tiny-random", "--backend", "go", "--vector", cvPath, "--output_dir", out,
+		"--n_validation_samples", "2", "--n_test_samples", "2", "--max_new_tokens", "4", "--batch_size", "2", "--coefficients", "0", "1"}
+	if code, _, stderr := runStdout(t, args...); code != 0 {
+		t.Fatalf("evaluate --vector: exit %d: %s", code, stderr)
+	}
+	var scores refusalkit.LayerScores
+	if !readJSONFile(filepath.Join(out, runs.LayerSelectionFile), &scores) || len(scores.PerLayerScores) != 1 || scores.PerLayerScores[0].Layer != 2 {
+		t.Errorf("layer scores %+v, want row 2 alone", scores.PerLayerScores)
+	}
+	back, err := runs.LoadVector(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Rows) != 1 || back.Rows[0] != 2 || back.Data[2][3] != v.Data[2][3] || back.Data[1][3] != 0 ||
+		back.Provenance["source"] != cvPath || back.Provenance["source.exported_rows"] != "2" {
+		t.Errorf("saved vector: rows %v, provenance %v", back.Rows, back.Provenance)
+	}
+	if code, _, stderr := runStdout(t, args...); code != 2 || !strings.Contains(stderr, "already holds a refusal vector") {
+		t.Errorf("second evaluate into the same folder: exit %d %q", code, stderr)
+	}
+}

@@ -93,6 +93,17 @@ func maxAbsDiff(a, b []float32) float64 {
 	return m
 }
 
+// effectErr is max |(a1 − a0) − (b1 − b0)|: how far two runtimes' steering
+// effects (steered minus unsteered logits) differ. The part of the
+// quantisation difference that steering does not change cancels in it.
+func effectErr(a1, a0, b1, b0 []float32) float64 {
+	var m float64
+	for i := range a1 {
+		m = math.Max(m, math.Abs(float64(a1[i]-a0[i])-float64(b1[i]-b0[i])))
+	}
+	return m
+}
+
 func argmax(xs []float32) int {
 	best := 0
 	for i, x := range xs {
@@ -170,15 +181,17 @@ func TestInteropLlamaCpp(t *testing.T) {
 	}
 
 	type row struct {
-		Prompt                              string
-		Unsteered, Steered, Effect          float64
-		BakedVsScaled, Shifted, SignFlipped float64
-		SameTop1Unsteered, SameTop1Steered  bool
-		RefusalkitRefusal, LlamaCppRefusal  bool
-		RefusalkitReply, LlamaCppReply      string
+		Prompt                                     string
+		Unsteered, Steered, Effect                 float64
+		BakedVsScaled, Shifted, SignFlipped        float64
+		EffectErr, EffectErrShifted, EffectErrSign float64
+		SameTop1Unsteered, SameTop1Steered         bool
+		RefusalkitRefusal, LlamaCppRefusal         bool
+		RefusalkitReply, LlamaCppReply             string
 	}
 	var rows []row
 	var maxUn, maxSt, minShift, minSign, maxBaked = 0.0, 0.0, math.Inf(1), math.Inf(1), 0.0
+	var maxEff, minEffShift, minEffSign = 0.0, math.Inf(1), math.Inf(1)
 	for i, p := range prompts {
 		un := runLlamaCpp(t, bin, modelFile, p, "", 0)
 		st := runLlamaCpp(t, bin, modelFile, p, cvUnit, coeff)
@@ -194,12 +207,16 @@ func TestInteropLlamaCpp(t *testing.T) {
 			Effect:        maxAbsDiff(steered.Logits[i], plain.Logits[i]),
 			BakedVsScaled: maxAbsDiff(baked.logits, st.logits),
 			Shifted:       maxAbsDiff(sh.logits, steered.Logits[i]), SignFlipped: maxAbsDiff(neg.logits, steered.Logits[i]),
+			EffectErr:         effectErr(st.logits, un.logits, steered.Logits[i], plain.Logits[i]),
+			EffectErrShifted:  effectErr(sh.logits, un.logits, steered.Logits[i], plain.Logits[i]),
+			EffectErrSign:     effectErr(neg.logits, un.logits, steered.Logits[i], plain.Logits[i]),
 			SameTop1Unsteered: argmax(un.logits) == argmax(plain.Logits[i]), SameTop1Steered: argmax(st.logits) == argmax(steered.Logits[i]),
 			RefusalkitRefusal: refusalkit.IsRefusal(gen.Text[i]), LlamaCppRefusal: refusalkit.IsRefusal(llReply),
 			RefusalkitReply: gen.Text[i], LlamaCppReply: llReply}
 		rows = append(rows, r)
 		maxUn, maxSt, maxBaked = math.Max(maxUn, r.Unsteered), math.Max(maxSt, r.Steered), math.Max(maxBaked, r.BakedVsScaled)
 		minShift, minSign = math.Min(minShift, r.Shifted), math.Min(minSign, r.SignFlipped)
+		maxEff, minEffShift, minEffSign = math.Max(maxEff, r.EffectErr), math.Min(minEffShift, r.EffectErrShifted), math.Min(minEffSign, r.EffectErrSign)
 	}
 	// The tolerance: llama.cpp computes on the Q4_1 weights with activations
 	// requantised to 8 bits for its dot products, refusalkit on the weights
@@ -210,7 +227,8 @@ func TestInteropLlamaCpp(t *testing.T) {
 	summary := map[string]any{"layer": layer, "coefficient": coeff, "llama_cpp_direction": layer - 1,
 		"max_abs_logit_diff_unsteered": maxUn, "max_abs_logit_diff_steered": maxSt, "tolerance": tol,
 		"min_abs_logit_diff_shifted_layer": minShift, "min_abs_logit_diff_sign_flipped": minSign,
-		"max_abs_logit_diff_baked_vs_scaled": maxBaked, "prompts": rows}
+		"max_abs_logit_diff_baked_vs_scaled": maxBaked, "max_effect_err": maxEff,
+		"min_effect_err_shifted_layer": minEffShift, "min_effect_err_sign_flipped": minEffSign, "prompts": rows}
 	js, _ := json.MarshalIndent(summary, "", "  ")
 	t.Logf("%s", js)
 	if out := os.Getenv("REFUSALKIT_INTEROP_OUT"); out != "" {
