@@ -30,8 +30,6 @@ import (
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
-var ggufvecRead = ggufvec.Read
-
 // interopPrompts are harmless requests (none in ALPACA's train split is needed:
 // the check compares two runtimes, not the vector's quality).
 var interopPrompts = []string{
@@ -50,18 +48,35 @@ type llamaRun struct {
 	tokens []int32
 }
 
-func runLlamaCpp(t *testing.T, bin, model string, prompt []int32, cvec string, scale float64) llamaRun {
+// llamaJob is one run of llama.cpp: a prompt, with a control vector at a scale or none ("").
+type llamaJob struct {
+	prompt []int32
+	cvec   string
+	scale  float64
+}
+
+// runLlamaCpp runs every job in one llama.cpp process (tools/interop/cvec_logits.cpp --jobs).
+func runLlamaCpp(t *testing.T, bin, model string, jobs []llamaJob) []llamaRun {
 	t.Helper()
-	ids := make([]string, len(prompt))
-	for i, id := range prompt {
-		ids[i] = strconv.Itoa(int(id))
+	dir := t.TempDir()
+	var lines []string
+	for i, j := range jobs {
+		ids := make([]string, len(j.prompt))
+		for k, id := range j.prompt {
+			ids[k] = strconv.Itoa(int(id))
+		}
+		cv := j.cvec
+		if cv == "" {
+			cv = "-"
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %s %s", cv, strconv.FormatFloat(j.scale, 'g', -1, 64), strings.Join(ids, ","),
+			filepath.Join(dir, fmt.Sprintf("logits%d.f32", i))))
 	}
-	out := filepath.Join(t.TempDir(), "logits.f32")
-	args := []string{"-m", model, "--tokens", strings.Join(ids, ","), "--n-predict", strconv.Itoa(interopNewTokens), "--logits-out", out, "-t", "2"}
-	if cvec != "" {
-		args = append(args, "--cvec", cvec, "--scale", strconv.FormatFloat(scale, 'g', -1, 64))
+	jobsFile := filepath.Join(dir, "jobs.txt")
+	if err := os.WriteFile(jobsFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	stdout, err := exec.Command(bin, args...).Output()
+	stdout, err := exec.Command(bin, "-m", model, "--jobs", jobsFile, "--n-predict", strconv.Itoa(interopNewTokens), "-t", "2").Output()
 	if err != nil {
 		msg := ""
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -69,20 +84,27 @@ func runLlamaCpp(t *testing.T, bin, model string, prompt []int32, cvec string, s
 		}
 		t.Fatalf("%s: %v\n%s", bin, err, msg)
 	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
+	outLines := strings.Split(strings.TrimSpace(string(stdout)), "\n")
+	if len(outLines) != len(jobs) {
+		t.Fatalf("llama.cpp answered %d of %d jobs:\n%s", len(outLines), len(jobs), stdout)
 	}
-	r := llamaRun{logits: make([]float32, len(raw)/4)}
-	for i := range r.logits {
-		r.logits[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	runs := make([]llamaRun, len(jobs))
+	for i := range jobs {
+		raw, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("logits%d.f32", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := llamaRun{logits: make([]float32, len(raw)/4)}
+		for k := range r.logits {
+			r.logits[k] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*k:]))
+		}
+		for _, f := range strings.Fields(strings.TrimPrefix(outLines[i], "tokens:")) {
+			id, _ := strconv.Atoi(f)
+			r.tokens = append(r.tokens, int32(id))
+		}
+		runs[i] = r
 	}
-	line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(stdout)), "tokens:"))
-	for _, f := range strings.Fields(line) {
-		id, _ := strconv.Atoi(f)
-		r.tokens = append(r.tokens, int32(id))
-	}
-	return r
+	return runs
 }
 
 func maxAbsDiff(a, b []float32) float64 {
@@ -158,7 +180,28 @@ func TestInteropLlamaCpp(t *testing.T) {
 	}
 	cvUnit := export("row.gguf", layer, 1)         // used as the README says: --control-vector-scaled F c
 	cvScaled := export("row_c.gguf", layer, coeff) // the coefficient baked in by --coefficient
-	cvShifted := export("row_shifted.gguf", layer+1, 1)
+	// The same row written one llama.cpp layer off each way, as an exporter with
+	// an off-by-one mapping would: direction.L and direction.L-2 instead of direction.L-1.
+	shifted := func(name string, by int) string {
+		cv, err := ggufvec.Read(cvUnit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := layer - 1
+		cv.Directions[n+by], cv.Strings = cv.Directions[n], nil
+		delete(cv.Directions, n)
+		out := filepath.Join(tmp, name)
+		f, err := os.Create(out)
+		if err == nil {
+			err = ggufvec.Write(f, cv)
+			f.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	cvUp, cvDown := shifted("row_up.gguf", 1), shifted("row_down.gguf", -1)
 
 	prompts := make([][]int32, len(interopPrompts))
 	for i, p := range interopPrompts {
@@ -192,12 +235,16 @@ func TestInteropLlamaCpp(t *testing.T) {
 	var rows []row
 	var maxUn, maxSt, minShift, minSign, maxBaked = 0.0, 0.0, math.Inf(1), math.Inf(1), 0.0
 	var maxEff, minEffShift, minEffSign = 0.0, math.Inf(1), math.Inf(1)
-	for i, p := range prompts {
-		un := runLlamaCpp(t, bin, modelFile, p, "", 0)
-		st := runLlamaCpp(t, bin, modelFile, p, cvUnit, coeff)
-		baked := runLlamaCpp(t, bin, modelFile, p, cvScaled, 1)
-		sh := runLlamaCpp(t, bin, modelFile, p, cvShifted, coeff)
-		neg := runLlamaCpp(t, bin, modelFile, p, cvUnit, -coeff)
+	// Per prompt: unsteered; the row at c (scaled by llama.cpp); the row with c
+	// baked in; the row one layer up at c; the row at −c; the row one layer down at c.
+	var jobs []llamaJob
+	for _, p := range prompts {
+		jobs = append(jobs, llamaJob{p, "", 0}, llamaJob{p, cvUnit, coeff}, llamaJob{p, cvScaled, 1},
+			llamaJob{p, cvUp, coeff}, llamaJob{p, cvUnit, -coeff}, llamaJob{p, cvDown, coeff})
+	}
+	ll := runLlamaCpp(t, bin, modelFile, jobs)
+	for i := range prompts {
+		un, st, baked, up, neg, down := ll[6*i], ll[6*i+1], ll[6*i+2], ll[6*i+3], ll[6*i+4], ll[6*i+5]
 		if len(un.logits) != len(plain.Logits[i]) {
 			t.Fatalf("llama.cpp gives %d logits, refusalkit %d", len(un.logits), len(plain.Logits[i]))
 		}
@@ -206,9 +253,9 @@ func TestInteropLlamaCpp(t *testing.T) {
 			Unsteered: maxAbsDiff(un.logits, plain.Logits[i]), Steered: maxAbsDiff(st.logits, steered.Logits[i]),
 			Effect:        maxAbsDiff(steered.Logits[i], plain.Logits[i]),
 			BakedVsScaled: maxAbsDiff(baked.logits, st.logits),
-			Shifted:       maxAbsDiff(sh.logits, steered.Logits[i]), SignFlipped: maxAbsDiff(neg.logits, steered.Logits[i]),
+			Shifted:       math.Min(maxAbsDiff(up.logits, steered.Logits[i]), maxAbsDiff(down.logits, steered.Logits[i])), SignFlipped: maxAbsDiff(neg.logits, steered.Logits[i]),
 			EffectErr:         effectErr(st.logits, un.logits, steered.Logits[i], plain.Logits[i]),
-			EffectErrShifted:  effectErr(sh.logits, un.logits, steered.Logits[i], plain.Logits[i]),
+			EffectErrShifted:  math.Min(effectErr(up.logits, un.logits, steered.Logits[i], plain.Logits[i]), effectErr(down.logits, un.logits, steered.Logits[i], plain.Logits[i])),
 			EffectErrSign:     effectErr(neg.logits, un.logits, steered.Logits[i], plain.Logits[i]),
 			SameTop1Unsteered: argmax(un.logits) == argmax(plain.Logits[i]), SameTop1Steered: argmax(st.logits) == argmax(steered.Logits[i]),
 			RefusalkitRefusal: refusalkit.IsRefusal(gen.Text[i]), LlamaCppRefusal: refusalkit.IsRefusal(llReply),
@@ -271,13 +318,13 @@ func TestInteropCvectorGeneratorImport(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	pos, neg, out := filepath.Join(tmp, "pos.txt"), filepath.Join(tmp, "neg.txt"), filepath.Join(tmp, "cv.gguf")
-	_ = os.WriteFile(pos, []byte("<|im_start|>user\nI refuse to help with that.<|im_end|>\n<|im_start|>user\nSorry, I cannot answer.<|im_end|>\n"), 0o644)
-	_ = os.WriteFile(neg, []byte("<|im_start|>user\nSure, here is the answer.<|im_end|>\n<|im_start|>user\nOf course, happy to help.<|im_end|>\n"), 0o644)
+	_ = os.WriteFile(pos, []byte(`<|im_start|>user\nI refuse to help with that.<|im_end|>`+"\n"+`<|im_start|>user\nSorry, I cannot answer that.<|im_end|>`+"\n"), 0o644)
+	_ = os.WriteFile(neg, []byte(`<|im_start|>user\nSure, here is the answer.<|im_end|>`+"\n"+`<|im_start|>user\nOf course, I am happy to help.<|im_end|>`+"\n"), 0o644)
 	cmd := exec.Command(gen, "-m", modelFile, "--positive-file", pos, "--negative-file", neg, "--method", "mean", "-o", out, "-t", "2")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cvector-generator: %v\n%s", err, b)
 	}
-	cv, err := ggufvecRead(out)
+	cv, err := ggufvec.Read(out)
 	if err != nil {
 		t.Fatal(err)
 	}
