@@ -109,7 +109,7 @@ func cmdExport(args []string) error {
 	}
 	fmt.Printf("wrote %s: rows %s × %g as %s (llama.cpp adds direction.N to the output of block N = refusalkit row N+1)\n",
 		*out, cv.Strings["refusalkit.exported_rows"], *coeff, strings.Join(dirs, ", "))
-	fmt.Printf("use: llama-cli -m MODEL.gguf --control-vector-scaled %s 1\n", *out)
+	fmt.Printf("use: llama-cli -m MODEL.gguf --control-vector-scaled %s:1 (older llama.cpp: --control-vector-scaled %s 1)\n", *out, *out)
 	return nil
 }
 

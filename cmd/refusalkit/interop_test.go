@@ -295,6 +295,25 @@ func TestInteropLlamaCpp(t *testing.T) {
 	if maxBaked > 1e-3 {
 		t.Errorf("--coefficient c and --control-vector-scaled c differ by %.4g", maxBaked)
 	}
+	// llama.cpp's own command line, as the README gives it, on one prompt:
+	// llama-completion (the non-interactive llama-cli) with --control-vector-scaled
+	// F.gguf:c writes the same greedy reply as the driver.
+	if cli, _ := filepath.Abs("../../.cache/llamacpp-build/bin/llama-completion"); cli != "" {
+		text, _, err := m.EncodePrompt(interopPrompts[len(interopPrompts)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"-m", modelFile, "--control-vector-scaled", cvUnit + ":" + strconv.FormatFloat(coeff, 'g', -1, 64),
+			"-p", text, "-n", strconv.Itoa(interopNewTokens), "--temp", "0", "-no-cnv", "--no-display-prompt", "-t", "2"}
+		out, err := exec.Command(cli, args...).Output()
+		got, want := strings.TrimSpace(string(out)), strings.TrimSpace(rows[len(rows)-1].LlamaCppReply)
+		want = want[:min(len(want), 60)]
+		if err != nil || !strings.HasPrefix(got, want) {
+			t.Errorf("llama-completion --control-vector-scaled F:%g: %v, reply %q, want it to start %q", coeff, err, got, want)
+		} else {
+			fmt.Printf("interop: llama-completion --control-vector-scaled F.gguf:%g replies %q\n", coeff, got[:min(len(got), 80)])
+		}
+	}
 	for _, r := range rows {
 		if r.RefusalkitRefusal != r.LlamaCppRefusal {
 			t.Errorf("%q: refusal verdicts differ: refusalkit %v (%q), llama.cpp %v (%q)", r.Prompt, r.RefusalkitRefusal, r.RefusalkitReply, r.LlamaCppRefusal, r.LlamaCppReply)
