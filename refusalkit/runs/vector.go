@@ -24,8 +24,10 @@ var fixedProvenance = map[string]string{
 }
 
 // ExtractionProvenance is how an extraction made its vector, for the vector
-// file's metadata: the model, the method, the counts, the refusal
-// instruction(s), the sampling and the seed.
+// file's metadata: the method, the counts, the refusal instruction(s), the
+// sampling and the seed (the model is the "model" key, its alias; not its
+// path, which differs between a notebook's and a command's spelling of the
+// same model, and metadata.json records).
 func ExtractionProvenance(x *refusalkit.Extraction) map[string]string {
 	c := x.Config.WithDefaults()
 	instrs, _ := json.Marshal(c.RefusalInstructions)
@@ -33,7 +35,6 @@ func ExtractionProvenance(x *refusalkit.Extraction) map[string]string {
 		"made_by": "refusalkit extract",
 		"method": "difference of means: per kept response, the mean residual stream over its own generated tokens; " +
 			"then the mean over refusal-mode responses the judge calls refusals minus the mean over compliant-mode responses it does not",
-		"model_path":           x.Model,
 		"dataset":              refusalkit.DatasetName(c.Dataset),
 		"n_queries":            strconv.Itoa(len(x.Queries)),
 		"n_completions":        strconv.Itoa(c.NCompletions),
