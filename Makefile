@@ -11,7 +11,7 @@ SHELL := /bin/bash
 ENV   := source tools/setup/env.sh &&
 MODEL ?= smollm2-135m-instruct
 
-.PHONY: setup setup-test build test demo bench notebook-check clean
+.PHONY: setup setup-test build test demo bench notebook-check interop-check clean
 
 setup:
 	bash tools/setup/model.sh
@@ -53,3 +53,26 @@ bench: build
 # NOTEBOOK_SAVE=1 copies the executed notebooks back (see tools/notebook_check.sh).
 notebook-check: build
 	$(ENV) bash tools/setup/notebook.sh && $(ENV) bash tools/notebook_check.sh
+
+# The round trip through llama.cpp itself (not in `make test`: building llama.cpp
+# takes several minutes on 2 cores, once; cached in .cache/llamacpp-build): builds
+# llama.cpp from the pinned llama-cpp-python sdist, makes a small vector on the
+# bundled model (runs/interop, kept), exports its selected row, and compares
+# llama.cpp's steered first-token logits and greedy verdicts with refusalkit's
+# (cmd/refusalkit/interop_test.go). INTEROP_LAYER / INTEROP_COEFF override the row
+# and coefficient; the numbers land in runs/interop/interop.json.
+INTEROP_DIR   ?= runs/interop
+INTEROP_LAYER ?=
+INTEROP_COEFF ?= 1
+interop-check: build
+	bash tools/setup/llamacpp_build.sh
+	bash tools/setup/pyref.sh
+	$(ENV) if [[ ! -f $(INTEROP_DIR)/eval_summary.json ]]; then \
+	  bin/refusalkit extract --model_path $(MODEL) --n_samples 6 --n_completions 4 --max_new_tokens 32 \
+	    --refusal_instruction "$$(printf '%s' 'Do not answer the question below; politely decline instead, starting with "I'"'"'m sorry".')" \
+	    --output_dir $(INTEROP_DIR) --overwrite && \
+	  bin/refusalkit evaluate --model_path $(MODEL) --vector_dir $(INTEROP_DIR) --n_validation_samples 8 --n_test_samples 4 \
+	    --coefficients 0 1 --overwrite; fi
+	$(ENV) REFUSALKIT_INTEROP_VECTOR_DIR=$(abspath $(INTEROP_DIR)) REFUSALKIT_INTEROP_LAYER=$(INTEROP_LAYER) \
+	  REFUSALKIT_INTEROP_COEFF=$(INTEROP_COEFF) REFUSALKIT_INTEROP_OUT=$(abspath $(INTEROP_DIR))/interop.json \
+	  go test -count=1 -tags interop -run 'Interop|FromPythonGGUF|ReadByPythonGGUF' -v ./cmd/refusalkit/ ./refusalkit/ ./refusalkit/ggufvec/

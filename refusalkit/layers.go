@@ -1,6 +1,7 @@
 package refusalkit
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/refusalkit/refusalkit/models"
@@ -116,6 +117,9 @@ func NewLayerScores(v *RefusalVector, instructions []string, tokens RefusalToken
 		ValidationQueries: instructions}
 	norms := v.Norms()
 	for l, s := range perLayer {
+		if v.Rows != nil && !slices.Contains(v.Rows, l) {
+			continue // a zero row: steering with it is the baseline
+		}
 		score := mean(s)
 		out.PerLayerScores = append(out.PerLayerScores, LayerScore{Layer: l, SteeringScore: score,
 			ImprovementOverBaseline: score - out.BaselineRefusalScore, VectorNorm: norms[l]})

@@ -21,6 +21,14 @@ type RefusalVector struct {
 	DModel     int         `json:"d_model"`
 	NRefusal   int         `json:"n_refusal"`
 	NCompliant int         `json:"n_compliant"`
+	// Rows, when set, lists the only rows that hold a direction (a vector
+	// imported from a llama.cpp control vector); the others are zero and are
+	// no candidates for layer selection. nil: every row.
+	Rows []int `json:"rows,omitempty"`
+	// Provenance is how the vector was made, as its file records it (model,
+	// method, counts, instruction, seed, sign, operation; see
+	// runs.SaveVector); nil for a vector made in memory.
+	Provenance map[string]string `json:"-"`
 }
 
 // ErrTooFewResponses is wrapped by ComputeRefusalVector when a side kept nothing.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -11,6 +12,8 @@ import (
 	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/ggufvec"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // cmdEvaluate is the Go counterpart of the spec's eval_refusal_vector.py.
@@ -18,7 +21,8 @@ func cmdEvaluate(args []string) error {
 	fs := newFlags("evaluate", "--model_path M --vector_dir DIR [flags]")
 	def := refusalkit.EvalConfig{}.WithDefaults()
 	modelPath := fs.String("model_path", "", "model: "+models.DefaultModel+", a .gguf file, a Hugging Face folder or hub id (required)")
-	vectorDir := fs.String("vector_dir", "", "folder holding refusal_vector.safetensors, written by 'refusalkit extract' (required)")
+	vectorDir := fs.String("vector_dir", "", "folder holding refusal_vector.safetensors, written by 'refusalkit extract' (required, unless --vector)")
+	vectorFile := fs.String("vector", "", "a vector file instead of --vector_dir: a llama.cpp or repeng control vector (.gguf; direction.N is read as row N+1) or a refusal_vector.safetensors; needs --output_dir")
 	nVal := fs.Int("n_validation_samples", def.NValidation, "validation queries (validation split) for layer selection")
 	nTest := fs.Int("n_test_samples", def.NTest, "test queries (test split) for the coefficient sweep")
 	coeffs := floatList(def.Coefficients)
@@ -45,11 +49,20 @@ func cmdEvaluate(args []string) error {
 	if _, err := models.ParseDType(*dtype); err != nil {
 		return usagef("--dtype: %v", err)
 	}
-	if *modelPath == "" || *vectorDir == "" {
+	if *vectorFile != "" {
+		if *vectorDir != "" {
+			return usagef("give --vector_dir or --vector, not both")
+		}
+		if *outDir == "" {
+			return usagef("--vector %s needs --output_dir: the folder to write the evaluation (and the vector as read) into", *vectorFile)
+		}
+	} else if *modelPath == "" || *vectorDir == "" {
 		return usagef("--model_path and --vector_dir are required (see --help)")
-	}
-	if st, err := os.Stat(*vectorDir); err != nil || !st.IsDir() {
+	} else if st, err := os.Stat(*vectorDir); err != nil || !st.IsDir() {
 		return usagef("--vector_dir %s is not a folder: give the folder written by `refusalkit extract`", *vectorDir)
+	}
+	if *modelPath == "" {
+		return usagef("--model_path is required (see --help)")
 	}
 	for name, v := range map[string]int{"n_validation_samples": *nVal, "n_test_samples": *nTest, "max_new_tokens": *maxNew, "batch_size": *batch} {
 		if err := positive(name, v); err != nil {
@@ -85,14 +98,23 @@ func cmdEvaluate(args []string) error {
 
 	// Check the vector and the queries before loading the model; the shape
 	// is checked against the model right after.
-	x, err := readVectorDir(*vectorDir)
+	var x *refusalkit.Extraction
+	var cv *ggufvec.ControlVector // a control vector, read as rows once the model's shape is known
+	var err error
+	if *vectorFile != "" {
+		x, cv, err = readVectorFile(*vectorFile)
+	} else {
+		x, err = readVectorDir(*vectorDir)
+	}
 	if err != nil {
 		return err
 	}
 	v := x.Vector
-	warnings, err := v.CheckValues(cfg.Coefficients)
-	if err != nil {
-		return usagef("%v", err)
+	var warnings []string
+	if v != nil {
+		if warnings, err = v.CheckValues(cfg.Coefficients); err != nil {
+			return usagef("%v", err)
+		}
 	}
 	validation, test, err := refusalkit.EvalPlan(cfg, x.Instructions())
 	if err != nil {
@@ -105,6 +127,9 @@ func cmdEvaluate(args []string) error {
 	if err := probeRunDir(dir); err != nil {
 		return err
 	}
+	if _, err := os.Stat(filepath.Join(dir, runs.VectorSafetensorsFile)); err == nil && *vectorFile != "" {
+		return usagef("--output_dir %s already holds a refusal vector: give another folder for the evaluation of --vector %s", dir, *vectorFile)
+	}
 	if err := evalDirState(dir, *overwrite); err != nil {
 		return err
 	}
@@ -113,6 +138,22 @@ func cmdEvaluate(args []string) error {
 		return err
 	}
 	warnings = append(warnings, mismatch...)
+	if cv != nil {
+		var dropped []int
+		if v, dropped, err = refusalkit.FromControlVector(cv, m.Alias(), m.Config.NumLayers, m.Config.DModel); err != nil {
+			return usagef("%s: %v", *vectorFile, err)
+		}
+		for _, n := range dropped {
+			warnings = append(warnings, fmt.Sprintf("%s: direction.%d is added after the last block, before the final norm, where refusalkit has no row: it is not evaluated", *vectorFile, n))
+		}
+		v.Provenance["source"] = *vectorFile
+		x.Vector = v
+		more, err := v.CheckValues(cfg.Coefficients)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		warnings = append(warnings, more...)
+	}
 	for _, w := range warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
@@ -142,6 +183,13 @@ func cmdEvaluate(args []string) error {
 	if err := removeStrayTemps(dir, false); err != nil {
 		return err
 	}
+	if *vectorFile != "" {
+		// The folder then holds the vector it evaluates, as refusalkit reads it
+		// (export, ablate and inspect take it as a --vector_dir).
+		if err := runs.SaveVector(dir, v); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(os.Stderr, "refusalkit evaluate: %s on %s; %d validation and %d test queries; coefficients %v -> %s\n",
 		m.Alias(), m.Backend.Name(), cfg.NValidation, cfg.NTest, cfg.Coefficients, dir)
 	ev, err := refusalkit.Evaluate(m, x, cfg, refusalkit.WithProgress(progress.New(os.Stderr)))
@@ -149,6 +197,9 @@ func cmdEvaluate(args []string) error {
 		return err
 	}
 	ev.Summary.VectorDir = *vectorDir
+	if *vectorFile != "" {
+		ev.Summary.VectorDir = *vectorFile
+	}
 	if err := run.SaveEvaluation(m, x, ev); err != nil {
 		return err
 	}
@@ -181,4 +232,28 @@ func printEvaluation(ev *refusalkit.Evaluation) {
 	if cal := ev.Calibration; cal != nil {
 		fmt.Printf("\ncalibration (validation split, %d points): %s\n", len(cal.Points), cal.Reason)
 	}
+}
+
+// readVectorFile reads evaluate's --vector before any model loads: a
+// refusalkit .safetensors vector, or a control-vector .gguf (returned as is:
+// its rows need the model's shape).
+func readVectorFile(path string) (*refusalkit.Extraction, *ggufvec.ControlVector, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil, usagef("--vector %s does not exist", path)
+	}
+	switch {
+	case strings.HasSuffix(path, ".gguf"):
+		cv, err := ggufvec.Read(path)
+		if err != nil {
+			return nil, nil, usagef("--vector %v", err)
+		}
+		return &refusalkit.Extraction{}, cv, nil
+	case strings.HasSuffix(path, ".safetensors"):
+		v, err := runs.ReadVectorFile(path)
+		if err != nil {
+			return nil, nil, usagef("%v", err)
+		}
+		return &refusalkit.Extraction{Vector: v}, nil, nil
+	}
+	return nil, nil, usagef("--vector %s is neither a control vector (.gguf) nor a refusal vector (.safetensors)", path)
 }

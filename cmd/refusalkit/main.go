@@ -4,6 +4,8 @@
 //	refusalkit extract  --model_path smollm2-135m-instruct [--n_samples 20 --n_completions 10 ...]
 //	refusalkit evaluate --model_path smollm2-135m-instruct --vector_dir runs/.../harmless_refusal_vectors
 //	refusalkit ablate   --model_path smollm2-135m-instruct --vector_dir runs/.../harmless_refusal_vectors
+//	refusalkit export   --vector_dir runs/.../harmless_refusal_vectors --format llama.cpp --layer 12 --out refusal.gguf
+//	refusalkit inspect  runs/.../harmless_refusal_vectors/refusal_vector.safetensors
 //
 // Exit status: 0 on success, 2 for a usage error, 1 when the run fails.
 package main
@@ -31,6 +33,8 @@ commands:
   ablate     refusal rates without and with the vector's direction ablated; cosine with the reference direction
   charts     draw a run folder's charts as HTML files (extract and evaluate also do)
   rundir     print a model's default run folder (the spec's runs/{model_alias}/harmless_refusal_vectors)
+  export     write rows of a vector as a llama.cpp control vector (--format llama.cpp)
+  inspect    print a vector file's provenance (refusalkit .safetensors or llama.cpp .gguf)
 
 Run 'refusalkit <command> --help' for the flags of a command.
 `
@@ -61,8 +65,12 @@ func run(args []string) int {
 		err = cmdCharts(args[1:])
 	case "rundir":
 		err = cmdRunDir(args[1:])
+	case "export":
+		err = cmdExport(args[1:])
+	case "inspect":
+		err = cmdInspect(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts or rundir", args[0])
+		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts, rundir, export or inspect", args[0])
 	}
 	var ue usageError
 	switch {

@@ -212,6 +212,9 @@ func loadForVector(command, modelPath, backend, dtype string, v *refusalkit.Refu
 	if err := needChat(m, command); err != nil {
 		return nil, nil, err
 	}
+	if v == nil { // a control vector: its rows are read for this model's shape
+		return m, nil, fitsContext(m, maxNew)
+	}
 	if err := v.CheckFits(m.Config); err != nil {
 		return nil, nil, usagef("%v", err)
 	}

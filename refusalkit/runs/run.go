@@ -119,6 +119,9 @@ func (r *Run) saveExtraction(x *refusalkit.Extraction, md Metadata) error {
 		}
 	}
 	if x.Vector != nil {
+		if x.Vector.Provenance == nil {
+			x.Vector.Provenance = ExtractionProvenance(x)
+		}
 		if err := SaveVector(r.Dir, x.Vector); err != nil {
 			return err
 		}

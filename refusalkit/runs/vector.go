@@ -1,6 +1,7 @@
 package runs
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -14,7 +15,57 @@ import (
 
 const vectorTensorName = "refusal_vector"
 
-// SaveVector writes refusal_vector.pt and refusal_vector.safetensors into dir, atomically.
+// Provenance keys every refusalkit vector file states, whoever made it.
+var fixedProvenance = map[string]string{
+	"format":    "refusalkit refusal vector",
+	"rows":      refusalkit.RowConvention,
+	"sign":      "refusal minus compliant (mean over kept refusal responses − mean over kept compliant responses)",
+	"operation": "add: steer with coefficient × row i added to the residual stream entering block i, at every position",
+}
+
+// ExtractionProvenance is how an extraction made its vector, for the vector
+// file's metadata: the method, the counts, the refusal instruction(s), the
+// sampling and the seed (the model is the "model" key, its alias; not its
+// path, which differs between a notebook's and a command's spelling of the
+// same model, and metadata.json records).
+func ExtractionProvenance(x *refusalkit.Extraction) map[string]string {
+	c := x.Config.WithDefaults()
+	instrs, _ := json.Marshal(c.RefusalInstructions)
+	return map[string]string{
+		"made_by": "refusalkit extract",
+		"method": "difference of means: per kept response, the mean residual stream over its own generated tokens; " +
+			"then the mean over refusal-mode responses the judge calls refusals minus the mean over compliant-mode responses it does not",
+		"dataset":              refusalkit.DatasetName(c.Dataset),
+		"n_queries":            strconv.Itoa(len(x.Queries)),
+		"n_completions":        strconv.Itoa(c.NCompletions),
+		"max_new_tokens":       strconv.Itoa(c.MaxNewTokens),
+		"refusal_instructions": string(instrs),
+		"sampling":             c.Sampling.String(),
+		"seed":                 strconv.FormatInt(*c.Seed, 10),
+	}
+}
+
+// VectorMetadata is the metadata SaveVector writes for v: its shape and
+// counts, the fixed convention keys, then v.Provenance.
+func VectorMetadata(v *refusalkit.RefusalVector) map[string]string {
+	meta := map[string]string{}
+	for k, val := range v.Provenance {
+		meta[k] = val
+	}
+	for k, val := range fixedProvenance {
+		meta[k] = val
+	}
+	meta["model"], meta["n_layers"], meta["d_model"] = v.Model, strconv.Itoa(v.NLayers), strconv.Itoa(v.DModel)
+	meta["n_refusal"], meta["n_compliant"] = strconv.Itoa(v.NRefusal), strconv.Itoa(v.NCompliant)
+	if v.Rows != nil {
+		rows, _ := json.Marshal(v.Rows)
+		meta["rows_with_data"] = string(rows)
+	}
+	return meta
+}
+
+// SaveVector writes refusal_vector.pt and refusal_vector.safetensors into dir,
+// atomically; the safetensors metadata carries VectorMetadata(v).
 func SaveVector(dir string, v *refusalkit.RefusalVector) error {
 	shape := []int{len(v.Data), v.DModel}
 	data := v.Flat()
@@ -23,11 +74,14 @@ func SaveVector(dir string, v *refusalkit.RefusalVector) error {
 	}); err != nil {
 		return err
 	}
-	meta := map[string]string{"model": v.Model, "n_layers": strconv.Itoa(v.NLayers), "d_model": strconv.Itoa(v.DModel),
-		"n_refusal": strconv.Itoa(v.NRefusal), "n_compliant": strconv.Itoa(v.NCompliant),
-		"rows": "row l = layer l: 0 = embedding output; l = residual stream entering block l; n_layers = final hidden state after the final norm"}
-	return tensorfile.WriteFileAtomic(filepath.Join(dir, VectorSafetensorsFile), func(w io.Writer) error {
-		return tensorfile.WriteSafetensors(w, map[string]tensorfile.Float32Tensor{vectorTensorName: {Shape: shape, Data: data}}, meta)
+	return WriteVectorFile(filepath.Join(dir, VectorSafetensorsFile), v)
+}
+
+// WriteVectorFile writes v as one safetensors file with its metadata, atomically.
+func WriteVectorFile(path string, v *refusalkit.RefusalVector) error {
+	shape := []int{len(v.Data), v.DModel}
+	return tensorfile.WriteFileAtomic(path, func(w io.Writer) error {
+		return tensorfile.WriteSafetensors(w, map[string]tensorfile.Float32Tensor{vectorTensorName: {Shape: shape, Data: v.Flat()}}, VectorMetadata(v))
 	})
 }
 
@@ -38,6 +92,12 @@ func LoadVector(dir string) (*refusalkit.RefusalVector, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no refusal vector at %s: give the folder written by `refusalkit extract` (--vector_dir)", path)
 	}
+	return ReadVectorFile(path)
+}
+
+// ReadVectorFile reads a refusal vector safetensors file with its metadata
+// (Provenance: every key but the shape and counts).
+func ReadVectorFile(path string) (*refusalkit.RefusalVector, error) {
 	ts, meta, err := tensorfile.ReadSafetensors(path)
 	if err != nil {
 		return nil, fmt.Errorf("refusal vector %s is unreadable (%v): re-run `refusalkit extract`", path, err)
@@ -51,9 +111,21 @@ func LoadVector(dir string) (*refusalkit.RefusalVector, error) {
 			return nil, fmt.Errorf("refusal vector %s holds NaN or infinite values: re-run `refusalkit extract`", path)
 		}
 	}
-	v := &refusalkit.RefusalVector{Model: meta["model"], NLayers: t.Shape[0] - 1, DModel: t.Shape[1]}
+	v := &refusalkit.RefusalVector{Model: meta["model"], NLayers: t.Shape[0] - 1, DModel: t.Shape[1], Provenance: map[string]string{}}
 	v.NRefusal, _ = strconv.Atoi(meta["n_refusal"])
 	v.NCompliant, _ = strconv.Atoi(meta["n_compliant"])
+	if rows, ok := meta["rows_with_data"]; ok {
+		if err := json.Unmarshal([]byte(rows), &v.Rows); err != nil {
+			return nil, fmt.Errorf("refusal vector %s: rows_with_data %q is not a list of rows: re-write it", path, rows)
+		}
+	}
+	for k, val := range meta {
+		switch k {
+		case "model", "n_layers", "d_model", "n_refusal", "n_compliant", "rows_with_data":
+		default:
+			v.Provenance[k] = val
+		}
+	}
 	v.Data = make([][]float32, t.Shape[0])
 	for l := range v.Data {
 		v.Data[l] = t.Data[l*v.DModel : (l+1)*v.DModel]

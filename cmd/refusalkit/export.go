@@ -1,0 +1,210 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/ggufvec"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
+	"github.com/refusalkit/refusalkit/refusalkit/tensorfile"
+)
+
+// cmdExport writes rows of a vector folder as a llama.cpp control vector (the
+// GGUF that llama-cli's --control-vector-scaled and repeng read), each row at
+// the llama.cpp layer whose output is the stream the row was measured on
+// (refusalkit.LlamaCppIndex).
+func cmdExport(args []string) error {
+	fs := newFlags("export", "--vector_dir DIR --format llama.cpp [--layer L | --layers A-B] [--coefficient C] --out F.gguf")
+	vectorDir := fs.String("vector_dir", "", "folder holding refusal_vector.safetensors, written by 'refusalkit extract' (required)")
+	format := fs.String("format", "", "output format: llama.cpp (a control-vector GGUF; required)")
+	layer := fs.Int("layer", -1, "the row to export: the residual stream entering block L, 2..n_layers-1 (default: selected_layer of the folder's eval_summary.json)")
+	layerRange := fs.String("layers", "", "rows A-B (inclusive) to export instead of one, each at its own llama.cpp layer")
+	coeff := fs.Float64("coefficient", 1, "the rows are written multiplied by this (llama-cli's --control-vector-scaled scales them again)")
+	modelHint := fs.String("model_hint", "", "controlvector.model_hint (default: the vector's model alias)")
+	out := fs.String("out", "", "output file, .gguf (required)")
+	overwrite := fs.Bool("overwrite", false, "replace an existing --out")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	layerGiven := false
+	fs.Visit(func(f *flag.Flag) { layerGiven = layerGiven || f.Name == "layer" })
+	if *vectorDir == "" || *format == "" || *out == "" {
+		return usagef("--vector_dir, --format and --out are required (see --help)")
+	}
+	if *format != "llama.cpp" {
+		return usagef("--format must be llama.cpp, got %q", *format)
+	}
+	if st, err := os.Stat(*vectorDir); err != nil || !st.IsDir() {
+		return usagef("--vector_dir %s is not a folder: give the folder written by `refusalkit extract`", *vectorDir)
+	}
+	if layerGiven && *layerRange != "" {
+		return usagef("give --layer or --layers, not both")
+	}
+	if math.IsNaN(*coeff) || math.IsInf(*coeff, 0) || *coeff == 0 || math.Abs(*coeff) > math.MaxFloat32 {
+		return usagef("--coefficient must be a finite number other than 0, got %v", *coeff)
+	}
+	if !strings.HasSuffix(*out, ".gguf") {
+		return usagef("--out %s does not end in .gguf: llama.cpp control vectors are GGUF files", *out)
+	}
+	if st, err := os.Stat(*out); err == nil {
+		if st.IsDir() {
+			return usagef("--out %s is a folder: give a file name", *out)
+		}
+		if !*overwrite {
+			return usagef("--out %s exists: choose another name or pass --overwrite", *out)
+		}
+	}
+	if st, err := os.Stat(filepath.Dir(*out)); err != nil || !st.IsDir() {
+		return usagef("the folder of --out %s does not exist: create it first", *out)
+	}
+	if err := checkVectorDir(*vectorDir); err != nil {
+		return err
+	}
+	v, err := runs.LoadVector(*vectorDir)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	var rows []int
+	switch {
+	case *layerRange != "":
+		a, b, ok := parseRange(*layerRange)
+		if !ok {
+			return usagef("--layers %q is not a range A-B of rows (e.g. 2-%d)", *layerRange, v.NLayers-1)
+		}
+		for r := a; r <= b; r++ {
+			rows = append(rows, r)
+		}
+	case layerGiven:
+		rows = []int{*layer}
+	default:
+		l, from, ok := selectedLayer(*vectorDir)
+		if !ok {
+			return usagef("--layer is required: %s holds no %s to take the selected layer from (run `refusalkit evaluate` first, or give --layer or --layers)", *vectorDir, runs.EvalSummaryFile)
+		}
+		rows = []int{l}
+		fmt.Fprintf(os.Stderr, "refusalkit export: row %d, the selected_layer of %s\n", l, from)
+	}
+	hint := *modelHint
+	if hint == "" {
+		hint = v.Model
+	}
+	cv, err := v.ToControlVector(rows, float32(*coeff), hint)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := tensorfile.WriteFileAtomic(*out, func(w io.Writer) error { return ggufvec.Write(w, cv) }); err != nil {
+		return err
+	}
+	var dirs []string
+	for _, n := range cv.Indices() {
+		dirs = append(dirs, "direction."+strconv.Itoa(n))
+	}
+	fmt.Printf("wrote %s: rows %s × %g as %s (llama.cpp adds direction.N to the output of block N = refusalkit row N+1)\n",
+		*out, cv.Strings["refusalkit.exported_rows"], *coeff, strings.Join(dirs, ", "))
+	fmt.Printf("use: llama-cli -m MODEL.gguf --control-vector-scaled %s:1 (older llama.cpp: --control-vector-scaled %s 1)\n", *out, *out)
+	return nil
+}
+
+// parseRange reads "A-B" with 0 ≤ A ≤ B.
+func parseRange(s string) (a, b int, ok bool) {
+	as, bs, found := strings.Cut(s, "-")
+	if !found {
+		return 0, 0, false
+	}
+	a, errA := strconv.Atoi(as)
+	b, errB := strconv.Atoi(bs)
+	return a, b, errA == nil && errB == nil && a >= 0 && a <= b
+}
+
+// cmdInspect prints what a vector file says about itself: a refusalkit
+// vector (a .safetensors file or a vector folder) with its provenance, or a
+// llama.cpp control vector with its directions and the rows they are.
+func cmdInspect(args []string) error {
+	fs := newFlags("inspect", "FILE (refusal_vector.safetensors, a vector folder, or a control-vector .gguf)")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			usages[fs]()
+			return errHelp
+		}
+		return usagef("%v (see --help)", err)
+	}
+	if fs.NArg() != 1 {
+		return usagef("give one file to inspect (see --help)")
+	}
+	path := fs.Arg(0)
+	st, err := os.Stat(path)
+	if err != nil {
+		return usagef("%s does not exist", path)
+	}
+	if st.IsDir() {
+		path = filepath.Join(path, runs.VectorSafetensorsFile)
+	}
+	switch {
+	case strings.HasSuffix(path, ".gguf"):
+		cv, err := ggufvec.Read(path)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		printControlVector(path, cv)
+	case strings.HasSuffix(path, ".safetensors"):
+		if _, err := os.Stat(path); err != nil {
+			return usagef("no refusal vector at %s: give the folder written by `refusalkit extract`", path)
+		}
+		v, err := runs.ReadVectorFile(path)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		printVector(path, v)
+	default:
+		return usagef("%s is neither a .safetensors refusal vector nor a .gguf control vector", path)
+	}
+	return nil
+}
+
+func printVector(path string, v *refusalkit.RefusalVector) {
+	fmt.Printf("%s: refusalkit refusal vector, float32 [%d, %d]\n", path, len(v.Data), v.DModel)
+	meta := runs.VectorMetadata(v)
+	printSorted(meta, "")
+	norms := v.Norms()
+	fmt.Printf("row norms:")
+	for l, n := range norms {
+		fmt.Printf(" %d:%.3g", l, n)
+	}
+	fmt.Println()
+	if v.NLayers >= 3 {
+		fmt.Printf("llama.cpp: rows 2..%d export as direction.1..%d (row r → direction.r-1); rows 0, 1 and %d have no slot\n",
+			v.NLayers-1, v.NLayers-2, v.NLayers)
+	}
+}
+
+func printControlVector(path string, cv *ggufvec.ControlVector) {
+	fmt.Printf("%s: llama.cpp control vector, %d directions of %d values\n", path, len(cv.Directions), cv.NEmbd)
+	fmt.Printf("%s: %s\n%s: %d\n", ggufvec.KeyModelHint, cv.ModelHint, ggufvec.KeyLayerCount, cv.LayerCount)
+	printSorted(cv.Strings, "")
+	for _, n := range cv.Indices() {
+		var s float64
+		for _, x := range cv.Directions[n] {
+			s += float64(x) * float64(x)
+		}
+		fmt.Printf("direction.%d: norm %.4g, added to the output of block %d = refusalkit row %d\n", n, math.Sqrt(s), n, n+1)
+	}
+}
+
+func printSorted(m map[string]string, indent string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("%s%s: %s\n", indent, k, m[k])
+	}
+}
