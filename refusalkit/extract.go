@@ -15,12 +15,19 @@ import (
 type ExtractConfig struct {
 	NSamples int    // queries sampled from the train split; 0 = 20
 	Dataset  string // instructions file or hub id; "" = the embedded ALPACA
+	// Judge names the judge that keeps responses (JudgeByName): "" =
+	// DefaultJudge, the spec's substring matching. It decides only which
+	// responses are kept, never what is generated.
+	Judge string
 	GenerateConfig
 }
 
 // WithDefaults returns c with every zero field set to the spec's default.
 func (c ExtractConfig) WithDefaults() ExtractConfig {
 	c.NSamples = positiveOr(c.NSamples, 20)
+	if c.Judge == "" {
+		c.Judge = DefaultJudge
+	}
 	c.GenerateConfig = c.GenerateConfig.WithDefaults()
 	return c
 }
@@ -37,8 +44,8 @@ type Extraction struct {
 	Queries           []string
 	Compliant         []Response // all generated, before filtering
 	Refusal           []Response
-	FilteredCompliant []Response // kept: compliant responses the judge calls non-refusals
-	FilteredRefusal   []Response // kept: refusal-mode responses the judge calls refusals
+	FilteredCompliant []Response // kept: compliant responses the judge reads as answers
+	FilteredRefusal   []Response // kept: refusal-mode responses the judge reads as refusals
 	Vector            *RefusalVector
 	Timings           map[string]float64 // seconds per stage
 }
@@ -71,6 +78,10 @@ func (x *Extraction) Instructions() map[string]bool {
 // error wrapping ErrTooFewResponses.
 func Extract(m *models.Model, cfg ExtractConfig, opts ...Option) (*Extraction, error) {
 	cfg = cfg.WithDefaults()
+	judge, err := JudgeByName(cfg.Judge)
+	if err != nil {
+		return nil, err
+	}
 	x := &Extraction{Model: m.Path, Config: cfg, Timings: map[string]float64{}}
 	timed := timer(x.Timings)
 	start := time.Now()
@@ -96,8 +107,12 @@ func Extract(m *models.Model, cfg ExtractConfig, opts ...Option) (*Extraction, e
 			x.Refusal = rs
 		}
 	}
-	x.FilteredCompliant = FilterResponses(x.Compliant, false)
-	x.FilteredRefusal = FilterResponses(x.Refusal, true)
+	// The response files carry the run's judge's verdicts (generation
+	// records the substring judge's, so a checkpoint does not depend on the judge).
+	JudgeResponses(judge, x.Compliant)
+	JudgeResponses(judge, x.Refusal)
+	x.FilteredCompliant = FilterResponsesWith(judge, x.Compliant, false)
+	x.FilteredRefusal = FilterResponsesWith(judge, x.Refusal, true)
 	if err := timed("activations", func() error {
 		if err := MeanActivations(m, x.FilteredCompliant, cfg.BatchSize); err != nil {
 			return err

@@ -30,6 +30,7 @@ commands:
   evaluate   select a layer by steering score and sweep activation-addition coefficients
   ablate     refusal rates without and with the vector's direction ablated; cosine with the reference direction
   charts     draw a run folder's charts as HTML files (extract and evaluate also do)
+  judges     the judges' agreement with hand labels (--labels), and what each reads in a run folder (--run_dir)
   rundir     print a model's default run folder (the spec's runs/{model_alias}/harmless_refusal_vectors)
 
 Run 'refusalkit <command> --help' for the flags of a command.
@@ -61,8 +62,10 @@ func run(args []string) int {
 		err = cmdCharts(args[1:])
 	case "rundir":
 		err = cmdRunDir(args[1:])
+	case "judges":
+		err = cmdJudges(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts or rundir", args[0])
+		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts, judges or rundir", args[0])
 	}
 	var ue usageError
 	switch {

@@ -115,8 +115,7 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		Dataset:                  refusalkit.DatasetName(c.Dataset), Split: refusalkit.SplitDescription,
 		Queries: x.Queries, MaxNewTokens: c.MaxNewTokens, BatchSize: c.BatchSize,
 		Sampling: map[string]float64{"temperature": s.Temperature, "top_p": s.TopP, "top_k": float64(s.TopK)},
-		Judge: map[string]any{"method": refusalkit.JudgeName, "substrings": refusalkit.RefusalSubstrings, "case_insensitive": true,
-			"normalization": refusalkit.JudgeNormalization},
+		Judge: judgeMetadata(c.Judge),
 		Activations: "mean over each kept response's own generated tokens (no padding, no end-of-turn token) of the residual stream at every layer, " +
 			"accumulated in float64; layer 0 = embedding output, layer l = stream entering block l, layer n_layers = final hidden state after the final norm",
 		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: x.Timings,
@@ -126,6 +125,16 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		md.Complete = true
 	}
 	return md
+}
+
+// judgeMetadata is the judge's entry of metadata.json; a name no judge
+// answers to (an Extraction built by hand) is recorded as given.
+func judgeMetadata(name string) map[string]any {
+	j, err := refusalkit.JudgeByName(name)
+	if err != nil {
+		return map[string]any{"name": name, "error": err.Error()}
+	}
+	return j.Metadata()
 }
 
 // config returns the extraction settings metadata.json records.
@@ -139,7 +148,8 @@ func (md *Metadata) config() refusalkit.ExtractConfig {
 	if len(instrs) == 0 { // written before runs could have several
 		instrs = []string{md.RefusalInstruction}
 	}
-	return refusalkit.ExtractConfig{NSamples: md.NQueries, Dataset: dataset, GenerateConfig: refusalkit.GenerateConfig{
+	judge, _ := md.Judge["name"].(string) // runs made before judges could be chosen name none: theirs was the default
+	return refusalkit.ExtractConfig{NSamples: md.NQueries, Dataset: dataset, Judge: judge, GenerateConfig: refusalkit.GenerateConfig{
 		NCompletions: md.NCompletionsPerQuery, MaxNewTokens: md.MaxNewTokens, BatchSize: md.BatchSize, Seed: &seed,
 		Sampling:            &models.Sampling{Temperature: md.Sampling["temperature"], TopP: md.Sampling["top_p"], TopK: int(md.Sampling["top_k"])},
 		RefusalInstructions: instrs, ParseSpecialTokens: md.ParseSpecialTokens,
