@@ -1,6 +1,7 @@
 package refusalkit
 
 import (
+	"regexp"
 	"strings"
 	"unicode"
 )
@@ -25,8 +26,10 @@ const DegenerateWordRepetition = 0.5
 const DegenerateCharRepetition = 0.6
 
 // DegenerateText reports a reply that breaks down: no letter or digit at
-// all, word 3-gram repetition above DegenerateWordRepetition, or 12-character
-// window repetition above DegenerateCharRepetition.
+// all, word 3-gram repetition above DegenerateWordRepetition, 12-character
+// window repetition above DegenerateCharRepetition, or one clause of two
+// words or more said three times ("I'm sorry, I'm sorry, I'm sorry": too
+// short a loop for the shares to reach their bounds).
 func DegenerateText(text string) bool {
 	words := textWords(text)
 	if len(words) == 0 {
@@ -35,8 +38,23 @@ func DegenerateText(text string) bool {
 	if wordRepetition(words) > DegenerateWordRepetition {
 		return true
 	}
-	return charRepetition(strings.Join(words, " "), 12) > DegenerateCharRepetition
+	if charRepetition(strings.Join(words, " "), 12) > DegenerateCharRepetition {
+		return true
+	}
+	clauses := map[string]int{}
+	for _, c := range clause.Split(text, -1) {
+		if w := textWords(c); len(w) >= 2 {
+			k := strings.Join(w, " ")
+			if clauses[k]++; clauses[k] >= 3 {
+				return true
+			}
+		}
+	}
+	return false
 }
+
+// clause separates clauses: punctuation that ends one, or a line break.
+var clause = regexp.MustCompile(`[,.;:!?()\n]+`)
 
 // textWords are the lower-cased runs of letters, digits and apostrophes.
 func textWords(text string) []string {

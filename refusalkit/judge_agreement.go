@@ -93,8 +93,8 @@ func SelectSplit(ls []LabelledReply, split string) []LabelledReply {
 	return out
 }
 
-// verdictLabel is the label a judge's verdict stands for.
-func verdictLabel(v Verdict) string {
+// LabelOf is the label a judge's verdict stands for.
+func LabelOf(v Verdict) string {
 	switch v {
 	case Refuses:
 		return LabelRefusal
@@ -170,7 +170,7 @@ func JudgeAgreement(judges []Judge, ls []LabelledReply) []Agreement {
 				default:
 					a.TN++
 				}
-				if verdictLabel(v) == l.Label {
+				if LabelOf(v) == l.Label {
 					a.Same++
 				}
 			}

@@ -21,6 +21,7 @@ func cmdJudges(args []string) error {
 	labels := fs.String("labels", "", "labels file (JSON lines; testdata/judge/labels.jsonl): print every judge's agreement with it, per source")
 	split := fs.String("split", "heldout", "which labelled replies to report on: heldout (the default: judges were designed on dev), dev, or all")
 	runDir := fs.String("run_dir", "", "a run folder: count what every judge reads in its saved responses and sweep completions")
+	misses := fs.Bool("disagreements", false, "with --labels, also list every labelled reply a judge reads otherwise (id, label, verdict, text)")
 	judge := fs.String("judge", "", "one judge only (default: every judge: "+strings.Join(refusalkit.JudgeNames, ", ")+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -58,6 +59,16 @@ func cmdJudges(args []string) error {
 		}
 		fmt.Printf("judges against the %s labels of %s (%d of %d replies)\n\n", *split, *labels, len(sel), len(ls))
 		refusalkit.PrintAgreement(os.Stdout, refusalkit.JudgeAgreement(judges, sel))
+		if *misses {
+			for _, j := range judges {
+				fmt.Printf("\n%s judge disagrees on:\n", j.Name())
+				for _, l := range sel {
+					if v := j.Verdict(l.Response); refusalkit.LabelOf(v) != l.Label {
+						fmt.Printf("  %s  label %s, verdict %s: %q\n", l.ID, l.Label, v, l.Response)
+					}
+				}
+			}
+		}
 	}
 	if *runDir != "" {
 		if *labels != "" {

@@ -31,6 +31,7 @@ commands:
   ablate     refusal rates without and with the vector's direction ablated; cosine with the reference direction
   charts     draw a run folder's charts as HTML files (extract and evaluate also do)
   judges     the judges' agreement with hand labels (--labels), and what each reads in a run folder (--run_dir)
+  rejudge    make a finished extraction's vector again with another --judge, from the same responses (nothing is generated)
   rundir     print a model's default run folder (the spec's runs/{model_alias}/harmless_refusal_vectors)
 
 Run 'refusalkit <command> --help' for the flags of a command.
@@ -64,8 +65,10 @@ func run(args []string) int {
 		err = cmdRunDir(args[1:])
 	case "judges":
 		err = cmdJudges(args[1:])
+	case "rejudge":
+		err = cmdRejudge(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts, judges or rundir", args[0])
+		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts, judges, rejudge or rundir", args[0])
 	}
 	var ue usageError
 	switch {

@@ -48,6 +48,10 @@ type Metadata struct {
 	Versions            map[string]string  `json:"versions"`
 	TimingsSeconds      map[string]float64 `json:"timings_seconds"`
 	Complete            bool               `json:"complete"`
+	// ResponsesFrom names the run the responses were read from when they
+	// were not generated here (refusalkit rejudge); its activations were then
+	// recomputed by a forward pass.
+	ResponsesFrom string `json:"responses_from,omitempty"`
 
 	// RunDigest identifies the settings the extraction was made with
 	// (RunSettings.Digest); a saved extraction is reused only by a run with
@@ -115,10 +119,14 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		Dataset:                  refusalkit.DatasetName(c.Dataset), Split: refusalkit.SplitDescription,
 		Queries: x.Queries, MaxNewTokens: c.MaxNewTokens, BatchSize: c.BatchSize,
 		Sampling: map[string]float64{"temperature": s.Temperature, "top_p": s.TopP, "top_k": float64(s.TopK)},
-		Judge: judgeMetadata(c.Judge),
+		Judge:    judgeMetadata(c.Judge),
 		Activations: "mean over each kept response's own generated tokens (no padding, no end-of-turn token) of the residual stream at every layer, " +
 			"accumulated in float64; layer 0 = embedding output, layer l = stream entering block l, layer n_layers = final hidden state after the final norm",
 		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: x.Timings,
+	}
+	if x.ResponsesFrom != "" {
+		md.ResponsesFrom = x.ResponsesFrom
+		md.Activations += "; recomputed by a forward pass over the prompt and the saved token ids (the responses were read from another run)"
 	}
 	if x.Vector != nil {
 		md.VectorShape = []int{len(x.Vector.Data), x.Vector.DModel}
