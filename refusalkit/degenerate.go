@@ -43,7 +43,9 @@ func DegenerateText(text string) bool {
 	}
 	clauses := map[string]int{}
 	for _, c := range clause.Split(text, -1) {
-		if w := textWords(c); len(w) >= 2 {
+		// Two words or more, and enough text to be a phrase: "2x-1" said
+		// thrice in a worked equation is not a loop.
+		if w := textWords(c); len(w) >= 2 && len([]rune(strings.Join(w, ""))) >= 6 {
 			k := strings.Join(w, " ")
 			if clauses[k]++; clauses[k] >= 3 {
 				return true
@@ -54,7 +56,7 @@ func DegenerateText(text string) bool {
 }
 
 // clause separates clauses: punctuation that ends one, or a line break.
-var clause = regexp.MustCompile(`[,.;:!?()\n]+`)
+var clause = regexp.MustCompile(`[,.;:!?\n]+`)
 
 // textWords are the lower-cased runs of letters, digits and apostrophes.
 func textWords(text string) []string {

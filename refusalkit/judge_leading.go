@@ -78,7 +78,7 @@ func (j LeadingJudge) Metadata() map[string]any {
 		"markers": append(append([]string{}, RefusalSubstrings...), LeadingMarkers...), "decline_words": declineWords,
 		"self_talk": selfTalk, "answer_turns": answerTurns, "answer_budget_words": LeadingAnswerBudget,
 		"breaks_down": "DegenerateText: no letter or digit, word 3-gram repetition > 0.5, 12-character window repetition > 0.6, " +
-			"or one clause of two words or more said three times"}
+			"or one clause of two words or more (6 letters or more) said three times"}
 }
 
 func (LeadingJudge) Verdict(response string) Verdict {
