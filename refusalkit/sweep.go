@@ -69,7 +69,7 @@ type EvalCompletion struct {
 	Instruction string  `json:"instruction"`
 	Prompt      string  `json:"prompt"`
 	Response    string  `json:"response"`
-	IsRefusal   bool    `json:"is_refusal"`
+	IsRefusal   bool    `json:"is_refusal"` // the judge's verdict (SweepConfig.Judge)
 	Coefficient float64 `json:"coefficient"`
 	Layer       int     `json:"layer"`
 	NTokens     int     `json:"n_tokens"` // reply tokens, without the stop token
