@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/refusalkit/refusalkit/internal/testutil"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 // runStdout runs the command in-process and returns its exit status and stdout.
@@ -80,5 +83,63 @@ func TestJudgesCommand(t *testing.T) {
 	}
 	if strings.Index(out, "c=2.0") > strings.Index(out, "c=10.0") {
 		t.Errorf("coefficients not in numeric order:\n%s", out)
+	}
+}
+
+// The judge decides what is kept, never what is generated: a run with
+// --judge leading writes the very responses the default run writes, and
+// records its judge, in the metadata and in the settings digest.
+func TestExtractJudgeFlag(t *testing.T) {
+	tmp := t.TempDir()
+	extract := func(name string, args ...string) string {
+		dir := filepath.Join(tmp, name)
+		args = append([]string{"extract", "--model_path", "tiny-random", "--backend", "go", "--n_samples", "2", "--n_completions", "3",
+			"--max_new_tokens", "4", "--output_dir", dir}, args...)
+		if code, stderr := runCaptured(t, args...); code != 0 && code != 1 { // the tiny model does not refuse: exit 1
+			t.Fatalf("%s: exit %d: %s", name, code, stderr)
+		}
+		return dir
+	}
+	plain, leading := extract("plain"), extract("leading", "--judge", "leading")
+	for _, f := range []string{runs.CompliantResponsesFile, runs.RefusalResponsesFile} {
+		a, err := os.ReadFile(filepath.Join(plain, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(leading, f))
+		if string(a) != string(b) {
+			t.Errorf("%s differs between the judges", f)
+		}
+	}
+	var a, b runs.Metadata
+	testutil.ReadJSON(t, filepath.Join(plain, runs.MetadataFile), &a)
+	testutil.ReadJSON(t, filepath.Join(leading, runs.MetadataFile), &b)
+	if a.Judge["method"] != "substring_matching" || a.Judge["name"] != "substring" || b.Judge["name"] != "leading" {
+		t.Errorf("judges recorded: %v and %v", a.Judge["name"], b.Judge["name"])
+	}
+	if name, was, now := b.RunSettings.FirstDifference(a.RunSettings); name != "judge" || was != "(none)" && was != "(not recorded)" || now != "leading" {
+		t.Errorf("first difference %q (%q → %q), want the judge", name, was, now)
+	}
+	for _, s := range a.RunSettings {
+		if s.Name == "judge" {
+			t.Error("the default judge adds a setting")
+		}
+	}
+}
+
+func TestRejudgeBadInput(t *testing.T) {
+	tmp := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rejudge"}, "--model_path, --run_dir and --output_dir are required"},
+		{[]string{"rejudge", "--model_path", "x", "--run_dir", tmp, "--output_dir", tmp, "--judge", "x"}, `--judge: unknown judge "x"`},
+		{[]string{"rejudge", "--model_path", "x", "--run_dir", tmp, "--output_dir", filepath.Join(tmp, "out")}, "refusal_vector"},
+	} {
+		code, stderr := runCaptured(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%q: exit %d, %q; want 2 and one line with %q", tc.args, code, stderr, tc.want)
+		}
 	}
 }
