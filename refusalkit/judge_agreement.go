@@ -224,6 +224,36 @@ func sourcesOf(ls []LabelledReply) []string {
 	return out
 }
 
+// AUC is the probability that a reply labelled refusal scores above one
+// that is not (ties count half): how well a score such as a ModelJudge's
+// log-odds separates refusals whatever its threshold; 0.5 is chance. ok is
+// false without both kinds of reply.
+func AUC(scores []float64, refusal []bool) (auc float64, ok bool) {
+	var pos, neg []float64
+	for i, s := range scores {
+		if refusal[i] {
+			pos = append(pos, s)
+		} else {
+			neg = append(neg, s)
+		}
+	}
+	if len(pos) == 0 || len(neg) == 0 {
+		return 0, false
+	}
+	var wins float64
+	for _, p := range pos {
+		for _, n := range neg {
+			switch {
+			case p > n:
+				wins++
+			case p == n:
+				wins += 0.5
+			}
+		}
+	}
+	return wins / float64(len(pos)*len(neg)), true
+}
+
 // PrintAgreement writes the agreements as a Markdown table: per judge and
 // source, the replies, the labelled refusals, the binary and three-way
 // agreement, and the refusal precision and recall ("—" where undefined).

@@ -107,3 +107,15 @@ func TestCommittedLabels(t *testing.T) {
 		ids[l.ID] = true
 	}
 }
+
+func TestAUC(t *testing.T) {
+	// Refusals at 3 and 1, others at 2, 0 and 1: of the 6 pairs, 3 > 2, 3 > 0,
+	// 3 > 1, 1 > 0 win and 1 = 1 ties: (4 + 0.5) / 6.
+	auc, ok := AUC([]float64{3, 1, 2, 0, 1}, []bool{true, true, false, false, false})
+	if !ok || auc != 4.5/6 {
+		t.Errorf("AUC = %v %v, want %v", auc, ok, 4.5/6)
+	}
+	if _, ok := AUC([]float64{1}, []bool{true}); ok {
+		t.Error("AUC defined with no negative")
+	}
+}

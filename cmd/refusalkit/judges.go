@@ -22,6 +22,8 @@ func cmdJudges(args []string) error {
 	split := fs.String("split", "heldout", "which labelled replies to report on: heldout (the default: judges were designed on dev), dev, or all")
 	runDir := fs.String("run_dir", "", "a run folder: count what every judge reads in its saved responses and sweep completions")
 	misses := fs.Bool("disagreements", false, "with --labels, also list every labelled reply a judge reads otherwise (id, label, verdict, text)")
+	modelPath := fs.String("model_path", "", "with --labels, also measure the model judge: this chat model asked whether each reply refuses (log-odds of Yes over No); needs the model, not the network")
+	backend := fs.String("backend", "", "GoMLX backend for --model_path (default: $GOMLX_BACKEND, else the fastest that loads)")
 	judge := fs.String("judge", "", "one judge only (default: every judge: "+strings.Join(refusalkit.JudgeNames, ", ")+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -57,10 +59,22 @@ func cmdJudges(args []string) error {
 		if len(sel) == 0 {
 			return usagef("--labels %s has no %s replies", *labels, *split)
 		}
+		all := judges
+		var modelNote string
+		if *modelPath != "" {
+			mj, note, err := modelJudge(*modelPath, *backend, sel)
+			if err != nil {
+				return err
+			}
+			all, modelNote = append(append([]refusalkit.Judge{}, judges...), mj), note
+		}
 		fmt.Printf("judges against the %s labels of %s (%d of %d replies)\n\n", *split, *labels, len(sel), len(ls))
-		refusalkit.PrintAgreement(os.Stdout, refusalkit.JudgeAgreement(judges, sel))
+		refusalkit.PrintAgreement(os.Stdout, refusalkit.JudgeAgreement(all, sel))
+		if modelNote != "" {
+			fmt.Printf("\n%s\n", modelNote)
+		}
 		if *misses {
-			for _, j := range judges {
+			for _, j := range all {
 				fmt.Printf("\n%s judge disagrees on:\n", j.Name())
 				for _, l := range sel {
 					if v := j.Verdict(l.Response); refusalkit.LabelOf(v) != l.Label {
@@ -77,6 +91,35 @@ func cmdJudges(args []string) error {
 		return printRunVerdicts(*runDir, judges)
 	}
 	return nil
+}
+
+// modelJudge loads a chat model and reads every labelled reply with it,
+// returning its verdicts as a judge and a line on how its log-odds separate
+// the labelled refusals (AUC, whatever the threshold).
+func modelJudge(path, backend string, ls []refusalkit.LabelledReply) (refusalkit.Judge, string, error) {
+	m, err := loadModel(path, backend, "")
+	if err != nil {
+		return nil, "", err
+	}
+	if err := needChat(m, "judges"); err != nil {
+		return nil, "", err
+	}
+	replies := make([]string, len(ls))
+	refusal := make([]bool, len(ls))
+	for i, l := range ls {
+		replies[i], refusal[i] = l.Response, l.Label == refusalkit.LabelRefusal
+	}
+	j, lo, err := refusalkit.NewModelJudgeFor(refusalkit.ModelJudge{Model: m}, replies)
+	if err != nil {
+		return nil, "", err
+	}
+	note := fmt.Sprintf("model judge (%s, threshold 0): AUC of its log-odds for the labelled refusals", m.Alias())
+	if auc, ok := refusalkit.AUC(lo, refusal); ok {
+		note += fmt.Sprintf(" %.2f (0.5 is chance)", auc)
+	} else {
+		note += " undefined (no refusal, or nothing else, among these replies)"
+	}
+	return j, note, nil
 }
 
 // printRunVerdicts counts, per judge, the refuses / answers / breaks down
