@@ -115,7 +115,9 @@ func (j FixedJudge) Verdict(response string) Verdict {
 
 func (j FixedJudge) Describe() string { return j.Note }
 
-func (j FixedJudge) Metadata() map[string]any { return map[string]any{"name": j.JudgeName, "description": j.Note} }
+func (j FixedJudge) Metadata() map[string]any {
+	return map[string]any{"name": j.JudgeName, "description": j.Note}
+}
 
 // NewModelJudgeFor reads every reply with j and returns the verdicts as a Judge.
 func NewModelJudgeFor(j ModelJudge, replies []string) (FixedJudge, []float64, error) {
