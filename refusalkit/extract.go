@@ -129,9 +129,9 @@ func Extract(m *models.Model, cfg ExtractConfig, opts ...Option) (*Extraction, e
 		return err
 	})
 	if errors.Is(err, ErrTooFewResponses) {
-		return x, fmt.Errorf("%w. Kept %d of %d compliant and %d of %d refusal responses. "+
+		return x, fmt.Errorf("%w. Kept %d of %d compliant and %d of %d refusal responses (%s judge). "+
 			"Try a different --refusal_instruction, raise --n_samples and --n_completions, and read the response files to see what the model does",
-			err, len(x.FilteredCompliant), len(x.Compliant), len(x.FilteredRefusal), len(x.Refusal))
+			err, len(x.FilteredCompliant), len(x.Compliant), len(x.FilteredRefusal), len(x.Refusal), judge.Name())
 	}
 	return x, err
 }
