@@ -18,6 +18,12 @@
 // (ReferenceDirection: harmful minus harmless means at the last prompt
 // token), compared with the vector row by row (LayerCosines).
 //
+// The judge that keeps responses and counts refusals is a choice (Judge,
+// JudgeByName; ExtractConfig.Judge, SweepConfig.Judge): the spec's
+// SubstringJudge by default, or the stricter LeadingJudge, measured against
+// hand labels by JudgeAgreement; Rejudge re-filters an extraction's
+// responses with another judge without generating anything.
+//
 // A config's zero value is the spec's (ExtractConfig{}, EvalConfig{},
 // SweepConfig{}, ScoreConfig{}): each field left zero or nil takes the
 // default noted beside it, and WithDefaults returns the settings a run

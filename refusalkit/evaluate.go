@@ -163,6 +163,10 @@ type Evaluation struct {
 // cfg.RefusalTokenIDs are set. It reads and writes no file.
 func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*Evaluation, error) {
 	cfg = cfg.WithDefaults()
+	judge, err := JudgeByName(cfg.Judge)
+	if err != nil {
+		return nil, err
+	}
 	timings := map[string]float64{}
 	timed := timer(timings)
 	v := x.Vector
@@ -173,7 +177,6 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 		return nil, err
 	}
 	ev := &Evaluation{Config: cfg, Vector: v}
-	var err error
 	if ev.Validation, ev.Test, err = EvalPlan(cfg, x.Instructions()); err != nil {
 		return nil, err
 	}
@@ -260,7 +263,7 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 		ModelAlias: m.Alias(), Coefficients: sweep.Coefficients, MaxKL: cfg.MaxKL,
 		SteeringSite: fmt.Sprintf("coefficient x refusal_vector[%d] added to the residual stream entering block %d, at every prompt and generated position", sel.Layer, sel.Layer),
 		Decoding:     cfg.Decoding(), ParseSpecialTokens: cfg.ParseSpecialTokens, MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
-		RefusalTokens: tokens, TestQueries: ev.Test, Dataset: cmp.Or(cfg.Dataset, AlpacaSource), Judge: JudgeName + "; " + JudgeNormalization,
+		RefusalTokens: tokens, TestQueries: ev.Test, Dataset: cmp.Or(cfg.Dataset, AlpacaSource), Judge: judge.Describe(),
 		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
 	}
 	if ev.Calibration != nil && ev.Calibration.Found {

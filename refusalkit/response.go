@@ -40,7 +40,8 @@ type Response struct {
 	RefusalInstructionIndex *int `json:"refusal_instruction_index,omitempty"`
 	// NTokens is the number of generated response tokens (len(TokenIDs) when those are kept).
 	NTokens int `json:"n_tokens"`
-	// IsRefusal is the substring judge's verdict on Response (IsRefusal).
+	// IsRefusal is the run's judge's verdict on Response (ExtractConfig.Judge;
+	// the spec's substring judge, IsRefusal, by default): true when it reads a refusal.
 	IsRefusal bool `json:"is_refusal"`
 
 	// PromptTokenIDs are the token ids of Prompt as the model received them. Special-token

@@ -27,6 +27,9 @@ type SweepConfig struct {
 	// ParseSpecialTokens reads special-token spellings in the instructions
 	// as control tokens (models.EncodeOptions).
 	ParseSpecialTokens bool
+	// Judge names the judge that counts the refusals (JudgeByName): "" =
+	// DefaultJudge, the spec's substring matching.
+	Judge string
 }
 
 // WithDefaults returns c with every zero field set to the spec's default.
@@ -37,6 +40,9 @@ func (c SweepConfig) WithDefaults() SweepConfig {
 	c.MaxNewTokens = positiveOr(c.MaxNewTokens, 64)
 	c.BatchSize = positiveOr(c.BatchSize, 8)
 	c.Seed = orDefault(c.Seed, SpecSeed)
+	if c.Judge == "" {
+		c.Judge = DefaultJudge
+	}
 	return c
 }
 
@@ -63,7 +69,7 @@ type EvalCompletion struct {
 	Instruction string  `json:"instruction"`
 	Prompt      string  `json:"prompt"`
 	Response    string  `json:"response"`
-	IsRefusal   bool    `json:"is_refusal"`
+	IsRefusal   bool    `json:"is_refusal"` // the judge's verdict (SweepConfig.Judge)
 	Coefficient float64 `json:"coefficient"`
 	Layer       int     `json:"layer"`
 	NTokens     int     `json:"n_tokens"` // reply tokens, without the stop token
@@ -80,6 +86,20 @@ type EvalCompletion struct {
 	Perplexity float64 `json:"perplexity"`
 	Repetition float64 `json:"repetition"`
 	Degenerate bool    `json:"degenerate"`
+
+	// Outcome separates what the sweep's table counts: BreaksDown when the
+	// completion is Degenerate or the judge reads it as breaking down, else
+	// the judge's Refuses or Answers. Set by Sweep, with the side effects.
+	Outcome Verdict `json:"outcome,omitempty"`
+}
+
+// outcome is the completion's reading for the sweep's table: it breaks down
+// when Degenerate (or when the judge's verdict v says so), else v.
+func (c EvalCompletion) outcome(v Verdict) Verdict {
+	if c.Degenerate {
+		return BreaksDown
+	}
+	return v
 }
 
 // CoefficientResult is one entry of eval_summary.json's
@@ -94,6 +114,19 @@ type CoefficientResult struct {
 	Perplexity      Stat `json:"perplexity"`
 	Repetition      Stat `json:"repetition"`
 	DegenerateCount int  `json:"degenerate_count"`
+
+	// Outcomes splits the completions into those that refuse, answer and
+	// break down (EvalCompletion.Outcome); they add up to TotalCount. A
+	// completion that loops on "I'm sorry" counts in RefusalCount (the
+	// judge's verdict) and here as breaking down.
+	Outcomes Outcomes `json:"outcomes"`
+}
+
+// Outcomes counts a coefficient's completions by Outcome.
+type Outcomes struct {
+	Refuses    int `json:"refuses"`
+	Answers    int `json:"answers"`
+	BreaksDown int `json:"breaks_down"`
 }
 
 // SteeredCompletions generates replies to the instructions with
@@ -103,6 +136,10 @@ type CoefficientResult struct {
 // run, adding exact zeros.
 func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff float64, instructions []string, cfg SweepConfig) ([]EvalCompletion, error) {
 	cfg = cfg.WithDefaults()
+	judge, err := JudgeByName(cfg.Judge)
+	if err != nil {
+		return nil, err
+	}
 	texts, prompts, err := encodePrompts(m, instructions, models.EncodeOptions{ParseSpecialTokens: cfg.ParseSpecialTokens})
 	if err != nil {
 		return nil, err
@@ -125,7 +162,7 @@ func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff floa
 		}
 		for i := range g.Text {
 			out = append(out, EvalCompletion{Instruction: instructions[start+i], Prompt: texts[start+i],
-				Response: g.Text[i], IsRefusal: IsRefusal(g.Text[i]), Coefficient: coeff, Layer: layer,
+				Response: g.Text[i], IsRefusal: judge.Verdict(g.Text[i]) == Refuses, Coefficient: coeff, Layer: layer,
 				NTokens: len(g.ReplyIDs(i)), PromptTokenIDs: prompts[start+i], GeneratedIDs: g.Tokens[i]})
 		}
 	}
@@ -140,6 +177,10 @@ func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff floa
 // coefficient, then one for the side effects).
 func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, cfg SweepConfig, opts ...Option) (map[float64][]EvalCompletion, error) {
 	cfg = cfg.WithDefaults()
+	judge, err := JudgeByName(cfg.Judge)
+	if err != nil {
+		return nil, err
+	}
 	progress := collect(opts).report("sweep coefficients")
 	steps := len(cfg.Coefficients) + 1
 	if progress != nil {
@@ -168,6 +209,11 @@ func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, 
 	if err := sideEffects(m, unsteered, ivs, cfg.BatchSize); err != nil {
 		return nil, err
 	}
+	for _, iv := range ivs {
+		for i := range iv.cs {
+			iv.cs[i].Outcome = iv.cs[i].outcome(judge.Verdict(iv.cs[i].Response))
+		}
+	}
 	if progress != nil {
 		progress(steps, steps)
 	}
@@ -194,6 +240,14 @@ func Tally(cs []EvalCompletion) CoefficientResult {
 		if c.Degenerate {
 			r.DegenerateCount++
 		}
+		switch c.Outcome {
+		case Refuses:
+			r.Outcomes.Refuses++
+		case Answers:
+			r.Outcomes.Answers++
+		case BreaksDown:
+			r.Outcomes.BreaksDown++
+		}
 		kl, ppl, rep = append(kl, c.KL), append(ppl, c.Perplexity), append(rep, c.Repetition)
 	}
 	if r.TotalCount > 0 {
@@ -208,8 +262,9 @@ func Tally(cs []EvalCompletion) CoefficientResult {
 func PrintTallies(w io.Writer, coeffs []float64, sweep map[float64][]EvalCompletion) {
 	for _, c := range coeffs {
 		t := Tally(sweep[c])
-		fmt.Fprintf(w, "coefficient %-4g refused %d of %d; KL %.3f, perplexity %.1f, repetition %.2f, %d degenerate\n",
-			c, t.RefusalCount, t.TotalCount, t.KL.Mean, t.Perplexity.Mean, t.Repetition.Mean, t.DegenerateCount)
+		fmt.Fprintf(w, "coefficient %-4g refused %d of %d (refuses %d, answers %d, breaks down %d); KL %.3f, perplexity %.1f, repetition %.2f, %d degenerate\n",
+			c, t.RefusalCount, t.TotalCount, t.Outcomes.Refuses, t.Outcomes.Answers, t.Outcomes.BreaksDown,
+			t.KL.Mean, t.Perplexity.Mean, t.Repetition.Mean, t.DegenerateCount)
 	}
 }
 

@@ -11,7 +11,9 @@
 # the README), so the demo passes a wording it does follow more often.
 # Override with REFUSAL_INSTRUCTION=... (empty: the spec's instruction).
 # A finished demo is not redone; DEMO_OVERWRITE=1 replaces it. EXTRACT_FLAGS and
-# EVAL_FLAGS add flags (e.g. smaller settings); RUNS moves the runs folder.
+# EVAL_FLAGS add flags (e.g. smaller settings); RUNS moves the runs folder;
+# JUDGE=leading filters the extraction and scores the sweep with the stricter
+# judge (README "Judges"; default: the spec's substring judge).
 set -euo pipefail
 MODEL="${1:-smollm2-135m-instruct}"
 RUNS="${RUNS:-runs}"
@@ -32,6 +34,8 @@ if [[ -f "${DIR}/eval_summary.json" && "${DEMO_OVERWRITE:-0}" != "1" ]]; then
 else
 	instr_flag=()
 	[[ -n "${REFUSAL_INSTRUCTION:-}" ]] && instr_flag=(--refusal_instruction "${REFUSAL_INSTRUCTION}")
-	"${BIN}" extract --model_path "${MODEL}" --output_dir "${DIR}" "${instr_flag[@]}" "${OVERWRITE[@]}" ${EXTRACT_FLAGS:-}
-	"${BIN}" evaluate --model_path "${MODEL}" --vector_dir "${DIR}" "${OVERWRITE[@]}" ${EVAL_FLAGS:-} # also draws the charts
+	judge_flag=()
+	[[ -n "${JUDGE:-}" ]] && judge_flag=(--judge "${JUDGE}")
+	"${BIN}" extract --model_path "${MODEL}" --output_dir "${DIR}" "${instr_flag[@]}" "${judge_flag[@]}" "${OVERWRITE[@]}" ${EXTRACT_FLAGS:-}
+	"${BIN}" evaluate --model_path "${MODEL}" --vector_dir "${DIR}" "${judge_flag[@]}" "${OVERWRITE[@]}" ${EVAL_FLAGS:-} # also draws the charts
 fi

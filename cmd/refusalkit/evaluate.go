@@ -43,7 +43,11 @@ func cmdEvaluate(args []string) error {
 	overwrite := fs.Bool("overwrite", false, "replace a previous evaluation in the output folder")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
+	judge := judgeFlag(fs, "the judge that counts the sweep's refusals")
 	if err := parseFlags(fs, joinSpaceLists(args, "coefficients")); err != nil {
+		return err
+	}
+	if err := checkJudge(*judge); err != nil {
 		return err
 	}
 	if _, err := models.ParseDType(*dtype); err != nil {
@@ -91,7 +95,7 @@ func cmdEvaluate(args []string) error {
 	cfg := refusalkit.EvalConfig{NValidation: *nVal, NTest: *nTest, ValidationSeed: valSeed, TestSeed: testSeed,
 		LayerSelection: *selection, MaxKL: *maxKL, TargetRefusalRate: *target, RefusalTokenIDs: tokenIDs, Dataset: *dataset,
 		SweepConfig: refusalkit.SweepConfig{Coefficients: coeffs, MaxNewTokens: *maxNew, BatchSize: *batch,
-			ParseSpecialTokens: *parseSpecial}}
+			ParseSpecialTokens: *parseSpecial, Judge: *judge}}
 	if *sample {
 		cfg.Sampling, cfg.Seed = &refusalkit.SpecSampling, seed
 	}
@@ -222,11 +226,11 @@ func printEvaluation(ev *refusalkit.Evaluation) {
 		fmt.Fprintf(w, "%d\t%.3f\t%+.3f\t\n", l.Layer, l.SteeringScore, l.ImprovementOverBaseline)
 	}
 	fmt.Fprintln(w, "\t\t\t")
-	fmt.Fprintln(w, "coefficient\trefusals\trefusal rate\tKL\tperplexity\trepetition\tdegenerate\t")
+	fmt.Fprintln(w, "coefficient\trefusals\trefusal rate\trefuses\tanswers\tbreaks down\tKL\tperplexity\trepetition\tdegenerate\t")
 	for _, c := range s.Coefficients {
 		r := s.ResultsByCoefficient[refusalkit.CoeffKey(c)]
-		fmt.Fprintf(w, "%g\t%d/%d\t%.2f\t%.3f\t%.1f\t%.2f\t%d\t\n", c, r.RefusalCount, r.TotalCount, r.RefusalRate,
-			r.KL.Mean, r.Perplexity.Mean, r.Repetition.Mean, r.DegenerateCount)
+		fmt.Fprintf(w, "%g\t%d/%d\t%.2f\t%d\t%d\t%d\t%.3f\t%.1f\t%.2f\t%d\t\n", c, r.RefusalCount, r.TotalCount, r.RefusalRate,
+			r.Outcomes.Refuses, r.Outcomes.Answers, r.Outcomes.BreaksDown, r.KL.Mean, r.Perplexity.Mean, r.Repetition.Mean, r.DegenerateCount)
 	}
 	w.Flush()
 	if cal := ev.Calibration; cal != nil {

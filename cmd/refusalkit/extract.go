@@ -35,7 +35,11 @@ func cmdExtract(args []string) error {
 	resume := fs.Bool("resume", false, "continue an interrupted run in the output folder (same flags), without regenerating finished batches")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
+	judge := judgeFlag(fs, "the judge that keeps responses")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkJudge(*judge); err != nil {
 		return err
 	}
 	if _, err := models.ParseDType(*dtype); err != nil {
@@ -60,7 +64,7 @@ func cmdExtract(args []string) error {
 	if err := checkUserSettings(*temperature, *topP, *topK, instrs.list...); err != nil {
 		return err
 	}
-	cfg := refusalkit.ExtractConfig{NSamples: *nSamples, Dataset: *dataset, GenerateConfig: refusalkit.GenerateConfig{
+	cfg := refusalkit.ExtractConfig{NSamples: *nSamples, Dataset: *dataset, Judge: *judge, GenerateConfig: refusalkit.GenerateConfig{
 		NCompletions: *nCompletions, MaxNewTokens: *maxNew, BatchSize: *batch, Seed: seed,
 		Sampling:            &models.Sampling{Temperature: *temperature, TopP: *topP, TopK: *topK},
 		RefusalInstructions: instrs.list, ParseSpecialTokens: *parseSpecial,
@@ -149,7 +153,7 @@ func cmdExtract(args []string) error {
 		return err
 	}
 	md := runs.MetadataFor(m, x)
-	fmt.Fprintf(os.Stderr, "kept %d/%d compliant (%.1f%%) and %d/%d refusal (%.1f%%) responses in %.0fs\n",
+	fmt.Fprintf(os.Stderr, "kept (%s judge) %d/%d compliant (%.1f%%) and %d/%d refusal (%.1f%%) responses in %.0fs\n", cfg.Judge,
 		md.NCompliantResponsesKept, md.NCompliantResponsesGenerated, 100*md.CompliantFilterRate,
 		md.NRefusalResponsesKept, md.NRefusalResponsesGenerated, 100*md.RefusalFilterRate, x.Timings["total"])
 	if len(md.RefusalKeptByInstruction) > 1 {

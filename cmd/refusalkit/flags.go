@@ -138,6 +138,20 @@ func dtypeFlag(fs *flag.FlagSet) *string {
 	return fs.String("dtype", "", "float32, bfloat16 or float16: weights, activations and KV cache (norm statistics, softmax, logits and captured sums stay float32; default: float32 on CPU, bfloat16 on CUDA)")
 }
 
+// judgeFlag declares --judge, the judge that keeps responses and counts refusals.
+func judgeFlag(fs *flag.FlagSet, what string) *string {
+	return fs.String("judge", refusalkit.DefaultJudge, what+": substring (the spec's substring matching) or leading "+
+		"(the refusal must lead the reply and no answer may follow; loops and empty replies break down); see the README's Judges section")
+}
+
+// checkJudge refuses an unknown --judge before any work.
+func checkJudge(name string) error {
+	if _, err := refusalkit.JudgeByName(name); err != nil {
+		return usagef("--judge: unknown judge %q: valid values are %s", name, strings.Join(refusalkit.JudgeNames, ", "))
+	}
+	return nil
+}
+
 // positive checks integer flags that must be > 0.
 func positive(name string, v int) error {
 	if v <= 0 {

@@ -32,6 +32,8 @@ commands:
   evaluate   select a layer by steering score and sweep activation-addition coefficients
   ablate     refusal rates without and with the vector's direction ablated; cosine with the reference direction
   charts     draw a run folder's charts as HTML files (extract and evaluate also do)
+  judges     the judges' agreement with hand labels (--labels), and what each reads in a run folder (--run_dir)
+  rejudge    make a finished extraction's vector again with another --judge, from the same responses (nothing is generated)
   rundir     print a model's default run folder (the spec's runs/{model_alias}/harmless_refusal_vectors)
   export     write rows of a vector as a llama.cpp control vector (--format llama.cpp)
   inspect    print a vector file's provenance (refusalkit .safetensors or llama.cpp .gguf)
@@ -69,8 +71,12 @@ func run(args []string) int {
 		err = cmdExport(args[1:])
 	case "inspect":
 		err = cmdInspect(args[1:])
+	case "judges":
+		err = cmdJudges(args[1:])
+	case "rejudge":
+		err = cmdRejudge(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts, rundir, export or inspect", args[0])
+		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts, judges, rejudge, export, inspect or rundir", args[0])
 	}
 	var ue usageError
 	switch {

@@ -48,6 +48,10 @@ type Metadata struct {
 	Versions            map[string]string  `json:"versions"`
 	TimingsSeconds      map[string]float64 `json:"timings_seconds"`
 	Complete            bool               `json:"complete"`
+	// ResponsesFrom names the run the responses were read from when they
+	// were not generated here (refusalkit rejudge); its activations were then
+	// recomputed by a forward pass.
+	ResponsesFrom string `json:"responses_from,omitempty"`
 
 	// RunDigest identifies the settings the extraction was made with
 	// (RunSettings.Digest); a saved extraction is reused only by a run with
@@ -115,17 +119,30 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		Dataset:                  refusalkit.DatasetName(c.Dataset), Split: refusalkit.SplitDescription,
 		Queries: x.Queries, MaxNewTokens: c.MaxNewTokens, BatchSize: c.BatchSize,
 		Sampling: map[string]float64{"temperature": s.Temperature, "top_p": s.TopP, "top_k": float64(s.TopK)},
-		Judge: map[string]any{"method": refusalkit.JudgeName, "substrings": refusalkit.RefusalSubstrings, "case_insensitive": true,
-			"normalization": refusalkit.JudgeNormalization},
+		Judge:    judgeMetadata(c.Judge),
 		Activations: "mean over each kept response's own generated tokens (no padding, no end-of-turn token) of the residual stream at every layer, " +
 			"accumulated in float64; layer 0 = embedding output, layer l = stream entering block l, layer n_layers = final hidden state after the final norm",
 		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: x.Timings,
+	}
+	if x.ResponsesFrom != "" {
+		md.ResponsesFrom = x.ResponsesFrom
+		md.Activations += "; recomputed by a forward pass over the prompt and the saved token ids (the responses were read from another run)"
 	}
 	if x.Vector != nil {
 		md.VectorShape = []int{len(x.Vector.Data), x.Vector.DModel}
 		md.Complete = true
 	}
 	return md
+}
+
+// judgeMetadata is the judge's entry of metadata.json; a name no judge
+// answers to (an Extraction built by hand) is recorded as given.
+func judgeMetadata(name string) map[string]any {
+	j, err := refusalkit.JudgeByName(name)
+	if err != nil {
+		return map[string]any{"name": name, "error": err.Error()}
+	}
+	return j.Metadata()
 }
 
 // config returns the extraction settings metadata.json records.
@@ -139,7 +156,8 @@ func (md *Metadata) config() refusalkit.ExtractConfig {
 	if len(instrs) == 0 { // written before runs could have several
 		instrs = []string{md.RefusalInstruction}
 	}
-	return refusalkit.ExtractConfig{NSamples: md.NQueries, Dataset: dataset, GenerateConfig: refusalkit.GenerateConfig{
+	judge, _ := md.Judge["name"].(string) // runs made before judges could be chosen name none: theirs was the default
+	return refusalkit.ExtractConfig{NSamples: md.NQueries, Dataset: dataset, Judge: judge, GenerateConfig: refusalkit.GenerateConfig{
 		NCompletions: md.NCompletionsPerQuery, MaxNewTokens: md.MaxNewTokens, BatchSize: md.BatchSize, Seed: &seed,
 		Sampling:            &models.Sampling{Temperature: md.Sampling["temperature"], TopP: md.Sampling["top_p"], TopK: int(md.Sampling["top_k"])},
 		RefusalInstructions: instrs, ParseSpecialTokens: md.ParseSpecialTokens,

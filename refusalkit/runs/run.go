@@ -100,6 +100,9 @@ func (r *Run) has(name string) bool {
 func (r *Run) SaveExtraction(m *models.Model, x *refusalkit.Extraction) error {
 	md := MetadataFor(m, x)
 	if settings, err := ExtractSettings(m, x.Config); err == nil {
+		if x.ResponsesFrom != "" { // not what this code would generate: never reused as if it were
+			settings = append(settings, Setting{"responses_from", x.ResponsesFrom})
+		}
 		md.RunDigest, md.RunSettings = settings.Digest(), settings
 	}
 	return r.saveExtraction(x, md)

@@ -121,7 +121,17 @@ func ExtractSettings(m *models.Model, cfg refusalkit.ExtractConfig) (RunSettings
 		{"top_p", num(s.TopP)},
 		{"top_k", strconv.Itoa(s.TopK)},
 		{"parse_special_tokens", strconv.FormatBool(g.ParseSpecialTokens)},
-	}), nil
+	}, judgeSetting(cfg.Judge)), nil
+}
+
+// judgeSetting is the judge's setting: none for the default judge, so that
+// a substring-judged run's settings are the ones recorded before judges
+// could be chosen, and its name for any other.
+func judgeSetting(name string) RunSettings {
+	if name == "" || name == refusalkit.DefaultJudge {
+		return nil
+	}
+	return RunSettings{{"judge", name}}
 }
 
 // quoteAll lists texts quoted, in order, comma-separated: one text reads
@@ -188,7 +198,7 @@ func EvalSettings(m *models.Model, x *refusalkit.Extraction, cfg refusalkit.Eval
 		{"batch_size", strconv.Itoa(cfg.BatchSize)},
 		{"decoding", sampling},
 		{"parse_special_tokens", strconv.FormatBool(cfg.ParseSpecialTokens)},
-	}), nil
+	}, judgeSetting(cfg.Judge)), nil
 }
 
 // InstructionsDigest describes a list of instructions by its length and

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/runs"
+)
+
+// cmdJudges measures the judges: their agreement with hand labels, and what
+// each reads in a run folder's saved replies. It needs no model.
+func cmdJudges(args []string) error {
+	fs := newFlags("judges", "[--labels FILE] [--split heldout] [--run_dir DIR] [--judge NAME]")
+	labels := fs.String("labels", "", "labels file (JSON lines; testdata/judge/labels.jsonl): print every judge's agreement with it, per source")
+	split := fs.String("split", "heldout", "which labelled replies to report on: heldout (the default: judges were designed on dev), dev, or all")
+	runDir := fs.String("run_dir", "", "a run folder: count what every judge reads in its saved responses and sweep completions")
+	misses := fs.Bool("disagreements", false, "with --labels, also list every labelled reply a judge reads otherwise (id, label, verdict, text)")
+	modelPath := fs.String("model_path", "", "with --labels, also measure the model judge: this chat model asked whether each reply refuses (log-odds of Yes over No); needs the model, not the network")
+	backend := fs.String("backend", "", "GoMLX backend for --model_path (default: $GOMLX_BACKEND, else the fastest that loads)")
+	judge := fs.String("judge", "", "one judge only (default: every judge: "+strings.Join(refusalkit.JudgeNames, ", ")+")")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *labels == "" && *runDir == "" {
+		return usagef("give --labels FILE, --run_dir DIR or both (see --help)")
+	}
+	if *split != "heldout" && *split != "dev" && *split != "all" {
+		return usagef("--split must be heldout, dev or all, got %q", *split)
+	}
+	names := refusalkit.JudgeNames
+	if *judge != "" {
+		if err := checkJudge(*judge); err != nil {
+			return err
+		}
+		names = []string{*judge}
+	}
+	var judges []refusalkit.Judge
+	for _, n := range names {
+		judges = append(judges, refusalkit.MustJudge(n))
+	}
+	if *runDir != "" {
+		if st, err := os.Stat(*runDir); err != nil || !st.IsDir() {
+			return usagef("--run_dir %s is not a folder", *runDir)
+		}
+	}
+	if *labels != "" {
+		ls, err := refusalkit.ReadLabels(*labels)
+		if err != nil {
+			return usagef("--labels: %v", err)
+		}
+		sel := refusalkit.SelectSplit(ls, *split)
+		if len(sel) == 0 {
+			return usagef("--labels %s has no %s replies", *labels, *split)
+		}
+		all := judges
+		var modelNote string
+		if *modelPath != "" {
+			mj, note, err := modelJudge(*modelPath, *backend, sel)
+			if err != nil {
+				return err
+			}
+			all, modelNote = append(append([]refusalkit.Judge{}, judges...), mj), note
+		}
+		fmt.Printf("judges against the %s labels of %s (%d of %d replies)\n\n", *split, *labels, len(sel), len(ls))
+		refusalkit.PrintAgreement(os.Stdout, refusalkit.JudgeAgreement(all, sel))
+		if modelNote != "" {
+			fmt.Printf("\n%s\n", modelNote)
+		}
+		if *misses {
+			for _, j := range all {
+				fmt.Printf("\n%s judge disagrees on:\n", j.Name())
+				for _, l := range sel {
+					if v := j.Verdict(l.Response); refusalkit.LabelOf(v) != l.Label {
+						fmt.Printf("  %s  label %s, verdict %s: %q\n", l.ID, l.Label, v, l.Response)
+					}
+				}
+			}
+		}
+	}
+	if *runDir != "" {
+		if *labels != "" {
+			fmt.Println()
+		}
+		return printRunVerdicts(*runDir, judges)
+	}
+	return nil
+}
+
+// modelJudge loads a chat model and reads every labelled reply with it,
+// returning its verdicts as a judge and a line on how its log-odds separate
+// the labelled refusals (AUC, whatever the threshold).
+func modelJudge(path, backend string, ls []refusalkit.LabelledReply) (refusalkit.Judge, string, error) {
+	m, err := loadModel(path, backend, "")
+	if err != nil {
+		return nil, "", err
+	}
+	if err := needChat(m, "judges"); err != nil {
+		return nil, "", err
+	}
+	replies := make([]string, len(ls))
+	refusal := make([]bool, len(ls))
+	for i, l := range ls {
+		replies[i], refusal[i] = l.Response, l.Label == refusalkit.LabelRefusal
+	}
+	j, lo, err := refusalkit.NewModelJudgeFor(refusalkit.ModelJudge{Model: m}, replies)
+	if err != nil {
+		return nil, "", err
+	}
+	note := fmt.Sprintf("model judge (%s, threshold 0): AUC of its log-odds for the labelled refusals", m.Alias())
+	if auc, ok := refusalkit.AUC(lo, refusal); ok {
+		note += fmt.Sprintf(" %.2f (0.5 is chance)", auc)
+	} else {
+		note += " undefined (no refusal, or nothing else, among these replies)"
+	}
+	return j, note, nil
+}
+
+// printRunVerdicts counts, per judge, the refuses / answers / breaks down
+// verdicts on every reply file of a run folder: both modes' responses (all
+// of them, kept or not) and each coefficient's sweep completions.
+func printRunVerdicts(dir string, judges []refusalkit.Judge) error {
+	type file struct{ name, label string }
+	files := []file{{runs.RefusalResponsesFile, "refusal mode"}, {runs.CompliantResponsesFile, "compliant mode"}}
+	sweeps, _ := filepath.Glob(filepath.Join(dir, "eval_completions_coeff_*.json"))
+	slices.SortFunc(sweeps, func(a, b string) int {
+		x, _ := strconv.ParseFloat(coeffOf(a), 64)
+		y, _ := strconv.ParseFloat(coeffOf(b), 64)
+		return cmp.Compare(x, y)
+	})
+	for _, p := range sweeps {
+		files = append(files, file{filepath.Base(p), "sweep c=" + coeffOf(p)})
+	}
+	fmt.Printf("verdicts on the replies saved in %s\n\n", dir)
+	fmt.Println("| replies | n | " + strings.Join(mapNames(judges, "%s: refuses / answers / breaks down"), " | ") + " |")
+	fmt.Println("|---|---:|" + strings.Repeat("---|", len(judges)))
+	found := 0
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var replies []struct {
+			Response string `json:"response"`
+		}
+		if err := json.Unmarshal(b, &replies); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		found++
+		cells := make([]string, len(judges))
+		for i, j := range judges {
+			n := map[refusalkit.Verdict]int{}
+			for _, r := range replies {
+				n[j.Verdict(r.Response)]++
+			}
+			cells[i] = fmt.Sprintf("%d / %d / %d", n[refusalkit.Refuses], n[refusalkit.Answers], n[refusalkit.BreaksDown])
+		}
+		fmt.Printf("| %s | %d | %s |\n", f.label, len(replies), strings.Join(cells, " | "))
+	}
+	if found == 0 {
+		return usagef("--run_dir %s holds no response or completion file", dir)
+	}
+	return nil
+}
+
+// coeffOf is the coefficient in an eval_completions_coeff_{c}.json name.
+func coeffOf(path string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "eval_completions_coeff_"), ".json")
+}
+
+func mapNames(judges []refusalkit.Judge, format string) []string {
+	out := make([]string, len(judges))
+	for i, j := range judges {
+		out[i] = fmt.Sprintf(format, j.Name())
+	}
+	return out
+}
