@@ -112,28 +112,39 @@ func Extract(m *models.Model, cfg ExtractConfig, opts ...Option) (*Extraction, e
 	}
 	// The response files carry the run's judge's verdicts (generation
 	// records the substring judge's, so a checkpoint does not depend on the judge).
-	JudgeResponses(judge, x.Compliant)
-	JudgeResponses(judge, x.Refusal)
-	x.FilteredCompliant = FilterResponsesWith(judge, x.Compliant, false)
-	x.FilteredRefusal = FilterResponsesWith(judge, x.Refusal, true)
-	if err := timed("activations", func() error {
-		if err := MeanActivations(m, x.FilteredCompliant, cfg.BatchSize); err != nil {
-			return err
-		}
-		return MeanActivations(m, x.FilteredRefusal, cfg.BatchSize)
-	}); err != nil {
-		return nil, err
-	}
-	err = timed("vector", func() (err error) {
-		x.Vector, err = ComputeRefusalVector(m.Alias(), x.FilteredRefusal, x.FilteredCompliant)
-		return err
-	})
+	err = x.keepAndAverage(m, judge, cfg.BatchSize, timed)
 	if errors.Is(err, ErrTooFewResponses) {
 		return x, fmt.Errorf("%w. Kept %d of %d compliant and %d of %d refusal responses (%s judge). "+
 			"Try a different --refusal_instruction, raise --n_samples and --n_completions, and read the response files to see what the model does",
 			err, len(x.FilteredCompliant), len(x.Compliant), len(x.FilteredRefusal), len(x.Refusal), judge.Name())
 	}
-	return x, err
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// keepAndAverage records judge's verdicts on x's responses, keeps those it
+// reads as compliant and as refusals, averages their activations
+// (MeanActivations computes those not captured while generating) and makes
+// the vector. On an error wrapping ErrTooFewResponses, x holds what was kept.
+func (x *Extraction) keepAndAverage(m *models.Model, judge Judge, batchSize int, timed func(string, func() error) error) error {
+	JudgeResponses(judge, x.Compliant)
+	JudgeResponses(judge, x.Refusal)
+	x.FilteredCompliant = FilterResponsesWith(judge, x.Compliant, false)
+	x.FilteredRefusal = FilterResponsesWith(judge, x.Refusal, true)
+	if err := timed("activations", func() error {
+		if err := MeanActivations(m, x.FilteredCompliant, batchSize); err != nil {
+			return err
+		}
+		return MeanActivations(m, x.FilteredRefusal, batchSize)
+	}); err != nil {
+		return err
+	}
+	return timed("vector", func() (err error) {
+		x.Vector, err = ComputeRefusalVector(m.Alias(), x.FilteredRefusal, x.FilteredCompliant)
+		return err
+	})
 }
 
 // MustExtract is Extract for notebooks.

@@ -32,33 +32,20 @@ func Rejudge(m *models.Model, x *Extraction, judgeName string) (*Extraction, err
 	start := time.Now()
 	defer func() { y.Timings["total"] = time.Since(start).Seconds() }()
 	y.Compliant, y.Refusal = cloneResponses(x.Compliant), cloneResponses(x.Refusal)
-	JudgeResponses(judge, y.Compliant)
-	JudgeResponses(judge, y.Refusal)
-	y.FilteredCompliant = FilterResponsesWith(judge, y.Compliant, false)
-	y.FilteredRefusal = FilterResponsesWith(judge, y.Refusal, true)
-	for _, r := range append(append([]Response{}, y.FilteredCompliant...), y.FilteredRefusal...) {
+	for _, r := range append(append([]Response{}, y.Compliant...), y.Refusal...) {
 		if len(r.TokenIDs) == 0 && r.NTokens > 0 {
 			return nil, fmt.Errorf("response to %q (query %d, completion %d) has no token ids: its activations cannot be recomputed", r.Instruction, r.QueryIndex, r.CompletionIndex)
 		}
 	}
-	timed := timer(y.Timings)
-	if err := timed("activations", func() error {
-		if err := MeanActivations(m, y.FilteredCompliant, cfg.BatchSize); err != nil {
-			return err
-		}
-		return MeanActivations(m, y.FilteredRefusal, cfg.BatchSize)
-	}); err != nil {
-		return nil, err
-	}
-	err = timed("vector", func() (err error) {
-		y.Vector, err = ComputeRefusalVector(m.Alias(), y.FilteredRefusal, y.FilteredCompliant)
-		return err
-	})
+	err = y.keepAndAverage(m, judge, cfg.BatchSize, timer(y.Timings))
 	if errors.Is(err, ErrTooFewResponses) {
 		return y, fmt.Errorf("%w. The %s judge kept %d of %d compliant and %d of %d refusal responses",
 			err, judge.Name(), len(y.FilteredCompliant), len(y.Compliant), len(y.FilteredRefusal), len(y.Refusal))
 	}
-	return y, err
+	if err != nil {
+		return nil, err
+	}
+	return y, nil
 }
 
 // MustRejudge is Rejudge for notebooks.
