@@ -128,18 +128,35 @@ func parseRange(s string) (a, b int, ok bool) {
 // vector (a .safetensors file or a vector folder) with its provenance, or a
 // llama.cpp control vector with its directions and the rows they are.
 func cmdInspect(args []string) error {
-	fs := newFlags("inspect", "FILE (refusal_vector.safetensors, a vector folder, or a control-vector .gguf)")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			usages[fs]()
-			return errHelp
+	fs := newFlags("inspect", "FILE [--compare FILE2] (refusal_vector.safetensors, a vector folder, or a control-vector .gguf)")
+	compare := fs.String("compare", "", "a second refusal vector (file or folder) of the same model: print the cosine and the norm ratio of FILE's rows to its rows, and the provenance that differs")
+	if err := fs.Parse(args); err == nil && fs.NArg() > 1 {
+		// FILE may come before the flags: parse what follows it too.
+		first := fs.Arg(0)
+		if err = fs.Parse(fs.Args()[1:]); err == nil && fs.NArg() == 0 {
+			err = fs.Parse([]string{first})
 		}
-		return usagef("%v (see --help)", err)
+		if err != nil {
+			return inspectFlagError(fs, err)
+		}
+	} else if err != nil {
+		return inspectFlagError(fs, err)
 	}
 	if fs.NArg() != 1 {
 		return usagef("give one file to inspect (see --help)")
 	}
 	path := fs.Arg(0)
+	if *compare != "" {
+		a, err := readVectorArg(path)
+		if err != nil {
+			return err
+		}
+		b, err := readVectorArg(*compare)
+		if err != nil {
+			return fmt.Errorf("--compare: %w", err)
+		}
+		return printComparison(path, a, *compare, b)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return usagef("%s does not exist", path)
@@ -155,17 +172,98 @@ func cmdInspect(args []string) error {
 		}
 		printControlVector(path, cv)
 	case strings.HasSuffix(path, ".safetensors"):
-		if _, err := os.Stat(path); err != nil {
-			return usagef("no refusal vector at %s: give the folder written by `refusalkit extract`", path)
-		}
-		v, err := runs.ReadVectorFile(path)
+		v, err := readVectorArg(path)
 		if err != nil {
-			return usagef("%v", err)
+			return err
 		}
 		printVector(path, v)
 	default:
 		return usagef("%s is neither a .safetensors refusal vector nor a .gguf control vector", path)
 	}
+	return nil
+}
+
+// abridge quotes s, cut to its first 60 characters when longer (instruction
+// lists run to kilobytes).
+func abridge(s string) string {
+	if r := []rune(s); len(r) > 60 {
+		return fmt.Sprintf("%q… (%d characters)", string(r[:60]), len(r))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+func inspectFlagError(fs *flag.FlagSet, err error) error {
+	if err == flag.ErrHelp {
+		usages[fs]()
+		return errHelp
+	}
+	return usagef("%v (see --help)", err)
+}
+
+// readVectorArg reads a refusalkit vector given as its .safetensors file or
+// its folder.
+func readVectorArg(path string) (*refusalkit.RefusalVector, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, usagef("%s does not exist", path)
+	}
+	if st.IsDir() {
+		path = filepath.Join(path, runs.VectorSafetensorsFile)
+	}
+	if !strings.HasSuffix(path, ".safetensors") {
+		return nil, usagef("%s is not a refusalkit vector (a .safetensors file or its folder): compare control vectors after `refusalkit evaluate --vector`", path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, usagef("no refusal vector at %s: give the folder written by `refusalkit extract`", path)
+	}
+	v, err := runs.ReadVectorFile(path)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return v, nil
+}
+
+// printComparison prints, row by row, how a's rows line up with b's: the
+// cosine and |a| ÷ |b|; then the lowest cosine past the embeddings (row 0),
+// and every provenance entry the two files record differently.
+func printComparison(pathA string, a *refusalkit.RefusalVector, pathB string, b *refusalkit.RefusalVector) error {
+	cos, err := refusalkit.LayerCosines(a, b)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	fmt.Printf("%s against %s: [%d, %d]\n", pathA, pathB, len(a.Data), a.DModel)
+	fmt.Println("row  cosine  norm ratio")
+	na, nb := a.Norms(), b.Norms()
+	lowest, at := math.Inf(1), -1
+	for l, c := range cos {
+		fmt.Printf("%3d  %.4f  %.3f\n", l, c, na[l]/nb[l])
+		if l > 0 && c < lowest { // NaN (a zero row) never compares lower
+			lowest, at = c, l
+		}
+	}
+	if at > 0 {
+		fmt.Printf("lowest cosine past row 0: %.4f (row %d)\n", lowest, at)
+	}
+	ma, mb := runs.VectorMetadata(a), runs.VectorMetadata(b)
+	keys := map[string]bool{}
+	for k := range ma {
+		keys[k] = true
+	}
+	for k := range mb {
+		keys[k] = true
+	}
+	differ := map[string]string{}
+	for k := range keys {
+		if ma[k] != mb[k] {
+			differ[k] = fmt.Sprintf("%s | %s", abridge(ma[k]), abridge(mb[k]))
+		}
+	}
+	if len(differ) == 0 {
+		fmt.Println("provenance: the same")
+		return nil
+	}
+	fmt.Println("provenance that differs (this file | --compare):")
+	printSorted(differ, "  ")
 	return nil
 }
 

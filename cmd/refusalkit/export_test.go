@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -223,5 +224,69 @@ func TestEvaluateImportedControlVector(t *testing.T) {
 	}
 	if code, _, stderr := runStdout(t, args...); code != 2 || !strings.Contains(stderr, "already holds a refusal vector") {
 		t.Errorf("second evaluate into the same folder: exit %d %q", code, stderr)
+	}
+}
+
+// inspect --compare prints every row's cosine and norm ratio, the lowest
+// cosine past row 0, and only the provenance entries that differ; FILE may
+// come before or after the flag.
+func TestInspectCompare(t *testing.T) {
+	dirA, v := exportFixture(t)
+	w := &refusalkit.RefusalVector{Model: v.Model, NLayers: v.NLayers, DModel: v.DModel, NRefusal: v.NRefusal, NCompliant: v.NCompliant,
+		Data: make([][]float32, len(v.Data)), Provenance: map[string]string{}}
+	for k, val := range v.Provenance {
+		w.Provenance[k] = val
+	}
+	w.Provenance["seed"], w.Provenance["dtype"] = "43", "bfloat16"
+	for l, row := range v.Data {
+		w.Data[l] = append([]float32(nil), row...)
+		for d := range w.Data[l] {
+			w.Data[l][d] *= 2 // same direction, twice the norm
+		}
+	}
+	w.Data[3] = []float32{-300, -301, -302, -303} // the opposite direction at row 3
+	w.Data[5][0] = 0                              // a turned row 5
+	fileB := filepath.Join(t.TempDir(), "b.safetensors")
+	if err := runs.WriteVectorFile(fileB, w); err != nil {
+		t.Fatal(err)
+	}
+	cos, _ := refusalkit.LayerCosines(v, w)
+	for _, args := range [][]string{{"inspect", dirA, "--compare", fileB}, {"inspect", "--compare", fileB, dirA}} {
+		code, stdout, stderr := runStdout(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		for _, want := range []string{"row  cosine  norm ratio", "  1  1.0000  0.500", "  3  -1.0000  1.000",
+			fmt.Sprintf("  5  %.4f  ", cos[5]), "lowest cosine past row 0: -1.0000 (row 3)",
+			"provenance that differs (this file | --compare):", `  seed: "42" | "43"`, `  dtype: "" | "bfloat16"`} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("%v lacks %q:\n%s", args, want, stdout)
+			}
+		}
+		if strings.Contains(stdout, "made_by:") {
+			t.Errorf("%v prints provenance that is the same:\n%s", args, stdout)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"inspect", dirA, "--compare", "nope"}, "refusalkit inspect: --compare: nope does not exist"},
+		{[]string{"inspect", dirA, "--compare", "../../testdata/reference/families/llama-dynamic/model.gguf"},
+			"refusalkit inspect: --compare: ../../testdata/reference/families/llama-dynamic/model.gguf is not a refusalkit vector (a .safetensors file or its folder): compare control vectors after `refusalkit evaluate --vector`"},
+		{[]string{"inspect", dirA, "extra", "--compare", fileB}, "refusalkit inspect: give one file to inspect (see --help)"},
+	} {
+		if code, stderr := runCaptured(t, c.args...); code != 2 || strings.TrimSpace(stderr) != c.want {
+			t.Errorf("%v:\n exit %d, stderr %q\n want exit 2, %q", c.args, code, stderr, c.want)
+		}
+	}
+	short := &refusalkit.RefusalVector{Model: "Tiny", NLayers: 1, DModel: 4, Data: [][]float32{{1, 2, 3, 4}, {1, 2, 3, 4}}}
+	fileC := filepath.Join(t.TempDir(), "c.safetensors")
+	if err := runs.WriteVectorFile(fileC, short); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := runCaptured(t, "inspect", dirA, "--compare", fileC); code != 2 ||
+		strings.TrimSpace(stderr) != "refusalkit inspect: cannot compare a refusal vector of shape [7, 4] with one of shape [2, 4]: use vectors of the same model" {
+		t.Errorf("shape mismatch: exit %d %q", code, stderr)
 	}
 }

@@ -42,6 +42,7 @@ func ExtractionProvenance(x *refusalkit.Extraction) map[string]string {
 		"refusal_instructions": string(instrs),
 		"sampling":             c.Sampling.String(),
 		"seed":                 strconv.FormatInt(*c.Seed, 10),
+		"judge":                c.Judge,
 	}
 }
 
