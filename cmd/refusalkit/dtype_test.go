@@ -41,6 +41,18 @@ func TestDTypeFlag(t *testing.T) {
 	if got := field(evDir, runs.MetadataFile); got != "float32" {
 		t.Errorf("metadata.json of the default run: dtype %q, want float32", got)
 	}
+	// The vector file says what made it, for inspect --compare.
+	v, err := runs.ReadVectorFile(filepath.Join(evDir, runs.VectorSafetensorsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md struct{ Backend string }
+	if data, err := os.ReadFile(filepath.Join(evDir, runs.MetadataFile)); err != nil || json.Unmarshal(data, &md) != nil {
+		t.Fatalf("metadata.json: %v", err)
+	}
+	if meta := runs.VectorMetadata(v); meta["dtype"] != "float32" || meta["backend"] != md.Backend || md.Backend == "" || meta["judge"] != "substring" {
+		t.Errorf("vector file records dtype %q, backend %q, judge %q; want float32, %q (metadata.json's), substring", meta["dtype"], meta["backend"], meta["judge"], md.Backend)
+	}
 	code, stderr = runCaptured(t, append(evaluateArgs(evDir, "0", "1"), "--dtype", "bfloat16", "--overwrite")...)
 	if code != 0 {
 		t.Fatalf("evaluate --dtype bfloat16 of a float32 vector: exit %d: %s", code, stderr)
