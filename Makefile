@@ -11,7 +11,7 @@ SHELL := /bin/bash
 ENV   := source tools/setup/env.sh &&
 MODEL ?= smollm2-135m-instruct
 
-.PHONY: setup setup-test build test demo bench notebook-check interop-check clean
+.PHONY: setup setup-test build test demo bench bench-dtype notebook-check interop-check clean
 
 setup:
 	bash tools/setup/model.sh
@@ -47,6 +47,12 @@ bench: build
 	bash tools/setup/pyref.sh
 	$(ENV) go run ./cmd/genbench
 	$(ENV) go run ./cmd/bench
+
+# Generation tokens/s, model memory and peak RSS per dtype (float32, bfloat16,
+# float16) on the CPU backends, beside transformers on the same shape and dtypes.
+bench-dtype: build
+	bash tools/setup/pyref.sh
+	$(ENV) bash tools/dtype_bench.sh
 
 # Runs every notebook under notebooks/ headless through the GoNB kernel (installed
 # into .cache/ first) and fails on any cell error; part of `make test`.

@@ -21,11 +21,15 @@ import torch
 import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
-# The shapes of refusalkit's random models (RandomShapes, TinyConfig).
+# The shapes of refusalkit's random models (RandomShapes, TinyConfig), and the bundled model's.
 SHAPES = {
     "llama2-7b": dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=32,
                       head_dim=128, intermediate_size=11008, vocab_size=32000, max_position_embeddings=4096,
                       rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False),
+    # SmolLM2-135M-Instruct's shape (the bundled model), for the CPU dtype comparison beside genbench.
+    "smollm2-135m": dict(num_hidden_layers=30, hidden_size=576, num_attention_heads=9, num_key_value_heads=3,
+                         head_dim=64, intermediate_size=1536, vocab_size=49152, max_position_embeddings=8192,
+                         rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True),
     "tiny": dict(num_hidden_layers=3, hidden_size=32, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
                  intermediate_size=64, vocab_size=259, max_position_embeddings=512, rms_norm_eps=1e-5,
                  rope_theta=10000.0, tie_word_embeddings=True),
