@@ -86,5 +86,7 @@ step() { # step NAME SECONDS CMD...: runs CMD under a time limit, output to $OUT
 step refusalkit-bf16 180 bin/genbench --backends "$backend" --model_path "$model" --dtypes bfloat16 --batches "$batches" --tokens "$tokens"
 step refusalkit-f32 120 bin/genbench --backends "$backend" --model_path "$model" --dtypes float32 --batches "$batches" --tokens "$tokens"
 step transformers-bf16 120 "$py" tools/reference/hf_generate_bench.py --shape "$shape" --device "$device" --dtype bfloat16 --batches "$batches" --tokens "$tokens"
-step w0-bf16 150 bin/bench --model_path "$model" --backend "$backend" --dtype bfloat16 --skip_naive --scale "$scale"
+# refusalkit's W0 alone: its transformers half (tools/reference/hf_w0.py) reads the
+# bundled model's files, not a random model; the side-by-side figure is step 3's.
+step w0-bf16 150 bin/bench --model_path "$model" --backend "$backend" --dtype bfloat16 --skip_naive --scale "$scale" --transformers none
 echo "gpu_w0: done; results in $OUT" | tee -a "$OUT/summary.txt"

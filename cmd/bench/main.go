@@ -135,7 +135,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive, w0Only 
 	loadS := time.Since(start).Seconds()
 	b := m.Backend
 	memory("loading the model")
-	r := report{Backend: b.Name(), DType: m.DType().String()}
+	r := report{Backend: b.Name(), DType: models.DTypeName(m.DType())}
 	if r.MatmulGFLOPS, err = benchutil.MatmulGFLOPS(b, 64, 576, 1536); err != nil {
 		return err
 	}
