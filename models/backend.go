@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute"
-	_ "github.com/gomlx/compute/gobackend"  // pure Go: works everywhere
+	"github.com/gomlx/compute/gobackend"    // pure Go: works everywhere
 	_ "github.com/gomlx/go-xla/compute/xla" // XLA/PJRT: CPU plugin or CUDA, when installed (no auto-download)
 )
 
@@ -69,4 +69,18 @@ func firstLine(err error) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// BackendName names a backend as --backend does: a PJRT backend with its
+// plugin ("xla:cpu", "xla:cuda"), since go-xla's Name() is "xla" for every
+// plugin; the pure-Go backend "go" (its Name() is "Go Backend"); any other
+// by its Name().
+func BackendName(b compute.Backend) string {
+	if p, ok := b.(interface{ PluginName() string }); ok && p.PluginName() != "" {
+		return b.Name() + ":" + p.PluginName()
+	}
+	if b.Name() == "Go Backend" {
+		return gobackend.BackendName
+	}
+	return b.Name()
 }

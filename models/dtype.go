@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/compute/dtypes/float16"
@@ -49,6 +50,9 @@ func DefaultDType(backendName string) dtypes.DType {
 	}
 	return dtypes.Float32
 }
+
+// defaultDTypeFor is DefaultDType of the backend as --backend names it.
+func defaultDTypeFor(b compute.Backend) dtypes.DType { return DefaultDType(BackendName(b)) }
 
 // actDType is the dtype of the model's weights, activations and KV cache.
 func (c *Config) actDType() dtypes.DType {

@@ -138,7 +138,7 @@ func safetensorsHeader(path string) (map[string]struct {
 
 // onCPU reports whether a backend keeps its buffers in host memory.
 func onCPU(b compute.Backend) bool {
-	n := strings.ToLower(b.Name())
+	n := strings.ToLower(BackendName(b))
 	return !strings.Contains(n, "cuda") && !strings.Contains(n, "gpu") && !strings.Contains(n, "tpu")
 }
 

@@ -170,7 +170,7 @@ func LoadWith(modelPath string, backend compute.Backend, opts LoadOptions) (*Mod
 	}
 	dt := opts.DType
 	if dt == dtypes.InvalidDType {
-		dt = DefaultDType(backend.Name())
+		dt = defaultDTypeFor(backend)
 	}
 	if DTypeName(dt) == dt.String() {
 		return nil, fmt.Errorf("dtype %s: use float32, bfloat16 or float16", dt)
@@ -568,7 +568,7 @@ func bindWeights(cfg *Config, read func(weightSpec) (*tensors.Tensor, error), ba
 		// the model is never held twice (host and device), which would double
 		// the loading's peak memory.
 		if err := t.ToDevice(backend, 0); err != nil {
-			firstErr = fmt.Errorf("move weight %s to the %s backend: %w", s.hf, backend.Name(), err)
+			firstErr = fmt.Errorf("move weight %s to the %s backend: %w", s.hf, BackendName(backend), err)
 			return
 		}
 		*v = t

@@ -70,7 +70,7 @@ func newModel(cfg Config, source string, backend compute.Backend, w *Params[*ten
 		// The loaders upload each weight as they read it; NewTiny's arrive on the host.
 		// ToDevice also drops the host copy.
 		if err := t.ToDevice(backend, 0); err != nil {
-			return nil, fmt.Errorf("move weights to the %s backend: %w", backend.Name(), err)
+			return nil, fmt.Errorf("move weights to the %s backend: %w", BackendName(backend), err)
 		}
 	}
 	releaseMemory()
@@ -190,6 +190,6 @@ func memAvailable() int64 {
 
 // String names the model, its backend and dtype, and its shape.
 func (m *Model) String() string {
-	return fmt.Sprintf("%s on %s (%s): %d layers, d_model %d", m.Alias(), m.Backend.Name(), DTypeName(m.DType()),
+	return fmt.Sprintf("%s on %s (%s): %d layers, d_model %d", m.Alias(), BackendName(m.Backend), DTypeName(m.DType()),
 		m.Config.NumLayers, m.Config.DModel)
 }

@@ -67,7 +67,7 @@ func NewTiny(cfg Config, seed uint64, backend compute.Backend) (*Model, error) {
 	})
 	if uploadErr != nil {
 		closeWeights(&cfg, p)
-		return nil, fmt.Errorf("move weights to the %s backend: %w", backend.Name(), uploadErr)
+		return nil, fmt.Errorf("move weights to the %s backend: %w", BackendName(backend), uploadErr)
 	}
 	tmpl, err := NewChatTemplate(tinyTemplate, "", "<|endoftext|>")
 	if err != nil {

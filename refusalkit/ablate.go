@@ -260,7 +260,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 		RefusalInstruction: cfg.RefusalInstruction, InducedInstructions: induced,
 		Decoding: "greedy", MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
 		Judge:   JudgeName + "; " + JudgeNormalization,
-		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
+		Backend: models.BackendName(m.Backend), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
 		ParseSpecialTokens: cfg.ParseSpecialTokens,
 	}
 	return ab, nil

@@ -264,7 +264,7 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 		SteeringSite: fmt.Sprintf("coefficient x refusal_vector[%d] added to the residual stream entering block %d, at every prompt and generated position", sel.Layer, sel.Layer),
 		Decoding:     cfg.Decoding(), ParseSpecialTokens: cfg.ParseSpecialTokens, MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
 		RefusalTokens: tokens, TestQueries: ev.Test, Dataset: cmp.Or(cfg.Dataset, AlpacaSource), Judge: judge.Describe(),
-		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
+		Backend: models.BackendName(m.Backend), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
 	}
 	if ev.Calibration != nil && ev.Calibration.Found {
 		ev.Summary.CalibratedCoefficient = &ev.Calibration.Coefficient

@@ -135,7 +135,7 @@ func run(modelPath string, scale float64, backendName string, skipNaive, w0Only 
 	loadS := time.Since(start).Seconds()
 	b := m.Backend
 	memory("loading the model")
-	r := report{Backend: b.Name(), DType: models.DTypeName(m.DType())}
+	r := report{Backend: models.BackendName(b), DType: models.DTypeName(m.DType())}
 	if r.MatmulGFLOPS, err = benchutil.MatmulGFLOPS(b, 64, 576, 1536); err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func timeCapture(modelPath, backendName string, rounds int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("capture overhead on %s, median of %d rounds of 5 batch pairs: %.3f\n", m.Backend.Name(), rounds, ratio)
+	fmt.Printf("capture overhead on %s, median of %d rounds of 5 batch pairs: %.3f\n", models.BackendName(m.Backend), rounds, ratio)
 	return nil
 }
 
@@ -376,7 +376,7 @@ func timeSweeps(modelPath, backendName, dir string) error {
 	}
 	naiveS := time.Since(start).Seconds()
 	fmt.Printf("layer sweep on %s: suffix programs %.1f s (selects %d), naive %.1f s (selects %d): %.2fx\n",
-		b.Name(), suffixS, suffix.Selected().Layer, naiveS, naive.Selected().Layer, naiveS/suffixS)
+		models.BackendName(b), suffixS, suffix.Selected().Layer, naiveS, naive.Selected().Layer, naiveS/suffixS)
 	return nil
 }
 

@@ -132,7 +132,7 @@ func cmdAblate(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "refusalkit ablate: %s on %s; layer %d (%s); %d JailbreakBench, %d induced-refusal and %d harmless prompts, each without and with ablation -> %s\n",
-		m.Alias(), m.Backend.Name(), *layer, layerSource, len(harmful), len(induced), len(harmlessKL), dir)
+		m.Alias(), models.BackendName(m.Backend), *layer, layerSource, len(harmful), len(induced), len(harmlessKL), dir)
 	ab, err := refusalkit.Ablate(m, x, cfg, refusalkit.WithProgress(progress.New(os.Stderr)))
 	if err != nil {
 		return err

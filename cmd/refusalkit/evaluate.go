@@ -195,7 +195,7 @@ func cmdEvaluate(args []string) error {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "refusalkit evaluate: %s on %s; %d validation and %d test queries; coefficients %v -> %s\n",
-		m.Alias(), m.Backend.Name(), cfg.NValidation, cfg.NTest, cfg.Coefficients, dir)
+		m.Alias(), models.BackendName(m.Backend), cfg.NValidation, cfg.NTest, cfg.Coefficients, dir)
 	ev, err := refusalkit.Evaluate(m, x, cfg, refusalkit.WithProgress(progress.New(os.Stderr)))
 	if err != nil {
 		return err

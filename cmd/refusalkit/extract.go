@@ -141,7 +141,7 @@ func cmdExtract(args []string) error {
 	checkpoint := runs.DirCheckpoint{Dir: filepath.Join(dir, runs.PartialDir), Run: settings.Digest()}
 
 	fmt.Fprintf(os.Stderr, "refusalkit extract: %s (%d layers, d_model %d) on %s; %d queries x %d completions x 2 modes -> %s\n",
-		m.Alias(), m.Config.NumLayers, m.Config.DModel, m.Backend.Name(), cfg.NSamples, cfg.NCompletions, dir)
+		m.Alias(), m.Config.NumLayers, m.Config.DModel, models.BackendName(m.Backend), cfg.NSamples, cfg.NCompletions, dir)
 	x, runErr := refusalkit.Extract(m, cfg, refusalkit.WithProgress(progress.New(os.Stderr)), refusalkit.WithCheckpoint(checkpoint))
 	if x == nil {
 		return runErr

@@ -122,7 +122,7 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		Judge:    judgeMetadata(c.Judge),
 		Activations: "mean over each kept response's own generated tokens (no padding, no end-of-turn token) of the residual stream at every layer, " +
 			"accumulated in float64; layer 0 = embedding output, layer l = stream entering block l, layer n_layers = final hidden state after the final norm",
-		Backend: m.Backend.Name(), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: x.Timings,
+		Backend: models.BackendName(m.Backend), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: x.Timings,
 	}
 	if x.ResponsesFrom != "" {
 		md.ResponsesFrom = x.ResponsesFrom

@@ -82,7 +82,7 @@ func modelSettings(m *models.Model) (RunSettings, error) {
 		{"model", m.Source},
 		{"model_files", files},
 		{"model_config", "sha256 " + sha256Hex(config)[:16]},
-		{"backend", m.Backend.Name()},
+		{"backend", models.BackendName(m.Backend)},
 		{"dtype", models.DTypeName(m.DType())},
 	}, nil
 }
