@@ -22,7 +22,7 @@ func TestBackendName(t *testing.T) {
 	if got := BackendName(cuda); got != "xla:cuda" {
 		t.Errorf("BackendName(CUDA PJRT) = %q, want xla:cuda", got)
 	}
-	if got := defaultDTypeFor(cuda); got != dtypes.BFloat16 {
+	if got := DefaultDType(cuda); got != dtypes.BFloat16 {
 		t.Errorf("default dtype on xla:cuda = %s, want bfloat16", got)
 	}
 	if onCPU(cuda) {
@@ -40,7 +40,7 @@ func TestBackendName(t *testing.T) {
 	if got := BackendName(b); got != "xla:cpu" {
 		t.Errorf("BackendName(xla:cpu) = %q", got)
 	}
-	if got := defaultDTypeFor(b); got != dtypes.Float32 || !onCPU(b) {
+	if got := DefaultDType(b); got != dtypes.Float32 || !onCPU(b) {
 		t.Errorf("xla:cpu: default dtype %s (want float32), on CPU %v", got, onCPU(b))
 	}
 }

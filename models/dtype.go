@@ -40,19 +40,16 @@ func DTypeName(dt dtypes.DType) string {
 }
 
 // DefaultDType is the dtype a model loads in when none is asked for:
-// bfloat16 on a CUDA backend (as researchers run PyTorch there), float32
+// bfloat16 on a CUDA backend (BackendName; as researchers run PyTorch there), float32
 // elsewhere: on CPU bfloat16 is slower at batch 1 and at most 1.25× faster
 // at larger batches, on some CPUs only (see README, Precision), and a CPU
 // run is where numbers are checked against a float32 reference.
-func DefaultDType(backendName string) dtypes.DType {
-	if strings.Contains(strings.ToLower(backendName), "cuda") {
+func DefaultDType(b compute.Backend) dtypes.DType {
+	if strings.Contains(BackendName(b), "cuda") {
 		return dtypes.BFloat16
 	}
 	return dtypes.Float32
 }
-
-// defaultDTypeFor is DefaultDType of the backend as --backend names it.
-func defaultDTypeFor(b compute.Backend) dtypes.DType { return DefaultDType(BackendName(b)) }
 
 // actDType is the dtype of the model's weights, activations and KV cache.
 func (c *Config) actDType() dtypes.DType {

@@ -170,7 +170,7 @@ func LoadWith(modelPath string, backend compute.Backend, opts LoadOptions) (*Mod
 	}
 	dt := opts.DType
 	if dt == dtypes.InvalidDType {
-		dt = defaultDTypeFor(backend)
+		dt = DefaultDType(backend)
 	}
 	if DTypeName(dt) == dt.String() {
 		return nil, fmt.Errorf("dtype %s: use float32, bfloat16 or float16", dt)

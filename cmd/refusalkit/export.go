@@ -130,22 +130,20 @@ func parseRange(s string) (a, b int, ok bool) {
 func cmdInspect(args []string) error {
 	fs := newFlags("inspect", "FILE [--compare FILE2] (refusal_vector.safetensors, a vector folder, or a control-vector .gguf)")
 	compare := fs.String("compare", "", "a second refusal vector (file or folder) of the same model: print the cosine and the norm ratio of FILE's rows to its rows, and the provenance that differs")
-	if err := fs.Parse(args); err == nil && fs.NArg() > 1 {
-		// FILE may come before the flags: parse what follows it too.
-		first := fs.Arg(0)
-		if err = fs.Parse(fs.Args()[1:]); err == nil && fs.NArg() == 0 {
-			err = fs.Parse([]string{first})
-		}
-		if err != nil {
-			return inspectFlagError(fs, err)
-		}
-	} else if err != nil {
-		return inspectFlagError(fs, err)
+	if err := flagError(fs, fs.Parse(args)); err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
+	files := fs.Args()
+	if len(files) > 0 { // FILE may come before the flags: parse what follows it too
+		if err := flagError(fs, fs.Parse(files[1:])); err != nil {
+			return err
+		}
+		files = append(files[:1:1], fs.Args()...)
+	}
+	if len(files) != 1 {
 		return usagef("give one file to inspect (see --help)")
 	}
-	path := fs.Arg(0)
+	path := files[0]
 	if *compare != "" {
 		a, err := readVectorArg(path)
 		if err != nil {
@@ -190,14 +188,6 @@ func abridge(s string) string {
 		return fmt.Sprintf("%q… (%d characters)", string(r[:60]), len(r))
 	}
 	return fmt.Sprintf("%q", s)
-}
-
-func inspectFlagError(fs *flag.FlagSet, err error) error {
-	if err == flag.ErrHelp {
-		usages[fs]()
-		return errHelp
-	}
-	return usagef("%v (see --help)", err)
 }
 
 // readVectorArg reads a refusalkit vector given as its .safetensors file or

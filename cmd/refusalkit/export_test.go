@@ -33,7 +33,7 @@ func exportFixture(t *testing.T) (dir string, v *refusalkit.RefusalVector) {
 		t.Fatal(err)
 	}
 	v = &refusalkit.RefusalVector{Model: "Tiny", NLayers: 6, DModel: 4, NRefusal: 3, NCompliant: 5, Data: make([][]float32, 7),
-		Provenance: runs.ExtractionProvenance(&refusalkit.Extraction{Model: "tiny-random", Queries: []string{"a", "b"}})}
+		Provenance: runs.ExtractionProvenance(&refusalkit.Extraction{Model: "tiny-random", Queries: []string{"a", "b"}}, runs.Metadata{})}
 	for l := range v.Data {
 		v.Data[l] = []float32{float32(100 * l), float32(100*l + 1), float32(100*l + 2), float32(100*l + 3)}
 	}

@@ -34,16 +34,24 @@ var usages = map[*flag.FlagSet]func(){}
 
 // parseFlags parses args; -h shows usage and returns errHelp.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
+	if err := flagError(fs, fs.Parse(args)); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	return nil
+}
+
+// flagError is fs.Parse's error as the commands report it: -h shows usage
+// and returns errHelp, anything else is a usage error; nil stays nil.
+func flagError(fs *flag.FlagSet, err error) error {
 	if errors.Is(err, flag.ErrHelp) {
 		usages[fs]()
 		return errHelp
 	}
 	if err != nil {
 		return usagef("%v (see --help)", err)
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q (see --help)", fs.Arg(0))
 	}
 	return nil
 }

@@ -123,10 +123,7 @@ func (r *Run) saveExtraction(x *refusalkit.Extraction, md Metadata) error {
 	}
 	if x.Vector != nil {
 		if x.Vector.Provenance == nil {
-			x.Vector.Provenance = ExtractionProvenance(x)
-			// What the model ran on, so that a vector file compared with
-			// another (inspect --compare) says what made them differ.
-			x.Vector.Provenance["backend"], x.Vector.Provenance["dtype"] = md.Backend, md.DType
+			x.Vector.Provenance = ExtractionProvenance(x, md)
 		}
 		if err := SaveVector(r.Dir, x.Vector); err != nil {
 			return err

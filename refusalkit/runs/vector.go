@@ -25,10 +25,11 @@ var fixedProvenance = map[string]string{
 
 // ExtractionProvenance is how an extraction made its vector, for the vector
 // file's metadata: the method, the counts, the refusal instruction(s), the
-// sampling and the seed (the model is the "model" key, its alias; not its
-// path, which differs between a notebook's and a command's spelling of the
-// same model, and metadata.json records).
-func ExtractionProvenance(x *refusalkit.Extraction) map[string]string {
+// sampling, the seed, the judge, and md's backend and dtype (the model is
+// the "model" key, its alias; not its path, which differs between a
+// notebook's and a command's spelling of the same model, and metadata.json
+// records).
+func ExtractionProvenance(x *refusalkit.Extraction, md Metadata) map[string]string {
 	c := x.Config.WithDefaults()
 	instrs, _ := json.Marshal(c.RefusalInstructions)
 	return map[string]string{
@@ -43,6 +44,10 @@ func ExtractionProvenance(x *refusalkit.Extraction) map[string]string {
 		"sampling":             c.Sampling.String(),
 		"seed":                 strconv.FormatInt(*c.Seed, 10),
 		"judge":                c.Judge,
+		// What the model ran on, so that two vector files compared
+		// (inspect --compare) say what made them differ.
+		"backend": md.Backend,
+		"dtype":   md.DType,
 	}
 }
 
