@@ -233,13 +233,18 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 		if err != nil {
 			return nil, fmt.Errorf("generate %s responses %d-%d: %w", mode, start, end-1, err)
 		}
+		if err := checkGeneration(gen, len(seeds)); err != nil {
+			return nil, fmt.Errorf("generate %s responses %d-%d: %w", mode, start, end-1, err)
+		}
 		for i := range seeds {
 			r := &rows[start+i]
 			r.TokenIDs = gen.ReplyIDs(i)
 			r.NTokens = len(r.TokenIDs)
 			r.Response = gen.Text[i]
 			r.IsRefusal = IsRefusal(r.Response)
-			r.Means = gen.Means[i]
+			if gen.Means != nil {
+				r.Means = gen.Means[i]
+			}
 		}
 		if h.checkpoint != nil {
 			if err := h.checkpoint.Save(mode, start, rows[start:end]); err != nil {
@@ -251,6 +256,19 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 		}
 	}
 	return rows, nil
+}
+
+// checkGeneration checks that a generator answered every row of its batch.
+// A generator that does not capture returns no Means at all (nil): those
+// responses get theirs from MeanActivations, in a forward pass of their own.
+func checkGeneration(gen *models.Generation, rows int) error {
+	if len(gen.Text) != rows || len(gen.Tokens) != rows {
+		return fmt.Errorf("the generator returned %d texts and %d token lists for %d rows", len(gen.Text), len(gen.Tokens), rows)
+	}
+	if gen.Means != nil && len(gen.Means) != rows {
+		return fmt.Errorf("the generator returned captured means for %d of %d rows (it must return them for every row, or none)", len(gen.Means), rows)
+	}
+	return nil
 }
 
 // checkSavedPrompts fills in the prompt ids of a checkpointed batch saved

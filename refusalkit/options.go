@@ -13,7 +13,10 @@ type hooks struct {
 }
 
 // Generator generates one batch: by contract, what m.GenerateIDs(prompts,
-// opts) returns, as GenerateResponses asks it.
+// opts) returns, as GenerateResponses asks it, with one exception: a
+// generator that does not capture (benchutil.Naive) returns Means nil, and
+// Extract then averages those responses' activations in a pass of their own.
+// Means for some rows only is refused.
 type Generator func(prompts [][]int32, opts models.GenerateOptions) (*models.Generation, error)
 
 // WithProgress reports each stage as it advances, as (stage, done, total).
