@@ -18,11 +18,13 @@ setup:
 	bash tools/setup/tokenizers.sh
 	bash tools/setup/backend.sh
 
-# What only the tests need: Chromium for the chart screenshots, and Gemma 3
-# 270M (base model) for the second family's real-weight reference test.
+# What only the tests need: Chromium for the chart screenshots, Gemma 3 270M
+# (base model) for the second family's real-weight reference test, and
+# Qwen2.5-Coder-0.5B-Instruct (a model that refuses) for its transformers test.
 setup-test:
 	bash tools/setup/chromium.sh
 	bash tools/setup/gemma3.sh
+	bash tools/setup/qwen.sh 0.5b
 
 build: setup
 	$(ENV) go build -o bin/refusalkit ./cmd/refusalkit

@@ -119,3 +119,20 @@ func TestGemmaChatConventions(t *testing.T) {
 		t.Errorf("system role: got %v", err)
 	}
 }
+
+// A bundled model that is not installed, outside the checkout's own cache
+// ($REFUSALKIT_MODELS elsewhere), is refused with the command that installs it.
+func TestBundledNotInstalled(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("REFUSALKIT_MODELS", dir)
+	_, err := Resolve("qwen2.5-coder-1.5b-instruct")
+	want := "bundled model qwen2.5-coder-1.5b-instruct is not installed at " + dir +
+		"/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf: run `bash tools/setup/qwen.sh 1.5b` in a refusalkit checkout (or give the .gguf file's path)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v\nwant %s", err, want)
+	}
+	_, err = Resolve("no-such-model")
+	if err == nil || !strings.Contains(err.Error(), "a bundled name (qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct, smollm2-135m-instruct)") {
+		t.Fatalf("error %v does not list the bundled names", err)
+	}
+}

