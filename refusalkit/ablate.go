@@ -82,7 +82,10 @@ func (s AblationSet) Tally() AblationResult {
 
 // AblationSummary is ablation_summary.json: the tallies, then provenance.
 type AblationSummary struct {
-	ModelPath      string         `json:"model_path"`
+	ModelPath string `json:"model_path"`
+	// Direction is what was ablated: "refusal_vector" (the vector's row) or
+	// DirectionHarmfulHarmless (the reference method's row, AblateReferenceDirection).
+	Direction      string         `json:"direction"`
 	Layer          int            `json:"layer"`
 	LayerSource    string         `json:"layer_source"` // how the layer was chosen (set by the caller; "" = given)
 	DirectionNorm  float64        `json:"direction_norm"`
@@ -250,7 +253,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 		ab.Sets[set.name] = s
 	}
 	ab.Summary = AblationSummary{
-		ModelPath: m.Path, Layer: layer, DirectionNorm: norm,
+		ModelPath: m.Path, Direction: "refusal_vector", Layer: layer, DirectionNorm: norm,
 		JailbreakBench: ab.Sets[SetJailbreakBench].Tally(), InducedRefusal: ab.Sets[SetInducedRefusal].Tally(),
 		Harmless: ab.Sets[SetHarmless].Tally(), HarmlessSeed: *cfg.HarmlessSeed, HarmlessInstructions: harmless,
 		ModelAlias:    m.Alias(),

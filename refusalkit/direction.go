@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/refusalkit/refusalkit/models"
 )
@@ -238,4 +240,70 @@ func (dc *DirectionCosines) Cosines() []float64 {
 		}
 	}
 	return out
+}
+
+// DirectionHarmfulHarmless names the reference method's direction where a
+// step can take either it or the refusal vector (ablate --direction).
+const DirectionHarmfulHarmless = "harmful_harmless"
+
+// ReferenceAblation is the reference method's direction ablated at its own
+// layer, as Ablate ablates the refusal vector's.
+type ReferenceAblation struct {
+	Direction *RefusalVector // harmful − harmless at the last prompt token, [n_layers+1][d_model]
+	// Scores ranks its layers by steering score (ScoreLayers) on validation
+	// instructions disjoint from its harmless set; nil when cfg.Layer was given.
+	Scores   *LayerScores
+	Ablation *Ablation
+}
+
+// AblateReferenceDirection computes the reference direction
+// (ReferenceDirection with dcfg), picks its layer — cfg.Layer when set, else
+// the best steering score with tokens on nValidation validation instructions
+// (dcfg's seed) that leave out the direction's own harmless instructions, the
+// refusal vector's selection applied to this direction — and ablates that
+// row with x's refusal instruction inducing refusal, as Ablate does.
+// Options: WithProgress (stages "score layers", "ablate").
+func AblateReferenceDirection(m *models.Model, x *Extraction, cfg AblateConfig, dcfg DirectionConfig, tokens RefusalTokens, nValidation int, opts ...Option) (*ReferenceAblation, error) {
+	dcfg = dcfg.WithDefaults()
+	ref, err := ReferenceDirection(m, dcfg)
+	if err != nil {
+		return nil, err
+	}
+	out := &ReferenceAblation{Direction: ref}
+	if cfg.Layer == nil {
+		_, harmless, err := DirectionPlan(dcfg)
+		if err != nil {
+			return nil, err
+		}
+		exclude := map[string]bool{}
+		for _, s := range harmless {
+			exclude[s] = true
+		}
+		val, err := EvalQueries(dcfg.Dataset, Validation, nValidation, *dcfg.HarmlessSeed, exclude)
+		if err != nil {
+			return nil, err
+		}
+		if out.Scores, err = ScoreLayers(m, ref, val, tokens, ScoreConfig{BatchSize: dcfg.BatchSize, ParseSpecialTokens: dcfg.ParseSpecialTokens}, opts...); err != nil {
+			return nil, err
+		}
+		out.Scores.ValidationSeed, out.Scores.ValidationQueries = *dcfg.HarmlessSeed, val
+		// Row 0 is exactly zero: every chat template ends its prompt with
+		// the same token, whose embedding harmful and harmless share. A
+		// zero row steers nothing and gives no direction to ablate.
+		out.Scores.PerLayerScores = slices.DeleteFunc(out.Scores.PerLayerScores, func(s LayerScore) bool { return !(s.VectorNorm > 0) })
+		if len(out.Scores.PerLayerScores) == 0 {
+			return nil, fmt.Errorf("the %s direction is zero at every layer: its harmful and harmless prompts do not differ", DirectionHarmfulHarmless)
+		}
+		layer := out.Scores.Selected().Layer
+		cfg.Layer = &layer
+	}
+	withRef := *x
+	withRef.Vector = ref
+	if out.Ablation, err = Ablate(m, &withRef, cfg, opts...); err != nil {
+		return nil, err
+	}
+	sum := &out.Ablation.Summary
+	sum.Direction = DirectionHarmfulHarmless
+	sum.AblationSite = strings.Replace(sum.AblationSite, "refusal_vector[", DirectionHarmfulHarmless+"[", 1)
+	return out, nil
 }

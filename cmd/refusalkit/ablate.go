@@ -6,12 +6,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
+	"github.com/refusalkit/refusalkit/refusalkit/tensorfile"
 )
 
 // cmdAblate measures whether the refusal vector's direction at one layer
@@ -27,6 +29,8 @@ func cmdAblate(args []string) error {
 	maxNew := fs.Int("max_new_tokens", def.MaxNewTokens, "maximum tokens to generate")
 	batch := fs.Int("batch_size", def.BatchSize, "batch size for generation and the reference direction's forward passes")
 	nInduced := fs.Int("n_induced", def.NInduced, "test-split instructions given behind the extraction's refusal instruction")
+	direction := fs.String("direction", "vector", "what is ablated: vector (the refusal vector's row) or "+refusalkit.DirectionHarmfulHarmless+
+		" (the reference method's harmful−harmless direction at its own layer, selected by steering score unless --layer; default --output_dir: VECTOR_DIR/"+refusalkit.DirectionHarmfulHarmless+")")
 	overwrite := fs.Bool("overwrite", false, "replace a previous ablation in the output folder")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
@@ -52,9 +56,16 @@ func cmdAblate(args []string) error {
 	if layerGiven && *layer < 0 {
 		return usagef("--layer must be 0 or more, got %d", *layer)
 	}
+	if *direction != "vector" && *direction != refusalkit.DirectionHarmfulHarmless {
+		return usagef("--direction %q: use vector or %s", *direction, refusalkit.DirectionHarmfulHarmless)
+	}
+	reference := *direction == refusalkit.DirectionHarmfulHarmless
 	dir := *outDir
 	if dir == "" {
 		dir = *vectorDir
+		if reference {
+			dir = filepath.Join(*vectorDir, refusalkit.DirectionHarmfulHarmless)
+		}
 	}
 
 	// Check the vector, the layer and the prompts before loading the model;
@@ -65,21 +76,37 @@ func cmdAblate(args []string) error {
 	}
 	v := x.Vector
 	layerSource := "--layer"
-	if !layerGiven {
+	var tokens refusalkit.RefusalTokens // the reference direction's layer selection
+	nValidation := 0
+	if reference && !layerGiven {
+		var s refusalkit.EvalSummary
+		if !readJSONFile(filepath.Join(*vectorDir, runs.EvalSummaryFile), &s) {
+			return usagef("--direction %s needs --layer, or %s in %s for the refusal tokens that select its layer (run `refusalkit evaluate` first)",
+				refusalkit.DirectionHarmfulHarmless, runs.EvalSummaryFile, *vectorDir)
+		}
+		tokens, nValidation = s.RefusalTokens, s.NValidationSamples
+		layerSource = fmt.Sprintf("the best steering score of the %s direction on %d validation instructions disjoint from its harmless ones (refusal tokens of %s)",
+			refusalkit.DirectionHarmfulHarmless, nValidation, filepath.Join(*vectorDir, runs.EvalSummaryFile))
+	} else if !layerGiven {
 		l, from, ok := selectedLayer(dir, *vectorDir)
 		if !ok {
 			return usagef("--layer is required: %s holds no %s to take the selected layer from (run `refusalkit evaluate` first, or give --layer)", *vectorDir, runs.EvalSummaryFile)
 		}
 		*layer, layerSource = l, "selected_layer of "+from
 	}
-	if _, _, err := refusalkit.AblationDirection(v, *layer); err != nil {
-		if layerGiven {
-			return usagef("--%v", err)
+	if reference && layerGiven && *layer > v.NLayers {
+		return usagef("--layer %d is outside the direction's layers 0..%d: choose another layer", *layer, v.NLayers)
+	} else if !reference {
+		if _, _, err := refusalkit.AblationDirection(v, *layer); err != nil {
+			if layerGiven {
+				return usagef("--%v", err)
+			}
+			return usagef("%v (the %s)", err, layerSource)
 		}
-		return usagef("%v (the %s)", err, layerSource)
 	}
 	cfg := refusalkit.AblateConfig{Layer: layer, MaxNewTokens: *maxNew, BatchSize: *batch, NInduced: *nInduced,
 		ParseSpecialTokens: x.Config.ParseSpecialTokens}
+
 	harmful, induced, harmlessKL, err := refusalkit.AblationPlan(cfg, x)
 	if err != nil {
 		return usagef("--n_induced: %v", err)
@@ -131,18 +158,43 @@ func cmdAblate(args []string) error {
 	if err := removeAblationTemps(dir); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "refusalkit ablate: %s on %s; layer %d (%s); %d JailbreakBench, %d induced-refusal and %d harmless prompts, each without and with ablation -> %s\n",
-		m.Alias(), models.BackendName(m.Backend), *layer, layerSource, len(harmful), len(induced), len(harmlessKL), dir)
-	ab, err := refusalkit.Ablate(m, x, cfg, refusalkit.WithProgress(progress.New(os.Stderr)))
-	if err != nil {
-		return err
+	layerShown := strconv.Itoa(*layer)
+	if reference && !layerGiven {
+		layerShown = "to be selected"
+	}
+	fmt.Fprintf(os.Stderr, "refusalkit ablate: %s on %s; layer %s (%s); %d JailbreakBench, %d induced-refusal and %d harmless prompts, each without and with ablation -> %s\n",
+		m.Alias(), models.BackendName(m.Backend), layerShown, layerSource, len(harmful), len(induced), len(harmlessKL), dir)
+	show := refusalkit.WithProgress(progress.New(os.Stderr))
+	var ab *refusalkit.Ablation
+	var ref *refusalkit.RefusalVector
+	if reference {
+		if !layerGiven {
+			cfg.Layer = nil // AblateReferenceDirection selects it
+		}
+		fmt.Fprintf(os.Stderr, "%s direction: last prompt token, %d JailbreakBench minus %d ALPACA validation prompts\n", refusalkit.DirectionHarmfulHarmless, len(harmful), len(harmless))
+		ra, err := refusalkit.AblateReferenceDirection(m, x, cfg, dcfg, tokens, nValidation, show)
+		if err != nil {
+			return err
+		}
+		ab, ref, *layer = ra.Ablation, ra.Direction, ra.Ablation.Summary.Layer
+		if err := runs.WriteVectorFile(filepath.Join(dir, runs.HarmfulHarmlessDirectionFile), ref); err != nil {
+			return err
+		}
+		if ra.Scores != nil {
+			if err := tensorfile.WriteJSONAtomic(filepath.Join(dir, runs.DirectionLayerScoresFile), ra.Scores); err != nil {
+				return err
+			}
+		}
+	} else {
+		if ab, err = refusalkit.Ablate(m, x, cfg, show); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "reference direction: last prompt token, %d JailbreakBench minus %d ALPACA validation prompts\n", len(harmful), len(harmless))
+		if ref, err = refusalkit.ReferenceDirection(m, dcfg); err != nil {
+			return err
+		}
 	}
 	ab.Summary.LayerSource, ab.Summary.VectorDir = layerSource, *vectorDir
-	fmt.Fprintf(os.Stderr, "reference direction: last prompt token, %d JailbreakBench minus %d ALPACA validation prompts\n", len(harmful), len(harmless))
-	ref, err := refusalkit.ReferenceDirection(m, dcfg)
-	if err != nil {
-		return err
-	}
 	dc, err := refusalkit.CompareDirections(v, ref, dcfg, *layer)
 	if err != nil {
 		return err

@@ -44,6 +44,10 @@ func TestAblateRefusedBeforeWork(t *testing.T) {
 		{ablate(unit, "--layer", "1", "--batch_size", "-1"), "refusalkit ablate: --batch_size must be a positive integer, got -1"},
 		{ablate(unit, "--layer", "1", "--n_induced", "0"), "refusalkit ablate: --n_induced must be a positive integer, got 0"},
 		{ablate(unit, "--layer", "-2"), "refusalkit ablate: --layer must be 0 or more, got -2"},
+		{ablate(unit, "--direction", "mean"), `refusalkit ablate: --direction "mean": use vector or harmful_harmless`},
+		{ablate(unit, "--direction", "harmful_harmless"), "refusalkit ablate: --direction harmful_harmless needs --layer, or eval_summary.json in " + unit +
+			" for the refusal tokens that select its layer (run `refusalkit evaluate` first)"},
+		{ablate(unit, "--direction", "harmful_harmless", "--layer", "5"), "refusalkit ablate: --layer 5 is outside the direction's layers 0..3: choose another layer"},
 		{ablate(unit, "--layer", "x"), `refusalkit ablate: invalid value "x" for flag -layer: parse error (see --help)`},
 		{ablate(unit), "refusalkit ablate: --layer is required: " + unit + " holds no eval_summary.json to take the selected layer from (run `refusalkit evaluate` first, or give --layer)"},
 		{ablate(unit, "--layer", "9"), "refusalkit ablate: --layer 9 is outside the refusal vector's layers 0..3: choose another layer"},
@@ -86,10 +90,15 @@ func TestAblateWritesItsFiles(t *testing.T) {
 	if code, stderr := runCaptured(t, args...); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, name := range append(runs.AblationFiles(), filepath.Join(runs.ChartsDir, runs.ChartAblationRates+".html"),
-		filepath.Join(runs.ChartsDir, runs.ChartDirectionCosine+".html")) {
+	for _, name := range []string{runs.AblationSummaryFile, runs.AblationCompletionsFile, runs.DirectionCosinesFile,
+		filepath.Join(runs.ChartsDir, runs.ChartAblationRates+".html"), filepath.Join(runs.ChartsDir, runs.ChartDirectionCosine+".html")} {
 		if !dirHas(dir, name) {
 			t.Errorf("%s was not written", name)
+		}
+	}
+	for _, name := range []string{runs.HarmfulHarmlessDirectionFile, runs.DirectionLayerScoresFile} {
+		if dirHas(dir, name) {
+			t.Errorf("%s was written by an ablation of the refusal vector", name)
 		}
 	}
 	var s refusalkit.AblationSummary
@@ -115,5 +124,51 @@ func TestAblateWritesItsFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(mine); err != nil {
 		t.Errorf("the user's file was removed: %v", err)
+	}
+}
+
+// --direction harmful_harmless ablates the reference method's direction at
+// the layer its own steering score selects, in VECTOR_DIR/harmful_harmless by
+// default, and writes that direction as a vector file beside its layer scores.
+func TestAblateHarmfulHarmlessDirection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates 242 short completions")
+	}
+	dir := vectorDir(t, "run", models.TinyConfig().Name, 1)
+	tokens := refusalkit.RefusalTokens{IDs: []int32{'I', 'S'}}
+	if err := tensorfile.WriteJSONAtomic(filepath.Join(dir, runs.EvalSummaryFile),
+		refusalkit.EvalSummary{SelectedLayer: 1, NValidationSamples: 3, RefusalTokens: tokens}); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"ablate", "--model_path", "tiny-random", "--vector_dir", dir, "--direction", "harmful_harmless",
+		"--max_new_tokens", "2", "--n_induced", "1", "--backend", "go"}
+	if code, stderr := runCaptured(t, args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	out := filepath.Join(dir, refusalkit.DirectionHarmfulHarmless)
+	for _, name := range runs.AblationFiles() {
+		if !dirHas(out, name) {
+			t.Errorf("%s was not written in %s", name, out)
+		}
+	}
+	var s refusalkit.AblationSummary
+	var scores refusalkit.LayerScores
+	if !readJSONFile(filepath.Join(out, runs.AblationSummaryFile), &s) || !readJSONFile(filepath.Join(out, runs.DirectionLayerScoresFile), &scores) {
+		t.Fatal("unreadable summary or layer scores")
+	}
+	if s.Direction != refusalkit.DirectionHarmfulHarmless || s.Layer != scores.Selected().Layer || len(scores.ValidationQueries) != 3 ||
+		!strings.HasPrefix(s.AblationSite, "the unit direction of harmful_harmless[") || s.JailbreakBench.Ablated.TotalCount != 100 {
+		t.Errorf("summary %+v, selected layer %d", s, scores.Selected().Layer)
+	}
+	ref, err := runs.ReadVectorFile(filepath.Join(out, runs.HarmfulHarmlessDirectionFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.NRefusal != 100 || ref.NCompliant != 100 || len(ref.Data) != models.TinyConfig().NumLayers+1 {
+		t.Errorf("direction file: %d harmful, %d harmless, %d rows", ref.NRefusal, ref.NCompliant, len(ref.Data))
+	}
+	var dc refusalkit.DirectionCosines
+	if !readJSONFile(filepath.Join(out, runs.DirectionCosinesFile), &dc) || dc.Layer != s.Layer {
+		t.Errorf("direction cosines at layer %d, ablated %d", dc.Layer, s.Layer)
 	}
 }

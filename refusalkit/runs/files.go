@@ -25,6 +25,10 @@ const (
 	AblationSummaryFile     = "ablation_summary.json"     // written last: the ablation's completion marker
 	AblationCompletionsFile = "ablation_completions.json" // {"jailbreakbench": {"without_ablation": [...], "with_ablation": [...]}, "induced_refusal": {...}}
 	DirectionCosinesFile    = "direction_cosines.json"    // refusalkit.DirectionCosines
+	// ablate --direction harmful_harmless: the direction ablated, as a vector
+	// file, and its layers ranked by steering score.
+	HarmfulHarmlessDirectionFile = "harmful_harmless_direction.safetensors"
+	DirectionLayerScoresFile     = "harmful_harmless_layer_scores.json"
 
 	// ChartsDir holds the charts as self-contained HTML pages, <name>.html.
 	ChartsDir = "charts"

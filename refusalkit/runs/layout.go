@@ -43,7 +43,7 @@ func IsEvaluationFile(name string) bool {
 // AblationFiles lists what ablate writes in a run folder, besides its
 // charts: ablation_summary.json first (the completion marker).
 func AblationFiles() []string {
-	return []string{AblationSummaryFile, AblationCompletionsFile, DirectionCosinesFile}
+	return []string{AblationSummaryFile, AblationCompletionsFile, DirectionCosinesFile, HarmfulHarmlessDirectionFile, DirectionLayerScoresFile}
 }
 
 // IsAblationFile reports whether name is one of AblationFiles.
