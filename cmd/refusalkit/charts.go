@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
@@ -27,6 +29,33 @@ func cmdCharts(args []string) error {
 		defer lock.Release()
 	}
 	return printCharts(runs.WriteCharts(*dir))
+}
+
+// cmdReport prints a run folder's results as Markdown (runs.WriteReport).
+func cmdReport(args []string) error {
+	fs := newFlags("report", "--run_dir DIR [--title T] [--charts DIR]")
+	dir := fs.String("run_dir", "", "a folder holding a finished extraction, and what evaluate and ablate added (required)")
+	title := fs.String("title", "", "the report's heading (default: the model's alias)")
+	pictures := fs.String("charts", "", "a folder of the run's charts as .png files (tools/screenshot_charts.sh), as the report's reader reaches it, to show under their sections")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usagef("--run_dir is required (see --help)")
+	}
+	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
+		return usagef("--run_dir %s is not a folder", *dir)
+	}
+	if _, err := os.Stat(filepath.Join(*dir, runs.MetadataFile)); err != nil {
+		return usagef("--run_dir %s holds no %s: give a folder written by `refusalkit extract`", *dir, runs.MetadataFile)
+	}
+	lock, err := runs.LockDir(*dir, "report")
+	if err != nil {
+		return inUse(err, *dir, "--run_dir ", "wait for it to end")
+	}
+	defer lock.Release()
+	return runs.WriteReport(os.Stdout, *dir, runs.ReportOptions{Title: *title, Charts: *pictures,
+		Command: "refusalkit report " + strings.Join(args, " ")})
 }
 
 // writeCharts writes every chart the run folder's files allow into

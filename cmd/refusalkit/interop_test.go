@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -276,11 +277,14 @@ func TestInteropLlamaCpp(t *testing.T) {
 		"min_abs_logit_diff_shifted_layer": minShift, "min_abs_logit_diff_sign_flipped": minSign,
 		"max_abs_logit_diff_baked_vs_scaled": maxBaked, "max_effect_err": maxEff,
 		"min_effect_err_shifted_layer": minEffShift, "min_effect_err_sign_flipped": minEffSign, "prompts": rows}
-	js, _ := json.MarshalIndent(summary, "", "  ")
-	t.Logf("%s", js)
-	if out := os.Getenv("REFUSALKIT_INTEROP_OUT"); out != "" {
-		_ = os.WriteFile(out, js, 0o644)
+	writeSummary := func() {
+		js, _ := json.MarshalIndent(summary, "", "  ")
+		t.Logf("%s", js)
+		if out := os.Getenv("REFUSALKIT_INTEROP_OUT"); out != "" {
+			_ = os.WriteFile(out, js, 0o644)
+		}
 	}
+	defer writeSummary()
 	fmt.Printf("interop: row %d (llama.cpp direction.%d), c = %g: max |Δlogit| unsteered %.4f, steered %.4f (tolerance %.4f); shifted layer ≥ %.4f, sign flipped ≥ %.4f\n",
 		layer, layer-1, coeff, maxUn, maxSt, tol, minShift, minSign)
 	if maxSt > tol {
@@ -314,9 +318,62 @@ func TestInteropLlamaCpp(t *testing.T) {
 			fmt.Printf("interop: llama-completion --control-vector-scaled F.gguf:%g replies %q\n", coeff, got[:min(len(got), 80)])
 		}
 	}
-	for _, r := range rows {
-		if r.RefusalkitRefusal != r.LlamaCppRefusal {
-			t.Errorf("%q: refusal verdicts differ: refusalkit %v (%q), llama.cpp %v (%q)", r.Prompt, r.RefusalkitRefusal, r.RefusalkitReply, r.LlamaCppRefusal, r.LlamaCppReply)
+	// The greedy replies, checked token by token rather than by their
+	// verdicts: two greedy decodings part for good at the first near-tie
+	// their numerics settle differently (on another CPU, or with another
+	// sampled vector, a reply that refuses in one runtime and not in the
+	// other; make interop-check failed so), which says nothing about the
+	// control vector. So refusalkit, steered, reads llama.cpp's steered reply
+	// teacher-forced: every token llama.cpp chose must be within the
+	// tolerance of refusalkit's own top logit at that position, as it is
+	// when the two differ by no more than their unsteered logits do.
+	gaps := teacherForcedGaps(t, m, prompts, steer, func(i int) []int32 { return ll[6*i+1].tokens })
+	flipped := teacherForcedGaps(t, m, prompts, steer, func(i int) []int32 { return ll[6*i+4].tokens })
+	agree, worst, worstFlipped := 0, 0.0, 0.0
+	for i, r := range rows {
+		if r.RefusalkitRefusal == r.LlamaCppRefusal {
+			agree++
+		}
+		worst, worstFlipped = math.Max(worst, gaps[i]), math.Max(worstFlipped, flipped[i])
+		if gaps[i] > tol {
+			t.Errorf("%q: llama.cpp's steered reply %q has a token %.4f below refusalkit's steered top logit, past the tolerance %.4f (refusalkit replies %q)",
+				r.Prompt, r.LlamaCppReply, gaps[i], tol, r.RefusalkitReply)
+		}
+	}
+	summary["max_reply_token_gap"], summary["max_reply_token_gap_sign_flipped"] = worst, worstFlipped
+	summary["refusal_verdicts_agree"] = agree
+	fmt.Printf("interop: llama.cpp's steered greedy replies read by refusalkit steered: worst token %.4f below its top logit (tolerance %.4f; the sign-flipped replies: %.4f); refusal verdicts agree on %d of %d\n",
+		worst, tol, worstFlipped, agree, len(rows))
+	if worstFlipped <= tol {
+		t.Errorf("the sign-flipped vector's replies read within %.4f (tolerance %.4f): the reply check cannot tell the sign", worstFlipped, tol)
+	}
+}
+
+// teacherForcedGaps runs each prompt followed by the tokens reply(i) gives,
+// steered, and returns per prompt the largest gap between refusalkit's top
+// logit and the logit of the token the reply took, over its positions.
+func teacherForcedGaps(t *testing.T, m *models.Model, prompts [][]int32, steer []models.Steering, reply func(int) []int32) []float64 {
+	t.Helper()
+	gaps := make([]float64, len(prompts))
+	for k := 0; ; k++ {
+		var seqs [][]int32
+		var which []int
+		for i, p := range prompts {
+			if toks := reply(i); k < len(toks) {
+				seqs = append(seqs, append(slices.Clone(p), toks[:k]...))
+				which = append(which, i)
+			}
+		}
+		if len(seqs) == 0 {
+			return gaps
+		}
+		f, err := m.Forward(seqs, models.ForwardOptions{Steer: steer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, i := range which {
+			lg := f.Logits[j]
+			gaps[i] = math.Max(gaps[i], float64(lg[argmax(lg)]-lg[reply(i)[k]]))
 		}
 	}
 }

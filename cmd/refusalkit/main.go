@@ -32,6 +32,7 @@ commands:
   evaluate   select a layer by steering score and sweep activation-addition coefficients
   ablate     refusal rates without and with the vector's direction ablated; cosine with the reference direction
   charts     draw a run folder's charts as HTML files (extract and evaluate also do)
+  report     print a run folder's results as Markdown: judges' baselines, sweep, calibration, cosines, ablations
   judges     the judges' agreement with hand labels (--labels), and what each reads in a run folder (--run_dir)
   rejudge    make a finished extraction's vector again with another --judge, from the same responses (nothing is generated)
   rundir     print a model's default run folder (the spec's runs/{model_alias}/harmless_refusal_vectors)
@@ -65,6 +66,8 @@ func run(args []string) int {
 		err = cmdAblate(args[1:])
 	case "charts":
 		err = cmdCharts(args[1:])
+	case "report":
+		err = cmdReport(args[1:])
 	case "rundir":
 		err = cmdRunDir(args[1:])
 	case "export":
@@ -76,7 +79,7 @@ func run(args []string) int {
 	case "rejudge":
 		err = cmdRejudge(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts, judges, rejudge, export, inspect or rundir", args[0])
+		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts, report, judges, rejudge, export, inspect or rundir", args[0])
 	}
 	var ue usageError
 	switch {

@@ -59,19 +59,28 @@ if [[ ! -f "$SRC/CMakeLists.txt" ]]; then
   tar -xzf "$SDIST_CACHE" -C "$SRC" --strip-components=3 "llama_cpp_python-$VERSION/vendor/llama.cpp"
 fi
 
-echo "llamacpp_build.sh: configuring (targets: ${TARGETS[*]})"
+# Configure and build output go to build.log; a failure says so in one line
+# (its last lines follow it), so make interop-check's exit names its cause.
+LOG="$DEST/build.log"
+: >"$LOG"
+failed() {
+  echo "llamacpp_build.sh: building llama.cpp failed while $1 (full log: $LOG; its last lines follow)" >&2
+  tail -n 20 "$LOG" >&2
+  exit 1
+}
+echo "llamacpp_build.sh: configuring (targets: ${TARGETS[*]}; log: $LOG)"
 nice -n 19 cmake -S "$ROOT/tools/interop" -B "$DEST/build" -DLLAMA_CPP_DIR="$SRC" \
   -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
   -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
-  -DLLAMA_OPENSSL=OFF -DGGML_BACKEND_DL=OFF -DGGML_CPU=ON >/dev/null
+  -DLLAMA_OPENSSL=OFF -DGGML_BACKEND_DL=OFF -DGGML_CPU=ON >>"$LOG" 2>&1 || failed "configuring (cmake)"
 echo "llamacpp_build.sh: building with -j$JOBS (several minutes on 2 cores)"
-nice -n 19 cmake --build "$DEST/build" -j"$JOBS" --target "${TARGETS[@]}"
+nice -n 19 cmake --build "$DEST/build" -j"$JOBS" --target "${TARGETS[@]}" >>"$LOG" 2>&1 || failed "compiling (cmake --build)"
 
 mkdir -p "$DEST/bin"
 for t in "${TARGETS[@]}"; do
   f="$(find "$DEST/build" -type f -name "$t" -perm -u+x | head -1)"
-  [[ -n "$f" ]] || { echo "llamacpp_build.sh: $t was not built" >&2; exit 1; }
+  [[ -n "$f" ]] || failed "collecting $t, which the build did not produce"
   cp "$f" "$DEST/bin/$t"
 done
 echo "$VERSION" > "$DEST/LLAMA_CPP_PYTHON_VERSION"
