@@ -11,7 +11,7 @@ SHELL := /bin/bash
 ENV   := source tools/setup/env.sh &&
 MODEL ?= smollm2-135m-instruct
 
-.PHONY: setup setup-test build test demo bench bench-dtype notebook-check interop-check clean
+.PHONY: setup setup-test build test demo w1 bench bench-dtype notebook-check interop-check clean
 
 setup:
 	bash tools/setup/model.sh
@@ -39,6 +39,13 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# Workload W1: the method at the spec's defaults on Qwen2.5-Coder-1.5B-Instruct
+# (a model that refuses; installed on first use), both directions ablated on
+# JailbreakBench, and the report docs/w1.md (tools/w1.sh). About 2 hours on 2 cores.
+w1: build
+	bash tools/setup/chromium.sh
+	$(ENV) bash tools/w1.sh
 
 # Generation speed on every backend (ONNX Runtime included, installed here),
 # then workload W0 (the spec's defaults): refusalkit beside transformers

@@ -45,7 +45,7 @@ func TestReport(t *testing.T) {
 	testutil.ReadJSON(t, filepath.Join(dir, runs.EvalSummaryFile), &sum)
 	testutil.ReadJSON(t, filepath.Join(dir, runs.AblationSummaryFile), &ab)
 	testutil.ReadJSON(t, filepath.Join(dir, refusalkit.DirectionHarmfulHarmless, runs.AblationSummaryFile), &hh)
-	r0 := sum.ResultsByCoefficient["0"]
+	r0 := sum.ResultsByCoefficient[refusalkit.CoeffKey(0)]
 	jb := ab.JailbreakBench
 	for _, want := range []string{
 		"## W0 small\n",
@@ -55,7 +55,7 @@ func TestReport(t *testing.T) {
 		"### The refusal vector against the harmful–harmless direction",
 		fmt.Sprintf("| refusal_vector | %d | jailbreakbench | %d → %d / 100 |", ab.Layer, jb.Baseline.RefusalCount, jb.Ablated.RefusalCount),
 		fmt.Sprintf("| harmful_harmless | %d | jailbreakbench | %d → %d / 100 |", hh.Layer, hh.JailbreakBench.Baseline.RefusalCount, hh.JailbreakBench.Ablated.RefusalCount),
-		fmt.Sprintf("- harmful_harmless (layer %d):", hh.Layer),
+		fmt.Sprintf("- harmful_harmless (layer %d): ", hh.Layer),
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report lacks %q:\n%s", want, out)

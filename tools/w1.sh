@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Workload W1: the method at the spec's defaults on a model that refuses,
+# Qwen2.5-Coder-1.5B-Instruct (installed on first use), then what a
+# researcher asks next, and the report docs/w1.md. Called by `make w1`.
+#
+#   1. extract   the spec's defaults: 20 queries x 10 completions x 2 modes,
+#                64 new tokens, the spec's refusal instruction, seed 42
+#   2. evaluate  32 validation and 20 test instructions, coefficients
+#                0 0.5 1 2 5 with side effects, and a coefficient calibrated
+#                for refusal >= 0.9 under KL <= 0.1
+#   3. ablate    the refusal vector's row at the selected layer: JailbreakBench
+#                refusal without and with ablation, induced refusal, harmless KL,
+#                and the harmful-harmless direction's cosine at every layer
+#   4. ablate --direction harmful_harmless: the same for the reference
+#                method's own direction at its own layer
+#   5. charts as pictures (docs/w1/), and docs/w1.md from `refusalkit report`
+#
+# Each step that has finished is not redone (W1_OVERWRITE=1 redoes them all);
+# an interrupted extraction is resumed. MODEL= runs it on another model, and
+# EXTRACT_FLAGS / EVAL_FLAGS / ABLATE_FLAGS add flags (reduced settings for
+# a smoke run; the report then says which); BIN= runs another build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="${PWD}"
+MODEL="${MODEL:-qwen2.5-coder-1.5b-instruct}"
+BIN="$(realpath "${BIN:-bin/refusalkit}")"
+OUT="${W1_DOCS:-docs}"
+DIR="$("${BIN}" rundir --model_path "${MODEL}")"
+OVERWRITE=()
+[[ "${W1_OVERWRITE:-0}" == "1" ]] && OVERWRITE=(--overwrite)
+say() { echo "w1: $*" >&2; }
+
+if [[ "${W1_OVERWRITE:-0}" != "1" ]] && grep -q '"complete": true' "${DIR}/metadata.json" 2>/dev/null; then
+	say "extraction in ${DIR} is finished"
+elif [[ "${W1_OVERWRITE:-0}" != "1" && -d "${DIR}" ]]; then
+	say "resuming the extraction in ${DIR}"
+	"${BIN}" extract --model_path "${MODEL}" --output_dir "${DIR}" --resume ${EXTRACT_FLAGS:-}
+else
+	"${BIN}" extract --model_path "${MODEL}" --output_dir "${DIR}" "${OVERWRITE[@]}" ${EXTRACT_FLAGS:-}
+fi
+if [[ "${W1_OVERWRITE:-0}" != "1" && -f "${DIR}/eval_summary.json" ]]; then
+	say "evaluation in ${DIR} is finished"
+else
+	"${BIN}" evaluate --model_path "${MODEL}" --vector_dir "${DIR}" --target_refusal_rate 0.9 --max_kl 0.1 "${OVERWRITE[@]}" ${EVAL_FLAGS:-}
+fi
+for direction in vector harmful_harmless; do
+	sub="${DIR}"
+	[[ "${direction}" == harmful_harmless ]] && sub="${DIR}/harmful_harmless"
+	if [[ "${W1_OVERWRITE:-0}" != "1" && -f "${sub}/ablation_summary.json" ]]; then
+		say "ablation of the ${direction} direction in ${sub} is finished"
+	else
+		"${BIN}" ablate --model_path "${MODEL}" --vector_dir "${DIR}" --direction "${direction}" "${OVERWRITE[@]}" ${ABLATE_FLAGS:-}
+	fi
+done
+
+"${BIN}" charts --run_dir "${DIR}" >/dev/null
+pictures="${OUT}/w1"
+bash tools/screenshot_charts.sh "${DIR}" "${pictures}" >/dev/null
+{
+	cat <<'EOF'
+# W1: the method on a model that refuses
+
+Qwen2.5-Coder-1.5B-Instruct (Qwen's Q4_K_M GGUF, dequantised to float32; `--model_path
+qwen2.5-coder-1.5b-instruct`) refuses harmful requests, unlike the bundled SmolLM2-135M-Instruct. W1 runs
+the spec's method at its defaults on it, then sets the seed's harmless-refusal vector beside Arditi et
+al.'s (2024) harmful–harmless direction on the same model. Everything below is made by `make w1`
+(`tools/w1.sh`) from the run folder's own files; nothing is typed in by hand.
+
+What Arditi et al. (2024, arXiv:2406.11717) claim, on 13 chat models, and where W1 tests each claim on
+this model:
+
+| claim (Arditi et al. 2024) | where W1 measures it |
+|---|---|
+| refusal is mediated by one direction: ablating it removes most refusals of harmful requests | "Directional ablation": JailbreakBench refusals without → with ablation, for both directions |
+| ablation leaves harmless behaviour nearly unchanged (directions are kept only if KL ≤ 0.1) | the same table's KL on harmless prompts |
+| adding the direction makes the model refuse harmless requests | "Layer selection and the coefficient sweep", and the calibrated coefficient |
+| the direction is the difference of mean activations, harmful − harmless, at the last prompt token | the cosine of the seed's response-averaged vector with it, per layer |
+
+The paper's per-model figures are not copied here: W1 measures the same quantities on a model the paper
+did not study, with its judges (substring matching, as the spec, and the stricter leading judge).
+
+EOF
+	# From docs/, so the pictures' links are relative to docs/w1.md.
+	(cd "${OUT}" && "${BIN}" report --run_dir "$(realpath "${ROOT}/${DIR}" 2>/dev/null || realpath "${DIR}")" --title "Results" --charts w1)
+} >"${OUT}/w1.md.tmp"
+mv "${OUT}/w1.md.tmp" "${OUT}/w1.md"
+say "wrote ${OUT}/w1.md (pictures in ${pictures}/)"
