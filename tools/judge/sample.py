@@ -2,6 +2,12 @@
 """Draws the judge's labelled sample from one run folder (stdlib only).
 
     python3 tools/judge/sample.py RUN_DIR > testdata/judge/sample.jsonl
+    python3 tools/judge/sample.py --w1 RUN_DIR > testdata/judge/w1_sample.jsonl
+
+With --w1 (workload W1, a model that refuses; tools/w1.sh) the draw also
+takes JailbreakBench's replies from the folder's ablations: without ablation,
+and with each direction ablated (ablation_completions.json in RUN_DIR and in
+RUN_DIR/harmful_harmless), with its own counts per source (W1_PER_SOURCE).
 
 RUN_DIR is a finished `extract` + `evaluate` folder (all responses of both
 modes, every coefficient's completions). The draw is stratified by source and
@@ -23,6 +29,9 @@ import sys
 
 PER_SOURCE = {"refusal_mode": 60, "compliant_mode": 40}
 PER_COEFFICIENT = 12
+W1_PER_SOURCE = {"refusal_mode": 40, "compliant_mode": 20, "jailbreakbench": 20,
+                 "jailbreakbench ablated refusal_vector": 15, "jailbreakbench ablated harmful_harmless": 15}
+W1_PER_COEFFICIENT = 10
 
 
 def h(s):
@@ -33,7 +42,7 @@ def split_of(instruction):
     return "dev" if h("refusalkit-judge-split-v1|" + instruction)[0] < 102 else "heldout"
 
 
-def main(run_dir):
+def main(run_dir, w1=False):
     items = {}
     for mode, name in (("refusal_mode", "refusal_responses.json"), ("compliant_mode", "compliant_responses.json")):
         for r in json.load(open(os.path.join(run_dir, name))):
@@ -47,9 +56,21 @@ def main(run_dir):
         for i, r in enumerate(json.load(open(os.path.join(run_dir, "eval_completions_coeff_%s.json" % key)))):
             items.setdefault(src, []).append({"id": "sweep/c%s/t%02d" % (key, i), "source": src, "coefficient": float(c),
                                               "instruction": r["instruction"], "response": r["response"]})
+    if w1:
+        for sub, tag in (("", "refusal_vector"), ("harmful_harmless", "harmful_harmless")):
+            path = os.path.join(run_dir, sub, "ablation_completions.json")
+            sets = json.load(open(path))["jailbreakbench"]
+            halves = [("with_ablation", "jailbreakbench ablated " + tag, "jbb-ablated-%s" % tag)]
+            if tag == "refusal_vector":  # the model's own behaviour, once
+                halves.insert(0, ("without_ablation", "jailbreakbench", "jbb"))
+            for half, src, prefix in halves:
+                for i, r in enumerate(sets[half]):
+                    items.setdefault(src, []).append({"id": "%s/t%02d" % (prefix, i), "source": src, "coefficient": None,
+                                                      "instruction": r["instruction"], "response": r["response"]})
+    per_source, per_coefficient = (W1_PER_SOURCE, W1_PER_COEFFICIENT) if w1 else (PER_SOURCE, PER_COEFFICIENT)
     out = []
     for src, its in items.items():
-        n = PER_SOURCE.get(src, PER_COEFFICIENT)
+        n = per_source.get(src, per_coefficient)
         its.sort(key=lambda it: h("refusalkit-judge-labels-v1|" + it["id"]))
         out.extend(its[:n])
     for it in out:
@@ -60,4 +81,6 @@ def main(run_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    args = sys.argv[1:]
+    w1 = "--w1" in args
+    main([a for a in args if a != "--w1"][0], w1)
