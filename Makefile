@@ -11,7 +11,7 @@ SHELL := /bin/bash
 ENV   := source tools/setup/env.sh &&
 MODEL ?= smollm2-135m-instruct
 
-.PHONY: setup setup-test build test demo w1 bench bench-dtype notebook-check interop-check clean
+.PHONY: setup setup-test build test demo w1 bench bench-w1 bench-dtype notebook-check interop-check clean
 
 setup:
 	bash tools/setup/model.sh
@@ -56,6 +56,14 @@ bench: build
 	bash tools/setup/pyref.sh
 	$(ENV) go run ./cmd/genbench
 	$(ENV) go run ./cmd/bench
+
+# W1's work (Qwen2.5-Coder-1.5B-Instruct, the spec's refusal instruction) timed
+# beside transformers on the same GGUF, per phase, at W1_SCALE of its query
+# counts (transformers takes hours at full scale on 2 cores).
+W1_SCALE ?= 0.1
+bench-w1: build
+	bash tools/setup/pyref.sh
+	$(ENV) go run ./cmd/bench --model_path qwen2.5-coder-1.5b-instruct --w0_only --scale $(W1_SCALE)
 
 # Generation tokens/s, model memory and peak RSS per dtype (float32, bfloat16,
 # float16) on the CPU backends, beside transformers on the same shape and dtypes.

@@ -141,7 +141,11 @@ func run(modelPath string, scale float64, backendName string, skipNaive, w0Only 
 	}
 	xcfg := refusalkit.ExtractConfig{}.WithDefaults()
 	xcfg.NSamples = scaled(xcfg.NSamples, scale)
-	xcfg.RefusalInstructions = []string{refusalkit.DeclineInstruction}
+	if !strings.HasPrefix(strings.ToLower(modelPath), "qwen2.5-coder-") {
+		// The bundled SmolLM2 ignores the spec's refusal instruction; the
+		// demo's wording, as make demo passes it. W1's models obey the spec's.
+		xcfg.RefusalInstructions = []string{refusalkit.DeclineInstruction}
+	}
 	show := refusalkit.WithProgress(progress.New(os.Stderr))
 
 	// refusalkit as built: fan-out prefill, capture during generation.
