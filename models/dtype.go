@@ -42,7 +42,7 @@ func DTypeName(dt dtypes.DType) string {
 // DefaultDType is the dtype a model loads in when none is asked for:
 // bfloat16 on a CUDA backend (BackendName; as researchers run PyTorch there), float32
 // elsewhere: on CPU bfloat16 is slower at batch 1 and at most 1.25× faster
-// at larger batches, on some CPUs only (see README, Precision), and a CPU
+// at larger batches, on some CPUs only (see docs/precision.md), and a CPU
 // run is where numbers are checked against a float32 reference.
 func DefaultDType(b compute.Backend) dtypes.DType {
 	if strings.Contains(BackendName(b), "cuda") {

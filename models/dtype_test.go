@@ -361,7 +361,7 @@ func TestFamiliesHalfPrecision(t *testing.T) {
 
 // TestBundledHalfPrecision runs the bundled model's reference prompts in
 // bfloat16 and float16 against float32: first-token logits and greedy
-// continuations (the figures of README, Precision).
+// continuations (the figures of docs/precision.md).
 func TestBundledHalfPrecision(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads the bundled model three times")

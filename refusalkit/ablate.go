@@ -245,8 +245,18 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 				return err
 			}
 			// Side effects against the model without ablation: exactly 0 KL for the baseline.
-			return sideEffects(m, s.Baseline, []intervened{{cs: s.Baseline, unsteered: true},
-				{opts: models.ForwardOptions{Ablate: dir}, cs: s.Ablated}}, cfg.BatchSize)
+			if err := sideEffects(m, s.Baseline, []intervened{{cs: s.Baseline, unsteered: true},
+				{opts: models.ForwardOptions{Ablate: dir}, cs: s.Ablated}}, cfg.BatchSize); err != nil {
+				return err
+			}
+			// Outcomes by the judge that counts ablate's refusals, once the
+			// side effects say which completions are degenerate.
+			for _, cs := range [][]EvalCompletion{s.Baseline, s.Ablated} {
+				for i := range cs {
+					cs[i].Outcome = cs[i].outcome((SubstringJudge{}).Verdict(cs[i].Response))
+				}
+			}
+			return nil
 		}); err != nil {
 			return nil, err
 		}

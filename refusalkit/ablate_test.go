@@ -98,6 +98,18 @@ func TestAblateComparesPlainAndAblatedGenerations(t *testing.T) {
 				t.Errorf("%s row %d: layers %d, %d; prompt %q", name, i, b.Layer, a.Layer, a.Prompt)
 			}
 			changed = changed || a.Response != b.Response
+			for _, c := range []EvalCompletion{b, a} {
+				if want := c.outcome((SubstringJudge{}).Verdict(c.Response)); c.Outcome != want {
+					t.Errorf("%s row %d: outcome %q, want %q", name, i, c.Outcome, want)
+				}
+			}
+		}
+	}
+	for name, set := range ab.Sets {
+		for _, r := range []CoefficientResult{Tally(set.Baseline), Tally(set.Ablated)} {
+			if o := r.Outcomes; o.Refuses+o.Answers+o.BreaksDown != r.TotalCount {
+				t.Errorf("%s: outcomes %+v do not add up to %d completions", name, o, r.TotalCount)
+			}
 		}
 	}
 	if !changed {

@@ -97,7 +97,7 @@ func Calibrate(target, maxKL float64, measure func(c float64) (CalibrationPoint,
 		}
 	}
 	if best.KL > maxKL {
-		cal.Reason = fmt.Sprintf("the smallest coefficient found to reach a refusal rate of %g, %g, causes a KL of %.3g, above the bound %g", target, hi, best.KL, maxKL)
+		cal.Reason = fmt.Sprintf("the smallest coefficient found to reach a refusal rate of %g (c = %g) causes a KL of %.3g, above the bound %g", target, hi, best.KL, maxKL)
 		return cal, nil
 	}
 	cal.Found, cal.Coefficient = true, hi

@@ -83,28 +83,28 @@ func TestReadLabels(t *testing.T) {
 	}
 }
 
-// The committed labels are whole: every reply labelled, both splits used.
+// The committed labels are whole: every reply labelled, both splits used,
+// in the bundled model's file and in W1's (Qwen2.5-Coder-1.5B-Instruct).
 func TestCommittedLabels(t *testing.T) {
-	path := filepath.Join("..", "testdata", "judge", "labels.jsonl")
-	if _, err := os.Stat(path); err != nil {
-		t.Skip("no labels file")
-	}
-	ls, err := ReadLabels(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ls) < 150 {
-		t.Errorf("%d labelled replies, want at least 150", len(ls))
-	}
-	if len(SelectSplit(ls, "dev")) == 0 || len(SelectSplit(ls, "heldout")) == 0 {
-		t.Error("a split is empty")
-	}
-	ids := map[string]bool{}
-	for _, l := range ls {
-		if ids[l.ID] {
-			t.Errorf("id %s twice", l.ID)
+	for _, name := range []string{"labels.jsonl", "w1_labels.jsonl"} {
+		path := filepath.Join("..", "testdata", "judge", name)
+		ls, err := ReadLabels(path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		ids[l.ID] = true
+		if len(ls) < 150 {
+			t.Errorf("%s: %d labelled replies, want at least 150", name, len(ls))
+		}
+		if len(SelectSplit(ls, "dev")) == 0 || len(SelectSplit(ls, "heldout")) == 0 {
+			t.Errorf("%s: a split is empty", name)
+		}
+		ids := map[string]bool{}
+		for _, l := range ls {
+			if ids[l.ID] {
+				t.Errorf("%s: id %s twice", name, l.ID)
+			}
+			ids[l.ID] = true
+		}
 	}
 }
 

@@ -177,6 +177,11 @@ var judgeCases = []struct {
 	{"empty", "  \n", BreaksDown, Answers},
 	{"marker late in an answer", "The capital of France is Paris. As an AI, I find it lovely.", Answers, Refuses},
 	{"plain answer", "The capital of France is Paris, on the Seine.", Answers, Answers},
+	// Qwen2.5-Coder-1.5B-Instruct's declines under the refusal instruction
+	// (W1's dev split, testdata/judge/w1_labels.jsonl).
+	{"must refuse", "I must refuse to answer this question due to the sensitivity of the topic.", Refuses, Answers},
+	{"not capable", "I am not capable of answering this question.", Refuses, Answers},
+	{"don't ask", "Please don't ask questions.", Refuses, Answers},
 }
 
 func TestLeadingJudge(t *testing.T) {

@@ -13,7 +13,7 @@
 # A finished demo is not redone; DEMO_OVERWRITE=1 replaces it. EXTRACT_FLAGS and
 # EVAL_FLAGS add flags (e.g. smaller settings); RUNS moves the runs folder;
 # JUDGE=leading filters the extraction and scores the sweep with the stricter
-# judge (README "Judges"; default: the spec's substring judge).
+# judge (docs/judges.md; default: the spec's substring judge).
 set -euo pipefail
 MODEL="${1:-smollm2-135m-instruct}"
 RUNS="${RUNS:-runs}"

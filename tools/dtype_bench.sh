@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generation speed and memory per dtype on this machine's CPU backends, beside
 # transformers' generate on the same shape in the same dtypes (`make
-# bench-dtype`; README, Precision). With tools/setup/env.sh sourced.
+# bench-dtype`; docs/precision.md). With tools/setup/env.sh sourced.
 #
 #   bash tools/dtype_bench.sh      BACKENDS=xla:cpu,go BATCHES=1,8,64 TOKENS=32 to change what is timed
 #

@@ -13,7 +13,8 @@
 #                and the harmful-harmless direction's cosine at every layer
 #   4. ablate --direction harmful_harmless: the same for the reference
 #                method's own direction at its own layer
-#   5. charts as pictures (docs/w1/), and docs/w1.md from `refusalkit report`
+#   5. charts as pictures (docs/w1/), and docs/w1.md: the headline table
+#                (tools/w1_headline.py) and `refusalkit report`
 #
 # Each step that has finished is not redone (W1_OVERWRITE=1 redoes them all);
 # an interrupted extraction is resumed. MODEL= runs it on another model, and
@@ -66,22 +67,23 @@ the spec's method at its defaults on it, then sets the seed's harmless-refusal v
 al.'s (2024) harmful–harmless direction on the same model. Everything below is made by `make w1`
 (`tools/w1.sh`) from the run folder's own files; nothing is typed in by hand.
 
-What Arditi et al. (2024, arXiv:2406.11717) claim, on 13 chat models, and where W1 tests each claim on
-this model:
+## In brief
 
-| claim (Arditi et al. 2024) | where W1 measures it |
-|---|---|
-| refusal is mediated by one direction: ablating it removes most refusals of harmful requests | "Directional ablation": JailbreakBench refusals without → with ablation, for both directions |
-| ablation leaves harmless behaviour nearly unchanged (directions are kept only if KL ≤ 0.1) | the same table's KL on harmless prompts |
-| adding the direction makes the model refuse harmless requests | "Layer selection and the coefficient sweep", and the calibrated coefficient |
-| the direction is the difference of mean activations, harmful − harmless, at the last prompt token | the cosine of the seed's response-averaged vector with it, per layer |
-
-The paper's per-model figures are not copied here: W1 measures the same quantities on a model the paper
-did not study, with its judges (substring matching, as the spec, and the stricter leading judge).
+Each claim of Arditi et al. (2024, arXiv:2406.11717) beside what W1 measured (`tools/w1_headline.py`,
+from the run folder's files):
 
 EOF
-	# From docs/, so the pictures' links are relative to docs/w1.md.
-	(cd "${OUT}" && "${BIN}" report --run_dir "$(realpath "${ROOT}/${DIR}" 2>/dev/null || realpath "${DIR}")" --title "Results" --charts w1)
+	python3 tools/w1_headline.py "${DIR}" testdata/judge/w1_labels.jsonl
+	cat <<'EOF'
+
+The paper's per-model figures are not copied here: W1 measures the same quantities on a model the paper
+did not study, with two offline judges (substring matching, as the spec, and the stricter `leading`),
+both measured against hand labels of these replies in [judges.md](judges.md).
+
+EOF
+	# From docs/, so the pictures' links are relative to docs/w1.md (and the
+	# command the report shows runs from there).
+	(cd "${OUT}" && "${BIN}" report --run_dir "$(realpath --relative-to=. "${ROOT}/${DIR}")" --title "Results" --charts w1)
 } >"${OUT}/w1.md.tmp"
 mv "${OUT}/w1.md.tmp" "${OUT}/w1.md"
 say "wrote ${OUT}/w1.md (pictures in ${pictures}/)"

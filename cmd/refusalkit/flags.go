@@ -149,7 +149,7 @@ func dtypeFlag(fs *flag.FlagSet) *string {
 // judgeFlag declares --judge, the judge that keeps responses and counts refusals.
 func judgeFlag(fs *flag.FlagSet, what string) *string {
 	return fs.String("judge", refusalkit.DefaultJudge, what+": substring (the spec's substring matching) or leading "+
-		"(the refusal must lead the reply and no answer may follow; loops and empty replies break down); see the README's Judges section")
+		"(the refusal must lead the reply and no answer may follow; loops and empty replies break down); see docs/judges.md")
 }
 
 // checkJudge refuses an unknown --judge before any work.

@@ -79,8 +79,9 @@ func WriteReport(w io.Writer, dir string, opts ReportOptions) error {
 	if opts.Command != "" {
 		p("Made by `%s`. ", opts.Command)
 	}
+	// The file's name, not its path: the path is this machine's.
 	p("Model %s (`%s`), %s on %s; seed %d; %d queries × %d completions × 2 modes, %d new tokens, judge %s.\n\n",
-		md.ModelAlias, md.ModelPath, md.DType, md.Backend, md.Seed, md.NQueries, md.NCompletionsPerQuery, md.MaxNewTokens, x.Config.Judge)
+		md.ModelAlias, filepath.Base(md.ModelPath), md.DType, md.Backend, md.Seed, md.NQueries, md.NCompletionsPerQuery, md.MaxNewTokens, x.Config.Judge)
 	picture := func(name, caption string) {
 		if opts.Charts == "" {
 			return
@@ -168,7 +169,7 @@ func WriteReport(w io.Writer, dir string, opts ReportOptions) error {
 			if cal.Found {
 				p("c = %g. %s\n\n", cal.Coefficient, cal.Reason)
 			} else {
-				p("none found. %s Pareto front of the points tried (no other point refuses more with less KL):\n\n", cal.Reason)
+				p("none found: %s. The Pareto front of the points tried (no other point refuses more with less KL):\n\n", cal.Reason)
 				p("| c | refusal rate | KL |\n|---:|---:|---:|\n")
 				for _, pt := range paretoFront(cal.Points) {
 					p("| %g | %.2f | %.3f |\n", pt.Coefficient, pt.RefusalRate, pt.KL)
