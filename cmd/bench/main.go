@@ -32,7 +32,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 
-	"github.com/refusalkit/refusalkit/internal/benchutil"
+	"github.com/refusalkit/refusalkit/cmd/internal/benchutil"
 	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"

@@ -22,7 +22,7 @@ import (
 	onnxbackend "github.com/gomlx/compute-onnx" // "onnx:cpu", when ONNX Runtime is installed (backend.sh --with-onnx)
 	"github.com/gomlx/compute/dtypes"
 
-	"github.com/refusalkit/refusalkit/internal/benchutil"
+	"github.com/refusalkit/refusalkit/cmd/internal/benchutil"
 	"github.com/refusalkit/refusalkit/models"
 )
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/refusalkit/refusalkit/charts"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
@@ -28,7 +29,7 @@ func cmdCharts(args []string) error {
 		}
 		defer lock.Release()
 	}
-	return printCharts(runs.WriteCharts(*dir))
+	return printCharts(charts.WriteRun(*dir))
 }
 
 // cmdReport prints a run folder's results as Markdown (runs.WriteReport).
@@ -60,7 +61,7 @@ func cmdReport(args []string) error {
 
 // writeCharts writes every chart the run folder's files allow into
 // <dir>/charts/ and lists them on stderr.
-func writeCharts(run *runs.Run) error { return printCharts(run.WriteCharts()) }
+func writeCharts(run *runs.Run) error { return printCharts(charts.WriteRun(run.Dir)) }
 
 func printCharts(paths []string, err error) error {
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refusalkit/refusalkit/charts"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
@@ -50,7 +51,7 @@ func TestRunValueAndCommandsWriteTheSameFiles(t *testing.T) {
 	if _, err := run.Evaluate(m, x, ecfg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := run.WriteCharts(); err != nil {
+	if _, err := charts.WriteRun(run.Dir); err != nil {
 		t.Fatal(err)
 	}
 	run.Close()

@@ -34,11 +34,11 @@ func (r *Run) SaveAblation(ab *refusalkit.Ablation) error {
 // layer and decoding settings are restored from the summary).
 func (r *Run) Ablation() (*refusalkit.Ablation, error) {
 	var sum refusalkit.AblationSummary
-	if err := readJSON(r.path(AblationSummaryFile), &sum); err != nil {
+	if err := ReadJSON(r.path(AblationSummaryFile), &sum); err != nil {
 		return nil, err
 	}
 	var comp AblationCompletions
-	if err := readJSON(r.path(AblationCompletionsFile), &comp); err != nil {
+	if err := ReadJSON(r.path(AblationCompletionsFile), &comp); err != nil {
 		return nil, err
 	}
 	layer, seed, hseed := sum.Layer, sum.InducedSeed, sum.HarmlessSeed
@@ -68,7 +68,7 @@ func (r *Run) SaveDirectionCosines(dc *refusalkit.DirectionCosines) error {
 // DirectionCosines reads direction_cosines.json back.
 func (r *Run) DirectionCosines() (*refusalkit.DirectionCosines, error) {
 	var dc refusalkit.DirectionCosines
-	if err := readJSON(r.path(DirectionCosinesFile), &dc); err != nil {
+	if err := ReadJSON(r.path(DirectionCosinesFile), &dc); err != nil {
 		return nil, err
 	}
 	return &dc, nil

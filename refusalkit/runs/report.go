@@ -34,7 +34,7 @@ type ReportOptions struct {
 // without a finished extraction is refused.
 func WriteReport(w io.Writer, dir string, opts ReportOptions) error {
 	var md Metadata
-	if err := readJSON(filepath.Join(dir, MetadataFile), &md); err != nil {
+	if err := ReadJSON(filepath.Join(dir, MetadataFile), &md); err != nil {
 		return err
 	}
 	if !md.Complete {

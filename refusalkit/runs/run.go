@@ -10,7 +10,7 @@
 //	run := runs.MustOpen(runs.DefaultDir(m.Alias()))
 //	x := run.MustExtract(m, refusalkit.ExtractConfig{})        // computed, or read back
 //	ev := run.MustEvaluate(m, x, refusalkit.EvalConfig{})
-//	run.MustWriteCharts()
+//	charts.MustWriteRun(run.Dir)                            // package charts draws the folder
 package runs
 
 import (
@@ -135,7 +135,7 @@ func (r *Run) saveExtraction(x *refusalkit.Extraction, md Metadata) error {
 // Metadata reads metadata.json.
 func (r *Run) Metadata() (*Metadata, error) {
 	var md Metadata
-	if err := readJSON(r.path(MetadataFile), &md); err != nil {
+	if err := ReadJSON(r.path(MetadataFile), &md); err != nil {
 		return nil, err
 	}
 	return &md, nil
@@ -151,7 +151,7 @@ func (r *Run) Extraction() (*refusalkit.Extraction, error) { return ReadExtracti
 func ReadExtraction(dir string) (*refusalkit.Extraction, error) {
 	x := &refusalkit.Extraction{}
 	var md Metadata
-	if err := readJSON(filepath.Join(dir, MetadataFile), &md); err == nil {
+	if err := ReadJSON(filepath.Join(dir, MetadataFile), &md); err == nil {
 		x.Model, x.Config, x.Queries, x.Timings = md.ModelPath, md.config(), md.Queries, md.TimingsSeconds
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -160,7 +160,7 @@ func ReadExtraction(dir string) (*refusalkit.Extraction, error) {
 		CompliantResponsesFile: &x.Compliant, RefusalResponsesFile: &x.Refusal,
 		FilteredCompliantResponsesFile: &x.FilteredCompliant, FilteredRefusalResponsesFile: &x.FilteredRefusal,
 	} {
-		if err := readJSON(filepath.Join(dir, name), dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := ReadJSON(filepath.Join(dir, name), dst); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
 	}
@@ -270,25 +270,25 @@ func (r *Run) SaveEvaluation(m *models.Model, x *refusalkit.Extraction, ev *refu
 // coefficient's completions and the summary.
 func (r *Run) Evaluation() (*refusalkit.Evaluation, error) {
 	var sum evalSummaryFile
-	if err := readJSON(r.path(EvalSummaryFile), &sum); err != nil {
+	if err := ReadJSON(r.path(EvalSummaryFile), &sum); err != nil {
 		return nil, err
 	}
 	s := sum.EvalSummary
 	ev := &refusalkit.Evaluation{Summary: s, Test: s.TestQueries, Completions: map[float64][]refusalkit.EvalCompletion{}}
 	ev.Scores = &refusalkit.LayerScores{}
-	if err := readJSON(r.path(LayerSelectionFile), ev.Scores); err != nil {
+	if err := ReadJSON(r.path(LayerSelectionFile), ev.Scores); err != nil {
 		return nil, err
 	}
 	ev.Validation = ev.Scores.ValidationQueries
 	if r.has(CalibrationFile) {
 		ev.Calibration = &refusalkit.Calibration{}
-		if err := readJSON(r.path(CalibrationFile), ev.Calibration); err != nil {
+		if err := ReadJSON(r.path(CalibrationFile), ev.Calibration); err != nil {
 			return nil, err
 		}
 	}
 	for _, c := range s.Coefficients {
 		var cs []refusalkit.EvalCompletion
-		if err := readJSON(r.path(CompletionsFile(c)), &cs); err != nil {
+		if err := ReadJSON(r.path(CompletionsFile(c)), &cs); err != nil {
 			return nil, err
 		}
 		ev.Completions[c] = cs
@@ -335,7 +335,7 @@ func (r *Run) Evaluate(m *models.Model, x *refusalkit.Extraction, cfg refusalkit
 	switch state, marker := EvaluationState(r.Dir); state {
 	case EvalComplete:
 		var sum evalSummaryFile
-		if err := readJSON(r.path(EvalSummaryFile), &sum); err != nil {
+		if err := ReadJSON(r.path(EvalSummaryFile), &sum); err != nil {
 			return nil, err
 		}
 		if sum.RunDigest == settings.Digest() {
@@ -429,8 +429,9 @@ func RemoveCharts(dir string, names []string) error {
 	return nil
 }
 
-// readJSON decodes path into v, naming the file and the fix when it is not valid.
-func readJSON(path string, v any) error {
+// ReadJSON decodes the run-folder file at path into v, naming the file and
+// the fix when it is not valid.
+func ReadJSON(path string, v any) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
