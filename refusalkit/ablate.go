@@ -8,6 +8,7 @@ import (
 
 	"github.com/refusalkit/refusalkit/internal/buildinfo"
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // The ablation's prompt sets, as ablation_summary.json and
@@ -253,7 +254,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 			// side effects say which completions are degenerate.
 			for _, cs := range [][]EvalCompletion{s.Baseline, s.Ablated} {
 				for i := range cs {
-					cs[i].Outcome = cs[i].outcome((SubstringJudge{}).Verdict(cs[i].Response))
+					cs[i].Outcome = cs[i].outcome((judge.Substring{}).Verdict(cs[i].Response))
 				}
 			}
 			return nil
@@ -272,7 +273,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 		InducedDataset: cmp.Or(cfg.Dataset, AlpacaSource), InducedSeed: *cfg.InducedSeed, NInduced: len(induced),
 		RefusalInstruction: cfg.RefusalInstruction, InducedInstructions: induced,
 		Decoding: "greedy", MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
-		Judge:   JudgeName + "; " + JudgeNormalization,
+		Judge:   judge.SubstringMethod + "; " + judge.Normalization,
 		Backend: models.BackendName(m.Backend), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
 		ParseSpecialTokens: cfg.ParseSpecialTokens,
 	}
@@ -311,7 +312,7 @@ func AblatedCompletions(m *models.Model, dir []float32, layer int, instructions,
 		}
 		for i := range g.Text {
 			out = append(out, EvalCompletion{Instruction: instructions[start+i], Prompt: texts[start+i],
-				Response: g.Text[i], IsRefusal: IsRefusal(g.Text[i]), Layer: layer, NTokens: len(g.ReplyIDs(i)),
+				Response: g.Text[i], IsRefusal: judge.IsRefusal(g.Text[i]), Layer: layer, NTokens: len(g.ReplyIDs(i)),
 				PromptTokenIDs: prompts[start+i], GeneratedIDs: g.Tokens[i]})
 		}
 		if done != nil {

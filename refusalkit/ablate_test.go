@@ -7,6 +7,7 @@ import (
 
 	"github.com/refusalkit/refusalkit/internal/testutil"
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // randomRefusalVector is a vector of the model's shape with seeded values.
@@ -94,12 +95,12 @@ func TestAblateComparesPlainAndAblatedGenerations(t *testing.T) {
 			if b.Response != plain.Text[i] || a.Response != abl.Text[i] {
 				t.Errorf("%s row %d: %q and %q, plain generations %q and %q", name, i, b.Response, a.Response, plain.Text[i], abl.Text[i])
 			}
-			if b.Layer != -1 || a.Layer != layer || b.IsRefusal != IsRefusal(b.Response) || !strings.Contains(a.Prompt, msgs[i]) {
+			if b.Layer != -1 || a.Layer != layer || b.IsRefusal != judge.IsRefusal(b.Response) || !strings.Contains(a.Prompt, msgs[i]) {
 				t.Errorf("%s row %d: layers %d, %d; prompt %q", name, i, b.Layer, a.Layer, a.Prompt)
 			}
 			changed = changed || a.Response != b.Response
 			for _, c := range []EvalCompletion{b, a} {
-				if want := c.outcome((SubstringJudge{}).Verdict(c.Response)); c.Outcome != want {
+				if want := c.outcome((judge.Substring{}).Verdict(c.Response)); c.Outcome != want {
 					t.Errorf("%s row %d: outcome %q, want %q", name, i, c.Outcome, want)
 				}
 			}

@@ -19,9 +19,9 @@
 // token), compared with the vector row by row (LayerCosines).
 //
 // The judge that keeps responses and counts refusals is a choice (Judge,
-// JudgeByName; ExtractConfig.Judge, SweepConfig.Judge): the spec's
-// SubstringJudge by default, or the stricter LeadingJudge, measured against
-// hand labels by JudgeAgreement; Rejudge re-filters an extraction's
+// package judge; ExtractConfig.Judge, SweepConfig.Judge): the spec's
+// judge.Substring by default, or the stricter judge.Leading, measured against
+// hand labels by judge.Agreements; Rejudge re-filters an extraction's
 // responses with another judge without generating anything.
 //
 // A config's zero value is the spec's (ExtractConfig{}, EvalConfig{},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/refusalkit/refusalkit/internal/buildinfo"
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // The spec's evaluation seeds.
@@ -163,7 +164,7 @@ type Evaluation struct {
 // cfg.RefusalTokenIDs are set. It reads and writes no file.
 func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*Evaluation, error) {
 	cfg = cfg.WithDefaults()
-	judge, err := JudgeByName(cfg.Judge)
+	jd, err := judge.ByName(cfg.Judge)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +264,7 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 		ModelAlias: m.Alias(), Coefficients: sweep.Coefficients, MaxKL: cfg.MaxKL,
 		SteeringSite: fmt.Sprintf("coefficient x refusal_vector[%d] added to the residual stream entering block %d, at every prompt and generated position", sel.Layer, sel.Layer),
 		Decoding:     cfg.Decoding(), ParseSpecialTokens: cfg.ParseSpecialTokens, MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
-		RefusalTokens: tokens, TestQueries: ev.Test, Dataset: cmp.Or(cfg.Dataset, AlpacaSource), Judge: judge.Describe(),
+		RefusalTokens: tokens, TestQueries: ev.Test, Dataset: cmp.Or(cfg.Dataset, AlpacaSource), Judge: jd.Describe(),
 		Backend: models.BackendName(m.Backend), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
 	}
 	if ev.Calibration != nil && ev.Calibration.Found {

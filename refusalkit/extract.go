@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // ExtractConfig holds an extraction's settings (the spec's flags). Its zero
@@ -15,8 +16,8 @@ import (
 type ExtractConfig struct {
 	NSamples int    // queries sampled from the train split; 0 = 20
 	Dataset  string // instructions file or hub id; "" = the embedded ALPACA
-	// Judge names the judge that keeps responses (JudgeByName): "" =
-	// DefaultJudge, the spec's substring matching. It decides only which
+	// Judge names the judge that keeps responses (judge.ByName): "" =
+	// judge.Default, the spec's substring matching. It decides only which
 	// responses are kept, never what is generated.
 	Judge string
 	GenerateConfig
@@ -26,7 +27,7 @@ type ExtractConfig struct {
 func (c ExtractConfig) WithDefaults() ExtractConfig {
 	c.NSamples = positiveOr(c.NSamples, 20)
 	if c.Judge == "" {
-		c.Judge = DefaultJudge
+		c.Judge = judge.Default
 	}
 	c.GenerateConfig = c.GenerateConfig.WithDefaults()
 	return c
@@ -81,7 +82,7 @@ func (x *Extraction) Instructions() map[string]bool {
 // error wrapping ErrTooFewResponses.
 func Extract(m *models.Model, cfg ExtractConfig, opts ...Option) (*Extraction, error) {
 	cfg = cfg.WithDefaults()
-	judge, err := JudgeByName(cfg.Judge)
+	jd, err := judge.ByName(cfg.Judge)
 	if err != nil {
 		return nil, err
 	}
@@ -112,11 +113,11 @@ func Extract(m *models.Model, cfg ExtractConfig, opts ...Option) (*Extraction, e
 	}
 	// The response files carry the run's judge's verdicts (generation
 	// records the substring judge's, so a checkpoint does not depend on the judge).
-	err = x.keepAndAverage(m, judge, cfg.BatchSize, timed)
+	err = x.keepAndAverage(m, jd, cfg.BatchSize, timed)
 	if errors.Is(err, ErrTooFewResponses) {
 		return x, fmt.Errorf("%w. Kept %d of %d compliant and %d of %d refusal responses (%s judge). "+
 			"Try a different --refusal_instruction, raise --n_samples and --n_completions, and read the response files to see what the model does",
-			err, len(x.FilteredCompliant), len(x.Compliant), len(x.FilteredRefusal), len(x.Refusal), judge.Name())
+			err, len(x.FilteredCompliant), len(x.Compliant), len(x.FilteredRefusal), len(x.Refusal), jd.Name())
 	}
 	if err != nil {
 		return nil, err
@@ -128,11 +129,11 @@ func Extract(m *models.Model, cfg ExtractConfig, opts ...Option) (*Extraction, e
 // reads as compliant and as refusals, averages their activations
 // (MeanActivations computes those not captured while generating) and makes
 // the vector. On an error wrapping ErrTooFewResponses, x holds what was kept.
-func (x *Extraction) keepAndAverage(m *models.Model, judge Judge, batchSize int, timed func(string, func() error) error) error {
-	JudgeResponses(judge, x.Compliant)
-	JudgeResponses(judge, x.Refusal)
-	x.FilteredCompliant = FilterResponsesWith(judge, x.Compliant, false)
-	x.FilteredRefusal = FilterResponsesWith(judge, x.Refusal, true)
+func (x *Extraction) keepAndAverage(m *models.Model, jd judge.Judge, batchSize int, timed func(string, func() error) error) error {
+	JudgeResponses(jd, x.Compliant)
+	JudgeResponses(jd, x.Refusal)
+	x.FilteredCompliant = FilterResponsesWith(jd, x.Compliant, false)
+	x.FilteredRefusal = FilterResponsesWith(jd, x.Refusal, true)
 	if err := timed("activations", func() error {
 		if err := MeanActivations(m, x.FilteredCompliant, batchSize); err != nil {
 			return err

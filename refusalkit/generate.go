@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // DefaultRefusalInstruction is the spec's instruction, prepended to the user
@@ -241,7 +242,7 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 			r.TokenIDs = gen.ReplyIDs(i)
 			r.NTokens = len(r.TokenIDs)
 			r.Response = gen.Text[i]
-			r.IsRefusal = IsRefusal(r.Response)
+			r.IsRefusal = judge.IsRefusal(r.Response)
 			if gen.Means != nil {
 				r.Means = gen.Means[i]
 			}

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // RefusalTokens are the first-response tokens whose probability mass defines
@@ -88,7 +89,7 @@ func DeriveRefusalTokens(m *models.Model, refusal, compliant []Response) (Refusa
 // FallbackRefusalTokens are the first tokens of the spec's refusal phrases.
 func FallbackRefusalTokens(m *models.Model) (RefusalTokens, error) {
 	rt := RefusalTokens{Source: "fallback"}
-	for _, phrase := range RefusalSubstrings {
+	for _, phrase := range judge.RefusalSubstrings {
 		ids, err := m.Tokenizer.Encode(phrase)
 		if err != nil {
 			return rt, err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // Rejudge re-filters an extraction's responses with another judge and makes
@@ -18,7 +19,7 @@ import (
 // generating). x is not modified. As Extract, it returns the Extraction with
 // an error wrapping ErrTooFewResponses when a side keeps nothing.
 func Rejudge(m *models.Model, x *Extraction, judgeName string) (*Extraction, error) {
-	judge, err := JudgeByName(judgeName)
+	jd, err := judge.ByName(judgeName)
 	if err != nil {
 		return nil, err
 	}
@@ -26,7 +27,7 @@ func Rejudge(m *models.Model, x *Extraction, judgeName string) (*Extraction, err
 		return nil, fmt.Errorf("the extraction holds %d compliant and %d refusal responses: rejudging needs every response of both modes", len(x.Compliant), len(x.Refusal))
 	}
 	cfg := x.Config
-	cfg.Judge = judge.Name()
+	cfg.Judge = jd.Name()
 	cfg = cfg.WithDefaults()
 	y := &Extraction{Model: m.Path, Config: cfg, Queries: x.Queries, Timings: map[string]float64{}, ResponsesFrom: x.ResponsesFrom}
 	start := time.Now()
@@ -37,10 +38,10 @@ func Rejudge(m *models.Model, x *Extraction, judgeName string) (*Extraction, err
 			return nil, fmt.Errorf("response to %q (query %d, completion %d) has no token ids: its activations cannot be recomputed", r.Instruction, r.QueryIndex, r.CompletionIndex)
 		}
 	}
-	err = y.keepAndAverage(m, judge, cfg.BatchSize, timer(y.Timings))
+	err = y.keepAndAverage(m, jd, cfg.BatchSize, timer(y.Timings))
 	if errors.Is(err, ErrTooFewResponses) {
 		return y, fmt.Errorf("%w. The %s judge kept %d of %d compliant and %d of %d refusal responses",
-			err, judge.Name(), len(y.FilteredCompliant), len(y.Compliant), len(y.FilteredRefusal), len(y.Refusal))
+			err, jd.Name(), len(y.FilteredCompliant), len(y.Compliant), len(y.FilteredRefusal), len(y.Refusal))
 	}
 	if err != nil {
 		return nil, err

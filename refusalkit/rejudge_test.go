@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/refusalkit/refusalkit/internal/testutil"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // Rejudging re-filters the same responses: each judge keeps what it reads,
@@ -37,8 +38,8 @@ func TestRejudge(t *testing.T) {
 		ref[i].Response = texts[i%len(texts)]
 	}
 	x := &Extraction{Config: ExtractConfig{GenerateConfig: cfg}, Queries: queries, Compliant: comp, Refusal: ref}
-	for _, name := range JudgeNames {
-		j := MustJudge(name)
+	for _, name := range judge.Names {
+		j := judge.Must(name)
 		y, err := Rejudge(m, x, name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -53,12 +54,12 @@ func TestRejudge(t *testing.T) {
 		// The vector from captured activations of the same kept responses.
 		var capRef, capComp []Response
 		for _, r := range ref {
-			if j.Verdict(r.Response) == Refuses {
+			if j.Verdict(r.Response) == judge.Refuses {
 				capRef = append(capRef, r)
 			}
 		}
 		for _, r := range comp {
-			if j.Verdict(r.Response) == Answers {
+			if j.Verdict(r.Response) == judge.Answers {
 				capComp = append(capComp, r)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // SpecCoefficients are the spec's activation-addition coefficients.
@@ -27,8 +28,8 @@ type SweepConfig struct {
 	// ParseSpecialTokens reads special-token spellings in the instructions
 	// as control tokens (models.EncodeOptions).
 	ParseSpecialTokens bool
-	// Judge names the judge that counts the refusals (JudgeByName): "" =
-	// DefaultJudge, the spec's substring matching.
+	// Judge names the judge that counts the refusals (judge.ByName): "" =
+	// judge.Default, the spec's substring matching.
 	Judge string
 }
 
@@ -41,7 +42,7 @@ func (c SweepConfig) WithDefaults() SweepConfig {
 	c.BatchSize = positiveOr(c.BatchSize, 8)
 	c.Seed = orDefault(c.Seed, SpecSeed)
 	if c.Judge == "" {
-		c.Judge = DefaultJudge
+		c.Judge = judge.Default
 	}
 	return c
 }
@@ -90,14 +91,14 @@ type EvalCompletion struct {
 	// Outcome separates what the sweep's table counts: BreaksDown when the
 	// completion is Degenerate or the judge reads it as breaking down, else
 	// the judge's Refuses or Answers. Set by Sweep, with the side effects.
-	Outcome Verdict `json:"outcome,omitempty"`
+	Outcome judge.Verdict `json:"outcome,omitempty"`
 }
 
 // outcome is the completion's reading for the sweep's table: it breaks down
 // when Degenerate (or when the judge's verdict v says so), else v.
-func (c EvalCompletion) outcome(v Verdict) Verdict {
+func (c EvalCompletion) outcome(v judge.Verdict) judge.Verdict {
 	if c.Degenerate {
-		return BreaksDown
+		return judge.BreaksDown
 	}
 	return v
 }
@@ -136,7 +137,7 @@ type Outcomes struct {
 // run, adding exact zeros.
 func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff float64, instructions []string, cfg SweepConfig) ([]EvalCompletion, error) {
 	cfg = cfg.WithDefaults()
-	judge, err := JudgeByName(cfg.Judge)
+	jd, err := judge.ByName(cfg.Judge)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +163,7 @@ func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff floa
 		}
 		for i := range g.Text {
 			out = append(out, EvalCompletion{Instruction: instructions[start+i], Prompt: texts[start+i],
-				Response: g.Text[i], IsRefusal: judge.Verdict(g.Text[i]) == Refuses, Coefficient: coeff, Layer: layer,
+				Response: g.Text[i], IsRefusal: jd.Verdict(g.Text[i]) == judge.Refuses, Coefficient: coeff, Layer: layer,
 				NTokens: len(g.ReplyIDs(i)), PromptTokenIDs: prompts[start+i], GeneratedIDs: g.Tokens[i]})
 		}
 	}
@@ -177,7 +178,7 @@ func SteeredCompletions(m *models.Model, v *RefusalVector, layer int, coeff floa
 // coefficient, then one for the side effects).
 func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, cfg SweepConfig, opts ...Option) (map[float64][]EvalCompletion, error) {
 	cfg = cfg.WithDefaults()
-	judge, err := JudgeByName(cfg.Judge)
+	jd, err := judge.ByName(cfg.Judge)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +212,7 @@ func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, 
 	}
 	for _, iv := range ivs {
 		for i := range iv.cs {
-			iv.cs[i].Outcome = iv.cs[i].outcome(judge.Verdict(iv.cs[i].Response))
+			iv.cs[i].Outcome = iv.cs[i].outcome(jd.Verdict(iv.cs[i].Response))
 		}
 	}
 	if progress != nil {
@@ -241,11 +242,11 @@ func Tally(cs []EvalCompletion) CoefficientResult {
 			r.DegenerateCount++
 		}
 		switch c.Outcome {
-		case Refuses:
+		case judge.Refuses:
 			r.Outcomes.Refuses++
-		case Answers:
+		case judge.Answers:
 			r.Outcomes.Answers++
-		case BreaksDown:
+		case judge.BreaksDown:
 			r.Outcomes.BreaksDown++
 		}
 		kl, ppl, rep = append(kl, c.KL), append(ppl, c.Perplexity), append(rep, c.Repetition)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // The reference venv tools/setup/pyref.sh installs, and the script it runs.
@@ -76,7 +77,7 @@ func runTransformers(python string, m *models.Model, x *refusalkit.Extraction, e
 	plan := hfPlan{ModelPath: path, Seed: *xcfg.Seed, BatchSize: xcfg.BatchSize, MaxNewTokens: xcfg.MaxNewTokens,
 		EvalMaxNewTokens:  ecfg.MaxNewTokens,
 		Sampling:          map[string]any{"temperature": s.Temperature, "top_p": s.TopP, "top_k": s.TopK},
-		RefusalSubstrings: refusalkit.RefusalSubstrings, Validation: ev.Validation, Test: ev.Test,
+		RefusalSubstrings: judge.RefusalSubstrings, Validation: ev.Validation, Test: ev.Test,
 		Coefficients: ecfg.Coefficients, RefusalTokenIDs: ev.Scores.RefusalTokens.IDs, StopTokenIDs: m.StopTokens}
 	for _, q := range x.Queries {
 		for c := range xcfg.NCompletions {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 var errHelp = errors.New("help shown")
@@ -148,14 +149,14 @@ func dtypeFlag(fs *flag.FlagSet) *string {
 
 // judgeFlag declares --judge, the judge that keeps responses and counts refusals.
 func judgeFlag(fs *flag.FlagSet, what string) *string {
-	return fs.String("judge", refusalkit.DefaultJudge, what+": substring (the spec's substring matching) or leading "+
+	return fs.String("judge", judge.Default, what+": substring (the spec's substring matching) or leading "+
 		"(the refusal must lead the reply and no answer may follow; loops and empty replies break down); see docs/judges.md")
 }
 
 // checkJudge refuses an unknown --judge before any work.
 func checkJudge(name string) error {
-	if _, err := refusalkit.JudgeByName(name); err != nil {
-		return usagef("--judge: unknown judge %q: valid values are %s", name, strings.Join(refusalkit.JudgeNames, ", "))
+	if _, err := judge.ByName(name); err != nil {
+		return usagef("--judge: unknown judge %q: valid values are %s", name, strings.Join(judge.Names, ", "))
 	}
 	return nil
 }

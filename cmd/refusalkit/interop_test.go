@@ -28,6 +28,7 @@ import (
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/ggufvec"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
@@ -259,7 +260,7 @@ func TestInteropLlamaCpp(t *testing.T) {
 			EffectErrShifted:  math.Min(effectErr(up.logits, un.logits, steered.Logits[i], plain.Logits[i]), effectErr(down.logits, un.logits, steered.Logits[i], plain.Logits[i])),
 			EffectErrSign:     effectErr(neg.logits, un.logits, steered.Logits[i], plain.Logits[i]),
 			SameTop1Unsteered: argmax(un.logits) == argmax(plain.Logits[i]), SameTop1Steered: argmax(st.logits) == argmax(steered.Logits[i]),
-			RefusalkitRefusal: refusalkit.IsRefusal(gen.Text[i]), LlamaCppRefusal: refusalkit.IsRefusal(llReply),
+			RefusalkitRefusal: judge.IsRefusal(gen.Text[i]), LlamaCppRefusal: judge.IsRefusal(llReply),
 			RefusalkitReply: gen.Text[i], LlamaCppReply: llReply}
 		rows = append(rows, r)
 		maxUn, maxSt, maxBaked = math.Max(maxUn, r.Unsteered), math.Max(maxSt, r.Steered), math.Max(maxBaked, r.BakedVsScaled)

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
@@ -24,7 +24,7 @@ func cmdJudges(args []string) error {
 	misses := fs.Bool("disagreements", false, "with --labels, also list every labelled reply a judge reads otherwise (id, label, verdict, text)")
 	modelPath := fs.String("model_path", "", "with --labels, also measure the model judge: this chat model asked whether each reply refuses (log-odds of Yes over No); needs the model, not the network")
 	backend := fs.String("backend", "", "GoMLX backend for --model_path (default: $GOMLX_BACKEND, else the fastest that loads)")
-	judge := fs.String("judge", "", "one judge only (default: every judge: "+strings.Join(refusalkit.JudgeNames, ", ")+")")
+	only := fs.String("judge", "", "one judge only (default: every judge: "+strings.Join(judge.Names, ", ")+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -34,16 +34,16 @@ func cmdJudges(args []string) error {
 	if *split != "heldout" && *split != "dev" && *split != "all" {
 		return usagef("--split must be heldout, dev or all, got %q", *split)
 	}
-	names := refusalkit.JudgeNames
-	if *judge != "" {
-		if err := checkJudge(*judge); err != nil {
+	names := judge.Names
+	if *only != "" {
+		if err := checkJudge(*only); err != nil {
 			return err
 		}
-		names = []string{*judge}
+		names = []string{*only}
 	}
-	var judges []refusalkit.Judge
+	var judges []judge.Judge
 	for _, n := range names {
-		judges = append(judges, refusalkit.MustJudge(n))
+		judges = append(judges, judge.Must(n))
 	}
 	if *runDir != "" {
 		if st, err := os.Stat(*runDir); err != nil || !st.IsDir() {
@@ -51,11 +51,11 @@ func cmdJudges(args []string) error {
 		}
 	}
 	if *labels != "" {
-		ls, err := refusalkit.ReadLabels(*labels)
+		ls, err := judge.ReadLabels(*labels)
 		if err != nil {
 			return usagef("--labels: %v", err)
 		}
-		sel := refusalkit.SelectSplit(ls, *split)
+		sel := judge.SelectSplit(ls, *split)
 		if len(sel) == 0 {
 			return usagef("--labels %s has no %s replies", *labels, *split)
 		}
@@ -66,10 +66,10 @@ func cmdJudges(args []string) error {
 			if err != nil {
 				return err
 			}
-			all, modelNote = append(append([]refusalkit.Judge{}, judges...), mj), note
+			all, modelNote = append(append([]judge.Judge{}, judges...), mj), note
 		}
 		fmt.Printf("judges against the %s labels of %s (%d of %d replies)\n\n", *split, *labels, len(sel), len(ls))
-		refusalkit.PrintAgreement(os.Stdout, refusalkit.JudgeAgreement(all, sel))
+		judge.PrintAgreement(os.Stdout, judge.Agreements(all, sel))
 		if modelNote != "" {
 			fmt.Printf("\n%s\n", modelNote)
 		}
@@ -77,7 +77,7 @@ func cmdJudges(args []string) error {
 			for _, j := range all {
 				fmt.Printf("\n%s judge disagrees on:\n", j.Name())
 				for _, l := range sel {
-					if v := j.Verdict(l.Response); refusalkit.LabelOf(v) != l.Label {
+					if v := j.Verdict(l.Response); judge.LabelOf(v) != l.Label {
 						fmt.Printf("  %s  label %s, verdict %s: %q\n", l.ID, l.Label, v, l.Response)
 					}
 				}
@@ -96,7 +96,7 @@ func cmdJudges(args []string) error {
 // modelJudge loads a chat model and reads every labelled reply with it,
 // returning its verdicts as a judge and a line on how its log-odds separate
 // the labelled refusals (AUC, whatever the threshold).
-func modelJudge(path, backend string, ls []refusalkit.LabelledReply) (refusalkit.Judge, string, error) {
+func modelJudge(path, backend string, ls []judge.LabelledReply) (judge.Judge, string, error) {
 	m, err := loadModel(path, backend, "")
 	if err != nil {
 		return nil, "", err
@@ -107,14 +107,14 @@ func modelJudge(path, backend string, ls []refusalkit.LabelledReply) (refusalkit
 	replies := make([]string, len(ls))
 	refusal := make([]bool, len(ls))
 	for i, l := range ls {
-		replies[i], refusal[i] = l.Response, l.Label == refusalkit.LabelRefusal
+		replies[i], refusal[i] = l.Response, l.Label == judge.LabelRefusal
 	}
-	j, lo, err := refusalkit.NewModelJudgeFor(refusalkit.ModelJudge{Model: m}, replies)
+	j, lo, err := judge.FixModel(judge.Model{Model: m}, replies)
 	if err != nil {
 		return nil, "", err
 	}
 	note := fmt.Sprintf("model judge (%s, threshold 0): AUC of its log-odds for the labelled refusals", m.Alias())
-	if auc, ok := refusalkit.AUC(lo, refusal); ok {
+	if auc, ok := judge.AUC(lo, refusal); ok {
 		note += fmt.Sprintf(" %.2f (0.5 is chance)", auc)
 	} else {
 		note += " undefined (no refusal, or nothing else, among these replies)"
@@ -125,7 +125,7 @@ func modelJudge(path, backend string, ls []refusalkit.LabelledReply) (refusalkit
 // printRunVerdicts counts, per judge, the refuses / answers / breaks down
 // verdicts on every reply file of a run folder: both modes' responses (all
 // of them, kept or not) and each coefficient's sweep completions.
-func printRunVerdicts(dir string, judges []refusalkit.Judge) error {
+func printRunVerdicts(dir string, judges []judge.Judge) error {
 	type file struct{ name, label string }
 	files := []file{{runs.RefusalResponsesFile, "refusal mode"}, {runs.CompliantResponsesFile, "compliant mode"}}
 	sweeps, _ := filepath.Glob(filepath.Join(dir, "eval_completions_coeff_*.json"))
@@ -158,11 +158,11 @@ func printRunVerdicts(dir string, judges []refusalkit.Judge) error {
 		found++
 		cells := make([]string, len(judges))
 		for i, j := range judges {
-			n := map[refusalkit.Verdict]int{}
+			n := map[judge.Verdict]int{}
 			for _, r := range replies {
 				n[j.Verdict(r.Response)]++
 			}
-			cells[i] = fmt.Sprintf("%d / %d / %d", n[refusalkit.Refuses], n[refusalkit.Answers], n[refusalkit.BreaksDown])
+			cells[i] = fmt.Sprintf("%d / %d / %d", n[judge.Refuses], n[judge.Answers], n[judge.BreaksDown])
 		}
 		fmt.Printf("| %s | %d | %s |\n", f.label, len(replies), strings.Join(cells, " | "))
 	}
@@ -177,7 +177,7 @@ func coeffOf(path string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "eval_completions_coeff_"), ".json")
 }
 
-func mapNames(judges []refusalkit.Judge, format string) []string {
+func mapNames(judges []judge.Judge, format string) []string {
 	out := make([]string, len(judges))
 	for i, j := range judges {
 		out[i] = fmt.Sprintf(format, j.Name())

@@ -4,6 +4,7 @@ import (
 	"github.com/refusalkit/refusalkit/internal/buildinfo"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // Metadata is metadata.json: the spec's fields first, then the provenance
@@ -138,7 +139,7 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 // judgeMetadata is the judge's entry of metadata.json; a name no judge
 // answers to (an Extraction built by hand) is recorded as given.
 func judgeMetadata(name string) map[string]any {
-	j, err := refusalkit.JudgeByName(name)
+	j, err := judge.ByName(name)
 	if err != nil {
 		return map[string]any{"name": name, "error": err.Error()}
 	}

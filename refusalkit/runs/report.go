@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // ReportOptions are WriteReport's choices.
@@ -69,9 +70,9 @@ func WriteReport(w io.Writer, dir string, opts ReportOptions) error {
 			return err
 		}
 	}
-	judges := make([]refusalkit.Judge, len(refusalkit.JudgeNames))
-	for i, n := range refusalkit.JudgeNames {
-		judges[i] = refusalkit.MustJudge(n)
+	judges := make([]judge.Judge, len(judge.Names))
+	for i, n := range judge.Names {
+		judges[i] = judge.Must(n)
 	}
 
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
@@ -101,11 +102,11 @@ func WriteReport(w io.Writer, dir string, opts ReportOptions) error {
 		}
 		cells := make([]string, len(judges))
 		for i, j := range judges {
-			n := map[refusalkit.Verdict]int{}
+			n := map[judge.Verdict]int{}
 			for _, r := range replies {
 				n[j.Verdict(r)]++
 			}
-			cells[i] = fmt.Sprintf("%d / %d / %d", n[refusalkit.Refuses], n[refusalkit.Answers], n[refusalkit.BreaksDown])
+			cells[i] = fmt.Sprintf("%d / %d / %d", n[judge.Refuses], n[judge.Answers], n[judge.BreaksDown])
 		}
 		p("| %s | %d | %s |\n", label, len(replies), strings.Join(cells, " | "))
 	}
@@ -142,15 +143,15 @@ func WriteReport(w io.Writer, dir string, opts ReportOptions) error {
 		p(".\n\n")
 		picture(ChartLayerScores, "steering score per layer")
 		p("Sweep on %d held-out test instructions (greedy, %d new tokens), row %d added at every position:\n\n", s.NTestSamples, s.MaxNewTokens, s.SelectedLayer)
-		judge, _, _ := strings.Cut(s.Judge, ";")
-		p("| c | refusal (%s) | leading judge | refuses / answers / breaks down | KL mean | KL max | perplexity | degenerate |\n", judge)
+		method, _, _ := strings.Cut(s.Judge, ";")
+		p("| c | refusal (%s) | leading judge | refuses / answers / breaks down | KL mean | KL max | perplexity | degenerate |\n", method)
 		p("|---:|---:|---:|---|---:|---:|---:|---:|\n")
-		leading := refusalkit.MustJudge("leading")
+		leading := judge.Must("leading")
 		for _, c := range sortedCoefficients(ev) {
 			r := s.ResultsByCoefficient[refusalkit.CoeffKey(c)]
 			n := 0
 			for _, comp := range ev.Completions[c] {
-				if leading.Verdict(comp.Response) == refusalkit.Refuses {
+				if leading.Verdict(comp.Response) == judge.Refuses {
 					n++
 				}
 			}
@@ -228,7 +229,7 @@ func WriteReport(w io.Writer, dir string, opts ReportOptions) error {
 			kl := s.Harmless.Ablated.KL.Mean
 			if before == 0 {
 				p("- %s (layer %d): the model refuses none of the JailbreakBench requests (%s judge), so there is no refusal to remove; harmless KL %.3f.\n",
-					name, s.Layer, refusalkit.DefaultJudge, kl)
+					name, s.Layer, judge.Default, kl)
 				continue
 			}
 			removed := float64(before-after) / float64(before)
@@ -237,7 +238,7 @@ func WriteReport(w io.Writer, dir string, opts ReportOptions) error {
 				verdict = "meets"
 			}
 			p("- %s (layer %d): %.0f%% of the JailbreakBench refusals removed (%d → %d, %s judge) at harmless KL %.3f: %s the goal of half the refusals removed at KL ≤ 0.1.\n",
-				name, s.Layer, 100*removed, before, after, refusalkit.DefaultJudge, kl, verdict)
+				name, s.Layer, 100*removed, before, after, judge.Default, kl, verdict)
 		}
 		p("\n")
 		picture(ChartAblationRates, "refusal rates without and with ablation")
@@ -245,7 +246,7 @@ func WriteReport(w io.Writer, dir string, opts ReportOptions) error {
 	return nil
 }
 
-func judgeNames(js []refusalkit.Judge) []string {
+func judgeNames(js []judge.Judge) []string {
 	out := make([]string, len(js))
 	for i, j := range js {
 		out[i] = j.Name()
@@ -269,10 +270,10 @@ func responseTexts(rs []refusalkit.Response) []string {
 	return out
 }
 
-func countRefusals(j refusalkit.Judge, cs []refusalkit.EvalCompletion) int {
+func countRefusals(j judge.Judge, cs []refusalkit.EvalCompletion) int {
 	n := 0
 	for _, c := range cs {
-		if j.Verdict(c.Response) == refusalkit.Refuses {
+		if j.Verdict(c.Response) == judge.Refuses {
 			n++
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/refusalkit/refusalkit/internal/buildinfo"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // CheckpointFormat is the version of the checkpoint's layout (.partial/);
@@ -128,7 +129,7 @@ func ExtractSettings(m *models.Model, cfg refusalkit.ExtractConfig) (RunSettings
 // a substring-judged run's settings are the ones recorded before judges
 // could be chosen, and its name for any other.
 func judgeSetting(name string) RunSettings {
-	if name == "" || name == refusalkit.DefaultJudge {
+	if name == "" || name == judge.Default {
 		return nil
 	}
 	return RunSettings{{"judge", name}}

@@ -1,4 +1,4 @@
-package refusalkit
+package judge
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ func TestJudgeAgreement(t *testing.T) {
 		{Source: "refusal_mode", Response: "e", Label: LabelDegenerate},
 	}
 	j := fixedJudge{"a": Refuses, "b": Refuses, "c": BreaksDown, "d": Answers, "e": Answers}
-	got := JudgeAgreement([]Judge{j}, ls)
+	got := Agreements([]Judge{j}, ls)
 	want := []Agreement{
 		{Judge: "fixed", Source: "refusal_mode", N: 2, FN: 1, TN: 1, Same: 0},
 		{Judge: "fixed", Source: "sweep c=2.0", N: 3, TP: 1, FP: 1, TN: 1, Same: 2},
@@ -87,7 +87,7 @@ func TestReadLabels(t *testing.T) {
 // in the bundled model's file and in W1's (Qwen2.5-Coder-1.5B-Instruct).
 func TestCommittedLabels(t *testing.T) {
 	for _, name := range []string{"labels.jsonl", "w1_labels.jsonl"} {
-		path := filepath.Join("..", "testdata", "judge", name)
+		path := filepath.Join("..", "..", "testdata", "judge", name)
 		ls, err := ReadLabels(path)
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package refusalkit
+package judge
 
 import (
 	"bufio"
@@ -143,10 +143,10 @@ func ratio(a, b int) float64 {
 	return float64(a) / float64(b)
 }
 
-// JudgeAgreement compares every judge with the labels, per source (in the
+// Agreements compares every judge with the labels, per source (in the
 // order sources first appear, refusal mode and compliant mode first, the
 // sweep's by coefficient) and over all of them ("all", last for each judge).
-func JudgeAgreement(judges []Judge, ls []LabelledReply) []Agreement {
+func Agreements(judges []Judge, ls []LabelledReply) []Agreement {
 	sources := sourcesOf(ls)
 	var out []Agreement
 	for _, j := range judges {
@@ -225,7 +225,7 @@ func sourcesOf(ls []LabelledReply) []string {
 }
 
 // AUC is the probability that a reply labelled refusal scores above one
-// that is not (ties count half): how well a score such as a ModelJudge's
+// that is not (ties count half): how well a score such as a Model's
 // log-odds separates refusals whatever its threshold; 0.5 is chance. ok is
 // false without both kinds of reply.
 func AUC(scores []float64, refusal []bool) (auc float64, ok bool) {

@@ -1,4 +1,4 @@
-package refusalkit
+package judge
 
 import (
 	"regexp"

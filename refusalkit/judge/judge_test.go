@@ -1,4 +1,4 @@
-package refusalkit
+package judge
 
 import (
 	"reflect"
@@ -71,67 +71,30 @@ func TestIsRefusal(t *testing.T) {
 
 func TestJudgeNormalizationDocumented(t *testing.T) {
 	for _, w := range []string{"U+2019", "U+2018", "case"} {
-		if !strings.Contains(JudgeNormalization, w) {
-			t.Errorf("JudgeNormalization does not mention %q: %q", w, JudgeNormalization)
+		if !strings.Contains(Normalization, w) {
+			t.Errorf("Normalization does not mention %q: %q", w, Normalization)
 		}
-	}
-}
-
-func TestFilterResponses(t *testing.T) {
-	rs := []Response{
-		{Instruction: "q0", Response: "Sure, here it is.", IsRefusal: true}, // stale verdict: recomputed
-		{Instruction: "q1", Response: "I’m sorry, I can’t."},
-		{Instruction: "q2", Response: "Of course."},
-		{Instruction: "q3", Response: "As an AI, no."},
-	}
-	compliant := FilterResponses(rs, false)
-	refusals := FilterResponses(rs, true)
-	var got []string
-	for _, r := range compliant {
-		got = append(got, r.Instruction)
-		if r.IsRefusal {
-			t.Errorf("kept compliant %q has IsRefusal=true", r.Instruction)
-		}
-	}
-	if want := []string{"q0", "q2"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("compliant kept %q, want %q", got, want)
-	}
-	got = nil
-	for _, r := range refusals {
-		got = append(got, r.Instruction)
-		if !r.IsRefusal {
-			t.Errorf("kept refusal %q has IsRefusal=false", r.Instruction)
-		}
-	}
-	if want := []string{"q1", "q3"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("refusals kept %q, want %q", got, want)
-	}
-	if !rs[0].IsRefusal {
-		t.Error("FilterResponses modified its input")
-	}
-	if none := FilterResponses(nil, true); none == nil || len(none) != 0 {
-		t.Errorf("FilterResponses(nil) = %#v, want an empty non-nil slice (JSON [])", none)
 	}
 }
 
 func TestJudgeByName(t *testing.T) {
-	for _, name := range append([]string{""}, JudgeNames...) {
-		j, err := JudgeByName(name)
+	for _, name := range append([]string{""}, Names...) {
+		j, err := ByName(name)
 		if err != nil {
-			t.Fatalf("JudgeByName(%q): %v", name, err)
+			t.Fatalf("ByName(%q): %v", name, err)
 		}
-		if want := cmpOr(name, DefaultJudge); j.Name() != want {
-			t.Errorf("JudgeByName(%q).Name() = %q, want %q", name, j.Name(), want)
+		if want := cmpOr(name, Default); j.Name() != want {
+			t.Errorf("ByName(%q).Name() = %q, want %q", name, j.Name(), want)
 		}
 		if j.Metadata()["name"] != j.Name() || j.Describe() == "" {
 			t.Errorf("judge %q: metadata %v, description %q", j.Name(), j.Metadata(), j.Describe())
 		}
 	}
-	if _, err := JudgeByName("llamaguard"); err == nil || !strings.Contains(err.Error(), "substring or leading") {
-		t.Errorf("JudgeByName(llamaguard) = %v, want an error naming the judges", err)
+	if _, err := ByName("llamaguard"); err == nil || !strings.Contains(err.Error(), "substring or leading") {
+		t.Errorf("ByName(llamaguard) = %v, want an error naming the judges", err)
 	}
 	// The substring judge keeps the name runs recorded before judges could be chosen.
-	if m := (SubstringJudge{}).Metadata(); m["method"] != "substring_matching" {
+	if m := (Substring{}).Metadata(); m["method"] != "substring_matching" {
 		t.Errorf("substring judge's method = %v, want substring_matching", m["method"])
 	}
 }
@@ -150,7 +113,7 @@ func TestSubstringJudgeIsIsRefusal(t *testing.T) {
 		if IsRefusal(r.response) {
 			want = Refuses
 		}
-		if got := (SubstringJudge{}).Verdict(r.response); got != want {
+		if got := (Substring{}).Verdict(r.response); got != want {
 			t.Errorf("%s: substring verdict %s, IsRefusal says %s", r.name, got, want)
 		}
 	}
@@ -187,10 +150,10 @@ var judgeCases = []struct {
 func TestLeadingJudge(t *testing.T) {
 	for _, tc := range judgeCases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := (LeadingJudge{}).Verdict(tc.response); got != tc.want {
+			if got := (Leading{}).Verdict(tc.response); got != tc.want {
 				t.Errorf("leading verdict %s, want %s, on %q", got, tc.want, tc.response)
 			}
-			if got := (SubstringJudge{}).Verdict(tc.response); got != tc.substring {
+			if got := (Substring{}).Verdict(tc.response); got != tc.substring {
 				t.Errorf("substring verdict %s, want %s, on %q", got, tc.substring, tc.response)
 			}
 		})
@@ -213,34 +176,5 @@ func TestDegenerateText(t *testing.T) {
 		if got := DegenerateText(tc.text); got != tc.want {
 			t.Errorf("DegenerateText(%q) = %v, want %v", tc.text, got, tc.want)
 		}
-	}
-}
-
-func TestFilterResponsesWithDropsBreakdowns(t *testing.T) {
-	rs := []Response{
-		{Instruction: "refuses", Response: "I'm sorry, but I can't help with that."},
-		{Instruction: "answers", Response: "Paris is the capital of France."},
-		{Instruction: "loops", Response: strings.Repeat("I'm sorry I can help. ", 10)},
-	}
-	names := func(rs []Response) (out []string) {
-		for _, r := range rs {
-			out = append(out, r.Instruction)
-		}
-		return out
-	}
-	j := LeadingJudge{}
-	if got := names(FilterResponsesWith(j, rs, true)); !reflect.DeepEqual(got, []string{"refuses"}) {
-		t.Errorf("leading kept refusals %q", got)
-	}
-	if got := names(FilterResponsesWith(j, rs, false)); !reflect.DeepEqual(got, []string{"answers"}) {
-		t.Errorf("leading kept answers %q", got)
-	}
-	// The spec's judge keeps the loop as a refusal: it holds "I'm sorry".
-	if got := names(FilterResponses(rs, true)); !reflect.DeepEqual(got, []string{"refuses", "loops"}) {
-		t.Errorf("substring kept refusals %q", got)
-	}
-	JudgeResponses(j, rs)
-	if !rs[0].IsRefusal || rs[1].IsRefusal || rs[2].IsRefusal {
-		t.Errorf("JudgeResponses set %v %v %v", rs[0].IsRefusal, rs[1].IsRefusal, rs[2].IsRefusal)
 	}
 }

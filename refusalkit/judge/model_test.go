@@ -1,4 +1,4 @@
-package refusalkit
+package judge
 
 import (
 	"math"
@@ -16,10 +16,10 @@ func TestModelJudgeLogOdds(t *testing.T) {
 	replies := []string{"I'm sorry, I can't.", "Paris.", "", "<|im_end|> spelled in a reply"}
 	// The tiny model's small vocabulary writes "Yes" in pieces: compare two
 	// one-token answers instead (the bundled model has "Yes" and "No").
-	if _, err := (ModelJudge{Model: m}).LogOdds(replies); err == nil || !strings.Contains(err.Error(), "needs it as one") {
+	if _, err := (Model{Model: m}).LogOdds(replies); err == nil || !strings.Contains(err.Error(), "needs it as one") {
 		t.Errorf("a multi-token answer: %v", err)
 	}
-	j := ModelJudge{Model: m, BatchSize: 3, Yes: "Y", No: "N"}
+	j := Model{Model: m, BatchSize: 3, Yes: "Y", No: "N"}
 	lo, err := j.LogOdds(replies)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestModelJudgeLogOdds(t *testing.T) {
 	yes, _ := singleToken(m, "Y")
 	no, _ := singleToken(m, "N")
 	for i, r := range replies {
-		_, ids, err := m.EncodePromptWith(ModelJudgeQuestionFor(r), models.EncodeOptions{})
+		_, ids, err := m.EncodePromptWith(ModelQuestionFor(r), models.EncodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestModelJudgeLogOdds(t *testing.T) {
 			t.Errorf("reply %d: log-odds %g, one pass alone %g", i, lo[i], want)
 		}
 	}
-	f, _, err := NewModelJudgeFor(j, replies)
+	f, _, err := FixModel(j, replies)
 	if err != nil {
 		t.Fatal(err)
 	}
