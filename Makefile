@@ -61,9 +61,10 @@ bench: build
 # beside transformers on the same GGUF, per phase, at W1_SCALE of its query
 # counts (transformers takes hours at full scale on 2 cores).
 W1_SCALE ?= 0.1
+W1_DTYPES ?= float32 bfloat16
 bench-w1: build
 	bash tools/setup/pyref.sh
-	$(ENV) go run ./cmd/bench --model_path qwen2.5-coder-1.5b-instruct --w0_only --scale $(W1_SCALE)
+	for d in $(W1_DTYPES); do $(ENV) go run ./cmd/bench --model_path qwen2.5-coder-1.5b-instruct --w0_only --scale $(W1_SCALE) --dtype $$d || exit 1; done
 
 # Generation tokens/s, model memory and peak RSS per dtype (float32, bfloat16,
 # float16) on the CPU backends, beside transformers on the same shape and dtypes.

@@ -39,6 +39,7 @@ type hfPlan struct {
 	Coefficients      []float64      `json:"coefficients"`
 	RefusalTokenIDs   []int32        `json:"refusal_token_ids"`
 	StopTokenIDs      []int32        `json:"stop_token_ids"`
+	DType             string         `json:"dtype"` // the weights' and activations' type, as refusalkit's run
 }
 
 // hfResult is the script's last line.
@@ -78,7 +79,8 @@ func runTransformers(python string, m *models.Model, x *refusalkit.Extraction, e
 		EvalMaxNewTokens:  ecfg.MaxNewTokens,
 		Sampling:          map[string]any{"temperature": s.Temperature, "top_p": s.TopP, "top_k": s.TopK},
 		RefusalSubstrings: judge.RefusalSubstrings, Validation: ev.Validation, Test: ev.Test,
-		Coefficients: ecfg.Coefficients, RefusalTokenIDs: ev.Scores.RefusalTokens.IDs, StopTokenIDs: m.StopTokens}
+		Coefficients: ecfg.Coefficients, RefusalTokenIDs: ev.Scores.RefusalTokens.IDs, StopTokenIDs: m.StopTokens,
+		DType: models.DTypeName(m.DType())}
 	for _, q := range x.Queries {
 		for c := range xcfg.NCompletions {
 			instr := xcfg.RefusalInstructions[xcfg.RefusalInstructionIndex(c)]
@@ -121,15 +123,15 @@ func runTransformers(python string, m *models.Model, x *refusalkit.Extraction, e
 
 // printSideBySide prints each phase's seconds for transformers and refusalkit and their ratio.
 func printSideBySide(r report, m *models.Model, scale float64) {
-	fmt.Printf("\nW0 (scale %g), %s, float32, %d cores: transformers %s (torch %s) and refusalkit (%s)\n\n",
-		scale, m.Alias(), runtime.NumCPU(), r.HFVersions["transformers"], r.HFVersions["torch"], r.Backend)
+	fmt.Printf("\nW0 (scale %g), %s, %s on both sides, %d cores: transformers %s (torch %s) and refusalkit (%s)\n\n",
+		scale, m.Alias(), r.DType, runtime.NumCPU(), r.HFVersions["transformers"], r.HFVersions["torch"], r.Backend)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "phase\ttransformers s\trefusalkit s\tratio\t\n")
 	for _, p := range []string{"load", "generation", "activations", "extraction", "layer_selection",
 		"validation_side_effects", "coefficient_sweep", "evaluation", "total"} {
 		hf, rk := r.HFPhases[p], r.Phases[p]
-		ratio := "-"
-		if rk > 0 {
+		ratio := "-" // refusalkit's activations are captured during generation: no phase of their own
+		if rk >= 0.05 {
 			ratio = fmt.Sprintf("%.2fx", hf/rk)
 		}
 		fmt.Fprintf(w, "%s\t%.1f\t%.1f\t%s\t\n", p, hf, rk, ratio)

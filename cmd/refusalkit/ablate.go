@@ -155,7 +155,7 @@ func cmdAblate(args []string) error {
 			return err
 		}
 	}
-	if err := removeAblationTemps(dir); err != nil {
+	if err := runs.RemoveStaleTemps(dir); err != nil { // what killed runs left half-written
 		return err
 	}
 	layerShown := strconv.Itoa(*layer)

@@ -184,7 +184,7 @@ func cmdEvaluate(args []string) error {
 			return err
 		}
 	}
-	if err := removeStrayTemps(dir, false); err != nil {
+	if err := runs.RemoveStaleTemps(dir); err != nil { // what killed runs left half-written
 		return err
 	}
 	if *vectorFile != "" {

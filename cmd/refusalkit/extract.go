@@ -135,7 +135,7 @@ func cmdExtract(args []string) error {
 	if err := runs.CheckResumable(dir, settings, *resume); err != nil {
 		return usagef("%v", err)
 	}
-	if err := removeStrayTemps(dir, true); err != nil { // what killed runs left half-written
+	if err := runs.RemoveStaleTemps(dir); err != nil { // what killed runs left half-written
 		return err
 	}
 	checkpoint := runs.DirCheckpoint{Dir: filepath.Join(dir, runs.PartialDir), Run: settings.Digest()}

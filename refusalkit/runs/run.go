@@ -231,6 +231,9 @@ func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...ref
 			return nil, err
 		}
 	}
+	if err := RemoveStaleTemps(r.Dir); err != nil { // what killed runs left half-written
+		return nil, err
+	}
 	cp := DirCheckpoint{Dir: r.path(PartialDir), Run: settings.Digest()}
 	x, runErr := refusalkit.Extract(m, cfg, append(opts, refusalkit.WithCheckpoint(cp))...)
 	if x == nil {
@@ -354,6 +357,9 @@ func (r *Run) Evaluate(m *models.Model, x *refusalkit.Extraction, cfg refusalkit
 		if !r.replace {
 			return nil, fmt.Errorf("%s holds an interrupted evaluation (%s): open it with runs.ReplaceStale to replace it", r.Dir, marker)
 		}
+	}
+	if err := RemoveStaleTemps(r.Dir); err != nil { // what killed runs left half-written
+		return nil, err
 	}
 	ev, err := refusalkit.Evaluate(m, x, cfg, opts...)
 	if err != nil {

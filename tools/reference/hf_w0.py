@@ -117,7 +117,7 @@ def generate(model, tok, messages, plan, greedy: bool, max_new_tokens: int):
 
 def steering_hook(vec: torch.Tensor):
     def hook(module, args, kwargs):
-        return (args[0] + vec,) + args[1:], kwargs
+        return (args[0] + vec.to(args[0].dtype),) + args[1:], kwargs  # in the model's dtype, as refusalkit adds it
     return hook
 
 
@@ -192,7 +192,9 @@ def main() -> int:
         tok.padding_side = "left"
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kw)
+        # The dtype refusalkit ran in (a GGUF is dequantised to float32 first, then cast).
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[plan.get("dtype") or "float32"]
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kw)
         model.eval()
     layers = model.model.layers
 
