@@ -17,7 +17,7 @@ func writeRun(t *testing.T, dir string, evaluated bool) {
 	t.Helper()
 	meta := runs.Metadata{NQueries: 4, NCompletionsPerQuery: 5,
 		NCompliantResponsesGenerated: 20, NRefusalResponsesGenerated: 20,
-		NCompliantResponsesKept: 17, NRefusalResponsesKept: 19, ModelAlias: "tiny-test"}
+		NCompliantResponsesKept: 17, NRefusalResponsesKept: 19, Provenance: refusalkit.Provenance{ModelAlias: "tiny-test"}}
 	if err := tensorfile.WriteJSONAtomic(filepath.Join(dir, runs.MetadataFile), meta); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 
-	"github.com/refusalkit/refusalkit/internal/buildinfo"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
@@ -83,7 +82,7 @@ func (s AblationSet) Tally() AblationResult {
 
 // AblationSummary is ablation_summary.json: the tallies, then provenance.
 type AblationSummary struct {
-	ModelPath string `json:"model_path"`
+	Provenance // model_path, model_alias, backend, dtype, versions
 	// Direction is what was ablated: "refusal_vector" (the vector's row) or
 	// DirectionHarmfulHarmless (the reference method's row, AblateReferenceDirection).
 	Direction      string         `json:"direction"`
@@ -96,7 +95,6 @@ type AblationSummary struct {
 	// the KL the ablation causes on harmless prompts (Arditi et al. 2024).
 	Harmless AblationResult `json:"harmless"`
 
-	ModelAlias           string             `json:"model_alias"`
 	VectorDir            string             `json:"vector_dir"` // the run folder that holds the vector (set when saved)
 	AblationSite         string             `json:"ablation_site"`
 	HarmfulSource        string             `json:"harmful_source"`
@@ -112,9 +110,6 @@ type AblationSummary struct {
 	MaxNewTokens         int                `json:"max_new_tokens"`
 	BatchSize            int                `json:"batch_size"`
 	Judge                string             `json:"judge"`
-	Backend              string             `json:"backend"`
-	DType                string             `json:"dtype"`
-	Versions             map[string]string  `json:"versions"`
 	TimingsSeconds       map[string]float64 `json:"timings_seconds"`
 	ParseSpecialTokens   bool               `json:"parse_special_tokens"`
 }
@@ -264,17 +259,16 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 		ab.Sets[set.name] = s
 	}
 	ab.Summary = AblationSummary{
-		ModelPath: m.Path, Direction: "refusal_vector", Layer: layer, DirectionNorm: norm,
+		Provenance: ProvenanceOf(m), Direction: "refusal_vector", Layer: layer, DirectionNorm: norm,
 		JailbreakBench: ab.Sets[SetJailbreakBench].Tally(), InducedRefusal: ab.Sets[SetInducedRefusal].Tally(),
 		Harmless: ab.Sets[SetHarmless].Tally(), HarmlessSeed: *cfg.HarmlessSeed, HarmlessInstructions: harmless,
-		ModelAlias:    m.Alias(),
 		AblationSite:  fmt.Sprintf("the unit direction of refusal_vector[%d] projected out of the stream entering every block, every attention output and every MLP output, at every prompt and generated position", layer),
 		HarmfulSource: JailbreakBenchSource, NHarmful: len(harmful),
 		InducedDataset: cmp.Or(cfg.Dataset, AlpacaSource), InducedSeed: *cfg.InducedSeed, NInduced: len(induced),
 		RefusalInstruction: cfg.RefusalInstruction, InducedInstructions: induced,
 		Decoding: "greedy", MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
-		Judge:   judge.SubstringMethod + "; " + judge.Normalization,
-		Backend: models.BackendName(m.Backend), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
+		Judge:              judge.SubstringMethod + "; " + judge.Normalization,
+		TimingsSeconds:     timings,
 		ParseSpecialTokens: cfg.ParseSpecialTokens,
 	}
 	return ab, nil

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/refusalkit/refusalkit/internal/buildinfo"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
@@ -106,7 +105,7 @@ func EvalPlan(cfg EvalConfig, exclude map[string]bool) (validation, test []strin
 
 // EvalSummary is eval_summary.json: the spec's fields, then provenance.
 type EvalSummary struct {
-	ModelPath                  string                       `json:"model_path"`
+	Provenance                                              // model_path (the spec's first field), model_alias, backend, dtype, versions
 	SelectedLayer              int                          `json:"selected_layer"`
 	LayerSelectionMethod       string                       `json:"layer_selection_method"`
 	BaselineRefusalScore       float64                      `json:"baseline_refusal_score"`
@@ -117,7 +116,6 @@ type EvalSummary struct {
 	TestSeed                   int64                        `json:"test_seed"`
 	ResultsByCoefficient       map[string]CoefficientResult `json:"results_by_coefficient"`
 
-	ModelAlias   string    `json:"model_alias"`
 	VectorDir    string    `json:"vector_dir"`   // the run folder that holds the vector (set when saved)
 	Coefficients []float64 `json:"coefficients"` // swept: the configured ones, then the calibrated one
 	MaxKL        float64   `json:"max_kl"`
@@ -132,9 +130,6 @@ type EvalSummary struct {
 	TestQueries           []string           `json:"test_instructions"`
 	Dataset               string             `json:"dataset"` // its validation and test splits; AlpacaSource for the embedded pool
 	Judge                 string             `json:"judge"`
-	Backend               string             `json:"backend"`
-	DType                 string             `json:"dtype"` // of weights, activations and KV cache (models.LoadOptions)
-	Versions              map[string]string  `json:"versions"`
 	TimingsSeconds        map[string]float64 `json:"timings_seconds"`
 
 	// ParseSpecialTokens: special-token spellings in the instructions were read as control tokens.
@@ -257,15 +252,15 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 		results[CoeffKey(c)] = Tally(cs)
 	}
 	ev.Summary = EvalSummary{
-		ModelPath: m.Path, SelectedLayer: sel.Layer, LayerSelectionMethod: ev.Scores.Method,
+		Provenance: ProvenanceOf(m), SelectedLayer: sel.Layer, LayerSelectionMethod: ev.Scores.Method,
 		BaselineRefusalScore: ev.Scores.BaselineRefusalScore, SelectedLayerSteeringScore: sel.SteeringScore,
 		NValidationSamples: len(ev.Validation), NTestSamples: len(ev.Test),
 		ValidationSeed: *cfg.ValidationSeed, TestSeed: *cfg.TestSeed, ResultsByCoefficient: results,
-		ModelAlias: m.Alias(), Coefficients: sweep.Coefficients, MaxKL: cfg.MaxKL,
+		Coefficients: sweep.Coefficients, MaxKL: cfg.MaxKL,
 		SteeringSite: fmt.Sprintf("coefficient x refusal_vector[%d] added to the residual stream entering block %d, at every prompt and generated position", sel.Layer, sel.Layer),
 		Decoding:     cfg.Decoding(), ParseSpecialTokens: cfg.ParseSpecialTokens, MaxNewTokens: cfg.MaxNewTokens, BatchSize: cfg.BatchSize,
 		RefusalTokens: tokens, TestQueries: ev.Test, Dataset: cmp.Or(cfg.Dataset, AlpacaSource), Judge: jd.Describe(),
-		Backend: models.BackendName(m.Backend), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: timings,
+		TimingsSeconds: timings,
 	}
 	if ev.Calibration != nil && ev.Calibration.Found {
 		ev.Summary.CalibratedCoefficient = &ev.Calibration.Coefficient

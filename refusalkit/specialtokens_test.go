@@ -90,14 +90,7 @@ func TestALPACAPromptsKeepTheirIDs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("tokenizes the whole ALPACA pool")
 	}
-	if _, err := models.Resolve(models.DefaultModel); err != nil {
-		t.Skipf("bundled model not installed (%v)", err)
-	}
-	m, err := models.Load(models.DefaultModel, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := testutil.BundledModel(t)
 	pool, err := LoadAlpaca()
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,22 @@ func TinyModel(t testing.TB) *models.Model {
 	return m
 }
 
+// BundledModel is the bundled model on the default backend, closed when the
+// test ends; the test is skipped when the model is not installed (make
+// setup-test installs it).
+func BundledModel(t testing.TB) *models.Model {
+	t.Helper()
+	if _, err := models.Resolve(models.DefaultModel); err != nil {
+		t.Skipf("bundled model not installed (%v)", err)
+	}
+	m, err := models.Load(models.DefaultModel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 // ReadJSON decodes the JSON file at path into v, failing the test otherwise.
 func ReadJSON(t testing.TB, path string, v any) {
 	t.Helper()

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/internal/testutil"
 	"github.com/refusalkit/refusalkit/refusalkit"
 )
 
@@ -22,14 +22,7 @@ func TestExtractionBytesUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("extracts with the bundled model twice")
 	}
-	if _, err := models.Resolve(models.DefaultModel); err != nil {
-		t.Skipf("bundled model not installed (%v)", err)
-	}
-	m, err := models.Load(models.DefaultModel, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := testutil.BundledModel(t)
 	cfg := refusalkit.ExtractConfig{NSamples: 3, GenerateConfig: refusalkit.GenerateConfig{
 		NCompletions: 4, MaxNewTokens: 24, RefusalInstructions: []string{refusalkit.DeclineInstruction}}}
 	extractTo := func(dir string) {

@@ -182,13 +182,7 @@ func TestRunsAreByteIdentical(t *testing.T) {
 // The whole extraction on the real bundled model at small settings: files,
 // counts and a vector (or the too-few path, saved all the same).
 func TestRealModelSmallExtraction(t *testing.T) {
-	if _, err := models.Resolve(models.DefaultModel); err != nil {
-		t.Skipf("bundled model not installed (%v)", err)
-	}
-	m, err := models.Load(models.DefaultModel, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testutil.BundledModel(t)
 	cfg := refusalkit.ExtractConfig{}
 	cfg.NSamples, cfg.NCompletions, cfg.MaxNewTokens, cfg.BatchSize = 2, 3, 16, 6
 	cfg.RefusalInstructions = []string{"Do not answer the question below; politely decline instead, starting with \"I'm sorry\".\n"}

@@ -1,7 +1,6 @@
 package runs
 
 import (
-	"github.com/refusalkit/refusalkit/internal/buildinfo"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/judge"
@@ -29,26 +28,22 @@ type Metadata struct {
 	Seed                         int64             `json:"seed"`
 	VectorShape                  []int             `json:"vector_shape"`
 
-	ModelPath           string             `json:"model_path"`
-	ModelAlias          string             `json:"model_alias"`
-	ModelSource         string             `json:"model_source"`
-	ModelConfig         models.Config      `json:"model_config"`
-	RefusalInstruction  string             `json:"refusal_instruction"`
-	RefusalInstructions []string           `json:"refusal_instructions"`
-	ParseSpecialTokens  bool               `json:"parse_special_tokens"`
-	Dataset             string             `json:"dataset"`
-	Split               string             `json:"split"`
-	Queries             []string           `json:"queries"`
-	MaxNewTokens        int                `json:"max_new_tokens"`
-	BatchSize           int                `json:"generation_batch_size"`
-	Sampling            map[string]float64 `json:"sampling"`
-	Judge               map[string]any     `json:"judge"`
-	Activations         string             `json:"activations"`
-	Backend             string             `json:"backend"`
-	DType               string             `json:"dtype"`
-	Versions            map[string]string  `json:"versions"`
-	TimingsSeconds      map[string]float64 `json:"timings_seconds"`
-	Complete            bool               `json:"complete"`
+	refusalkit.Provenance                    // model_path, model_alias, backend, dtype, versions
+	ModelSource           string             `json:"model_source"`
+	ModelConfig           models.Config      `json:"model_config"`
+	RefusalInstruction    string             `json:"refusal_instruction"`
+	RefusalInstructions   []string           `json:"refusal_instructions"`
+	ParseSpecialTokens    bool               `json:"parse_special_tokens"`
+	Dataset               string             `json:"dataset"`
+	Split                 string             `json:"split"`
+	Queries               []string           `json:"queries"`
+	MaxNewTokens          int                `json:"max_new_tokens"`
+	BatchSize             int                `json:"generation_batch_size"`
+	Sampling              map[string]float64 `json:"sampling"`
+	Judge                 map[string]any     `json:"judge"`
+	Activations           string             `json:"activations"`
+	TimingsSeconds        map[string]float64 `json:"timings_seconds"`
+	Complete              bool               `json:"complete"`
 	// ResponsesFrom names the run the responses were read from when they
 	// were not generated here (refusalkit rejudge); its activations were then
 	// recomputed by a forward pass.
@@ -113,7 +108,7 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		CompliantFilterRate: rate(len(x.FilteredCompliant), len(x.Compliant)),
 		RefusalFilterRate:   rate(len(x.FilteredRefusal), len(x.Refusal)),
 		Seed:                *c.Seed,
-		ModelPath:           x.Model, ModelAlias: m.Alias(), ModelSource: m.Source, ModelConfig: m.Config,
+		Provenance:          refusalkit.ProvenanceOf(m), ModelSource: m.Source, ModelConfig: m.Config,
 		RefusalInstruction: c.RefusalInstructions[0], RefusalInstructions: c.RefusalInstructions,
 		RefusalKeptByInstruction: keptByInstruction(len(c.RefusalInstructions), x.Refusal, x.FilteredRefusal),
 		ParseSpecialTokens:       c.ParseSpecialTokens,
@@ -123,7 +118,7 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		Judge:    judgeMetadata(c.Judge),
 		Activations: "mean over each kept response's own generated tokens (no padding, no end-of-turn token) of the residual stream at every layer, " +
 			"accumulated in float64; layer 0 = embedding output, layer l = stream entering block l, layer n_layers = final hidden state after the final norm",
-		Backend: models.BackendName(m.Backend), DType: models.DTypeName(m.DType()), Versions: buildinfo.Versions(), TimingsSeconds: x.Timings,
+		TimingsSeconds: x.Timings,
 	}
 	if x.ResponsesFrom != "" {
 		md.ResponsesFrom = x.ResponsesFrom
