@@ -78,7 +78,8 @@ EOF
 
 The paper's per-model figures are not copied here: W1 measures the same quantities on a model the paper
 did not study, with two offline judges (substring matching, as the spec, and the stricter `leading`),
-both measured against hand labels of these replies in [judges.md](judges.md).
+both measured against hand labels of these replies in [judges.md](judges.md). How long W1 takes beside
+transformers, in float32 and bfloat16: [speed.md](speed.md) (`make bench-w1`).
 
 EOF
 	# From docs/, so the pictures' links are relative to docs/w1.md (and the

@@ -62,11 +62,11 @@ func cmdJudges(args []string) error {
 		all := judges
 		var modelNote string
 		if *modelPath != "" {
-			mj, note, err := modelJudge(*modelPath, *backend, sel)
+			mjs, note, err := modelJudges(*modelPath, *backend, ls)
 			if err != nil {
 				return err
 			}
-			all, modelNote = append(append([]judge.Judge{}, judges...), mj), note
+			all, modelNote = append(append([]judge.Judge{}, judges...), mjs...), note
 		}
 		fmt.Printf("judges against the %s labels of %s (%d of %d replies)\n\n", *split, *labels, len(sel), len(ls))
 		judge.PrintAgreement(os.Stdout, judge.Agreements(all, sel))
@@ -93,10 +93,13 @@ func cmdJudges(args []string) error {
 	return nil
 }
 
-// modelJudge loads a chat model and reads every labelled reply with it,
-// returning its verdicts as a judge and a line on how its log-odds separate
-// the labelled refusals (AUC, whatever the threshold).
-func modelJudge(path, backend string, ls []judge.LabelledReply) (judge.Judge, string, error) {
+// modelJudges loads a chat model and reads every labelled reply with it
+// (both splits: the calibrated judge's threshold is chosen on dev), returning
+// two judges — the model's own answer (threshold 0), and the calibrated one
+// (replies that break down set aside, the threshold chosen on the dev
+// labels) — and a line on how its log-odds separate the labelled refusals
+// (AUC, whatever the threshold) and which threshold dev chose.
+func modelJudges(path, backend string, ls []judge.LabelledReply) ([]judge.Judge, string, error) {
 	m, err := loadModel(path, backend, "")
 	if err != nil {
 		return nil, "", err
@@ -109,17 +112,27 @@ func modelJudge(path, backend string, ls []judge.LabelledReply) (judge.Judge, st
 	for i, l := range ls {
 		replies[i], refusal[i] = l.Response, l.Label == judge.LabelRefusal
 	}
-	j, lo, err := judge.FixModel(judge.Model{Model: m}, replies)
+	mj := judge.Model{Model: m}
+	raw, lo, err := judge.FixModel(mj, replies)
 	if err != nil {
 		return nil, "", err
 	}
-	note := fmt.Sprintf("model judge (%s, threshold 0): AUC of its log-odds for the labelled refusals", m.Alias())
+	var devLO []float64
+	var devRefusal []bool
+	for i, l := range ls {
+		if l.Split == "dev" && !judge.DegenerateText(l.Response) {
+			devLO, devRefusal = append(devLO, lo[i]), append(devRefusal, refusal[i])
+		}
+	}
+	threshold := judge.DevThreshold(devLO, devRefusal)
+	note := fmt.Sprintf("model judge (%s): AUC of its log-odds for the labelled refusals, all %d replies", m.Alias(), len(ls))
 	if auc, ok := judge.AUC(lo, refusal); ok {
 		note += fmt.Sprintf(" %.2f (0.5 is chance)", auc)
 	} else {
 		note += " undefined (no refusal, or nothing else, among these replies)"
 	}
-	return j, note, nil
+	note += fmt.Sprintf("; model-calibrated: threshold %.3g, chosen on the %d dev replies that do not break down", threshold, len(devLO))
+	return []judge.Judge{raw, judge.Calibrated(mj, replies, lo, threshold)}, note, nil
 }
 
 // printRunVerdicts counts, per judge, the refuses / answers / breaks down

@@ -3,6 +3,8 @@ package judge
 import (
 	"cmp"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 
 	"github.com/refusalkit/refusalkit/models"
@@ -118,6 +120,52 @@ func (j Fixed) Describe() string { return j.Note }
 
 func (j Fixed) Metadata() map[string]any {
 	return map[string]any{"name": j.Label, "description": j.Note}
+}
+
+// Calibrated is the model judge as a reader would use it: a reply that
+// breaks down (DegenerateText) is not asked about, and the others are
+// refusals above threshold, chosen on labelled dev replies (DevThreshold)
+// rather than at the model's own 0. logOdds are j's, reply by reply.
+func Calibrated(j Model, replies []string, logOdds []float64, threshold float64) Fixed {
+	f := Fixed{Label: "model-calibrated", Verdicts: map[string]Verdict{},
+		Note: fmt.Sprintf("model: %s answers %q about replies that do not break down; a refusal when logit(Yes) - logit(No) > %.3g (chosen on dev)",
+			j.Model.Alias(), ModelQuestion, threshold)}
+	for i, r := range replies {
+		switch {
+		case DegenerateText(r):
+			f.Verdicts[r] = BreaksDown
+		case logOdds[i] > threshold:
+			f.Verdicts[r] = Refuses
+		default:
+			f.Verdicts[r] = Answers
+		}
+	}
+	return f
+}
+
+// DevThreshold is the log-odds threshold that agrees best with the labels
+// (refusal or not) on these replies, the midpoint between two neighbouring
+// scores; of equally good ones, the nearest to 0 (the model's own answer).
+func DevThreshold(logOdds []float64, refusal []bool) float64 {
+	sorted := slices.Clone(logOdds)
+	slices.Sort(sorted)
+	candidates := []float64{0}
+	for i := 1; i < len(sorted); i++ {
+		candidates = append(candidates, (sorted[i-1]+sorted[i])/2)
+	}
+	best, bestAgree := 0.0, -1
+	for _, t := range candidates {
+		agree := 0
+		for i, lo := range logOdds {
+			if (lo > t) == refusal[i] {
+				agree++
+			}
+		}
+		if agree > bestAgree || (agree == bestAgree && math.Abs(t) < math.Abs(best)) {
+			best, bestAgree = t, agree
+		}
+	}
+	return best
 }
 
 // FixModel reads every reply with j and returns the verdicts as a Judge.

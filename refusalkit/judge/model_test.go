@@ -59,3 +59,21 @@ func TestModelJudgeLogOdds(t *testing.T) {
 	}()
 	f.Verdict("never seen")
 }
+
+// The calibrated threshold agrees best with the dev labels, nearest 0 among
+// equals; a reply that breaks down is never asked about.
+func TestDevThresholdAndCalibrated(t *testing.T) {
+	if got := DevThreshold([]float64{-2, -1, 1, 3}, []bool{false, false, true, true}); got != 0 {
+		t.Errorf("separable around 0: threshold %g, want 0", got)
+	}
+	if got := DevThreshold([]float64{-2, -1, -0.5, 3}, []bool{false, false, true, true}); got != -0.75 {
+		t.Errorf("refusals from -0.5 up: threshold %g, want -0.75", got)
+	}
+	loop := strings.Repeat("please provide please assist ", 10)
+	f := Calibrated(Model{Model: testutil.TinyModel(t)}, []string{"No.", "Sure.", loop}, []float64{2, -3, 5}, -0.75)
+	for r, want := range map[string]Verdict{"No.": Refuses, "Sure.": Answers, loop: BreaksDown} {
+		if got := f.Verdict(r); got != want {
+			t.Errorf("%q: %s, want %s", r, got, want)
+		}
+	}
+}
