@@ -240,19 +240,11 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 			if s.Ablated, err = AblatedCompletions(m, dir, layer, set.instructions, set.messages, cfg, step); err != nil {
 				return err
 			}
-			// Side effects against the model without ablation: exactly 0 KL for the baseline.
-			if err := sideEffects(m, s.Baseline, []intervened{{cs: s.Baseline, unsteered: true},
-				{opts: models.ForwardOptions{Ablate: dir}, cs: s.Ablated}}, cfg.BatchSize); err != nil {
-				return err
-			}
-			// Outcomes by the judge that counts ablate's refusals, once the
-			// side effects say which completions are degenerate.
-			for _, cs := range [][]EvalCompletion{s.Baseline, s.Ablated} {
-				for i := range cs {
-					cs[i].Outcome = cs[i].outcome((judge.Substring{}).Verdict(cs[i].Response))
-				}
-			}
-			return nil
+			// Side effects against the model without ablation (exactly 0 KL
+			// for the baseline), and outcomes by the judge that counts
+			// ablate's refusals.
+			return sideEffects(m, judge.Substring{}, s.Baseline, []intervened{{cs: s.Baseline, unsteered: true},
+				{opts: models.ForwardOptions{Ablate: dir}, cs: s.Ablated}}, cfg.BatchSize)
 		}); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/refusalkit/refusalkit/models"
+	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
 
 // Side effects of steering, measured on every completion of the sweep
@@ -63,13 +64,14 @@ type intervened struct {
 //     (models.Reference): it measures the intervention, not a different text;
 //   - Perplexity: exp of the mean negative log-likelihood of the completion's
 //     generated tokens under the unsteered model;
-//   - Repetition and Degenerate: of the completion's own tokens.
+//   - Repetition and Degenerate: of the completion's own tokens;
+//   - Outcome: breaks down when Degenerate, else jd's verdict.
 //
 // Each batch of unsteered continuations runs once through the clean model
 // and is compared with every intervention, so k interventions cost k + 1
 // passes for the KL instead of 2k; the clean pass also gives the unsteered
 // completions' perplexity.
-func sideEffects(m *models.Model, unsteered []EvalCompletion, ivs []intervened, batchSize int) error {
+func sideEffects(m *models.Model, jd judge.Judge, unsteered []EvalCompletion, ivs []intervened, batchSize int) error {
 	var steered []models.ForwardOptions
 	for _, iv := range ivs {
 		if iv.unsteered {
@@ -108,6 +110,7 @@ func sideEffects(m *models.Model, unsteered []EvalCompletion, ivs []intervened, 
 			c.Perplexity = math.Exp(-mean(logProbs[i]))
 			c.Repetition = Repetition(replyIDs(c))
 			c.Degenerate = IsDegenerate(c.Response, replyIDs(c))
+			c.Outcome = c.outcome(jd.Verdict(c.Response))
 		}
 	}
 	return nil

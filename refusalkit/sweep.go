@@ -90,7 +90,7 @@ type EvalCompletion struct {
 
 	// Outcome separates what the sweep's table counts: BreaksDown when the
 	// completion is Degenerate or the judge reads it as breaking down, else
-	// the judge's Refuses or Answers. Set by Sweep, with the side effects.
+	// the judge's Refuses or Answers. Set with the side effects (Sweep, Ablate).
 	Outcome judge.Verdict `json:"outcome,omitempty"`
 }
 
@@ -207,13 +207,8 @@ func Sweep(m *models.Model, v *RefusalVector, layer int, instructions []string, 
 			progress(i+1, steps)
 		}
 	}
-	if err := sideEffects(m, unsteered, ivs, cfg.BatchSize); err != nil {
+	if err := sideEffects(m, jd, unsteered, ivs, cfg.BatchSize); err != nil {
 		return nil, err
-	}
-	for _, iv := range ivs {
-		for i := range iv.cs {
-			iv.cs[i].Outcome = iv.cs[i].outcome(jd.Verdict(iv.cs[i].Response))
-		}
 	}
 	if progress != nil {
 		progress(steps, steps)

@@ -10,7 +10,7 @@
 //	run := runs.MustOpen(runs.DefaultDir(m.Alias()))
 //	x := run.MustExtract(m, refusalkit.ExtractConfig{})        // computed, or read back
 //	ev := run.MustEvaluate(m, x, refusalkit.EvalConfig{})
-//	charts.MustWriteRun(run.Dir)                            // package charts draws the folder
+//	charts.MustWriteRun(run.Dir)                               // package charts draws the folder
 package runs
 
 import (
