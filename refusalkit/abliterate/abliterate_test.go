@@ -1,0 +1,217 @@
+package abliterate
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/refusalkit/refusalkit/models"
+)
+
+const familiesDir = "../../testdata/reference/families"
+
+// familyCheckpoint is one tiny family checkpoint in one format.
+type familyCheckpoint struct {
+	name, path string
+	seqs       [][]int32
+}
+
+// familyCheckpoints lists every tiny family checkpoint, as a Hugging Face
+// folder and as a GGUF where the case has one, with its reference token ids.
+func familyCheckpoints(t *testing.T) []familyCheckpoint {
+	t.Helper()
+	entries, err := os.ReadDir(familiesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []familyCheckpoint
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(familiesDir, e.Name())
+		var ref struct {
+			Sequences []struct {
+				InputIDs []int32 `json:"input_ids"`
+			} `json:"sequences"`
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "reference.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &ref); err != nil {
+			t.Fatal(err)
+		}
+		var seqs [][]int32
+		for _, s := range ref.Sequences {
+			for _, n := range []int{len(s.InputIDs) / 2, len(s.InputIDs)} { // two prefixes of each
+				seqs = append(seqs, s.InputIDs[:n])
+			}
+		}
+		out = append(out, familyCheckpoint{e.Name() + "/hf", filepath.Join(dir, "hf"), seqs})
+		if _, err := os.Stat(filepath.Join(dir, "model.gguf")); err == nil {
+			out = append(out, familyCheckpoint{e.Name() + "/gguf", filepath.Join(dir, "model.gguf"), seqs})
+		}
+	}
+	return out
+}
+
+func randomDirection(d int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	v := make([]float32, d)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+func unitFloat32(v []float32) []float32 {
+	r, _ := unit(v)
+	out := make([]float32, len(r))
+	for i, x := range r {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+func load(t *testing.T, path string) *models.Model {
+	t.Helper()
+	m, err := models.LoadWith(path, nil, models.LoadOptions{DType: dtypes.Float32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func logits(t *testing.T, m *models.Model, seqs [][]int32, opts models.ForwardOptions) [][]float32 {
+	t.Helper()
+	res, err := m.Forward(seqs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Logits
+}
+
+func maxDiff(a, b [][]float32) float64 {
+	d := 0.0
+	for i := range a {
+		for j := range a[i] {
+			d = math.Max(d, math.Abs(float64(a[i][j]-b[i][j])))
+		}
+	}
+	return d
+}
+
+// The written checkpoint, loaded back, gives the logits of the source with
+// the direction ablated at run time (every block input, attention output
+// and MLP output), for every family and both formats; families with
+// post-norms are refused with the one-line reason instead.
+func TestAbliteratedMatchesRuntimeAblation(t *testing.T) {
+	for _, c := range familyCheckpoints(t) {
+		t.Run(c.name, func(t *testing.T) {
+			ck, err := models.ReadCheckpoint(c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := randomDirection(ck.Config.DModel, 11)
+			out := filepath.Join(t.TempDir(), "abliterated")
+			rec, err := Write(c.path, out, Options{Direction: dir})
+			if ck.Config.Family().PostNorms {
+				want := "model family " + ck.Config.Family().ModelTypes[0] + " normalises each block's output before the residual add (post-norms)"
+				if err == nil || !strings.HasPrefix(err.Error(), want) {
+					t.Fatalf("post-norm family: got %v, want an error starting %q", err, want)
+				}
+				if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("a refused abliteration left %s behind", out)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := load(t, c.path)
+			want := logits(t, src, c.seqs, models.ForwardOptions{Ablate: unitFloat32(dir)})
+			clean := logits(t, src, c.seqs, models.ForwardOptions{})
+			path := out
+			if ck.GGUF {
+				path = filepath.Join(out, rec.Model)
+			}
+			got := logits(t, load(t, path), c.seqs, models.ForwardOptions{})
+			d, moved := maxDiff(got, want), maxDiff(clean, want)
+			t.Logf("max |logit - runtime ablation| %.2g (ablation moves the logits by %.2g); leftover ratio %.2g", d, moved, rec.MaxLeftover)
+			if d > 1e-4 {
+				t.Errorf("abliterated logits differ from runtime ablation by %g, want ≤ 1e-4", d)
+			}
+			if moved < 1e-2 {
+				t.Errorf("ablation moves the logits by only %g: the check cannot fail", moved)
+			}
+			perBlock := 2
+			if ck.Config.OutBias {
+				perBlock++
+			}
+			if ck.Config.MLPBias {
+				perBlock++
+			}
+			if n := 1 + perBlock*ck.Config.NumLayers; len(rec.Tensors) != n {
+				t.Errorf("%d tensors rewritten, want %d", len(rec.Tensors), n)
+			}
+			if ck.Config.TiedEmbeddings != (rec.Untied != "") {
+				t.Errorf("tied %v, but the record says untied %q", ck.Config.TiedEmbeddings, rec.Untied)
+			}
+			if rec.MaxLeftover > 1e-5 {
+				t.Errorf("a float32 rewrite left %g of the component behind", rec.MaxLeftover)
+			}
+		})
+	}
+}
+
+// What cannot be written is refused before a byte is: an existing folder
+// without Overwrite (and replaced with it), a direction of another length,
+// the other format than the source's.
+func TestWriteRefuses(t *testing.T) {
+	src := filepath.Join(familiesDir, "llama-legacy", "hf")
+	ck, err := models.ReadCheckpoint(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := randomDirection(ck.Config.DModel, 3)
+	out := filepath.Join(t.TempDir(), "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var exists *ExistsError
+	if _, err := Write(src, out, Options{Direction: dir}); !errors.As(err, &exists) {
+		t.Fatalf("existing folder: got %v", err)
+	}
+	if _, err := Write(src, out, Options{Direction: dir, Overwrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "model.safetensors")); err != nil {
+		t.Fatalf("--overwrite did not write the model: %v", err)
+	}
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Direction: dir[:5]}, "the direction has 5 values but hf has d_model 48: give a direction made with this model"},
+		{Options{Direction: make([]float32, len(dir))}, "the direction has norm 0: it must be finite and non-zero"},
+		{Options{Direction: dir, Format: FormatGGUF}, "--format gguf needs a GGUF source; " + ck.Path + " is a Hugging Face folder: write it as one, then convert the written folder with llama.cpp's convert_hf_to_gguf.py"},
+		{Options{Direction: dir, Format: "onnx"}, `--format "onnx": use hf or gguf`},
+	} {
+		fresh := filepath.Join(t.TempDir(), "fresh")
+		_, err := Write(src, fresh, tc.opts)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("got %v, want %q", err, tc.want)
+		}
+		if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a refused write created %s", fresh)
+		}
+	}
+}
