@@ -4,6 +4,7 @@
 //	refusalkit extract  --model_path smollm2-135m-instruct [--n_samples 20 --n_completions 10 ...]
 //	refusalkit evaluate --model_path smollm2-135m-instruct --vector_dir runs/.../harmless_refusal_vectors
 //	refusalkit ablate   --model_path smollm2-135m-instruct --vector_dir runs/.../harmless_refusal_vectors
+//	refusalkit abliterate --model_path smollm2-135m-instruct --vector_dir runs/.../harmless_refusal_vectors --out abliterated
 //	refusalkit export   --vector_dir runs/.../harmless_refusal_vectors --format llama.cpp --layer 12 --out refusal.gguf
 //	refusalkit inspect  runs/.../harmless_refusal_vectors/refusal_vector.safetensors
 //
@@ -31,6 +32,7 @@ commands:
   extract    sample ALPACA queries, generate compliant and refusal responses, compute the refusal vector
   evaluate   select a layer by steering score and sweep activation-addition coefficients
   ablate     refusal rates without and with the vector's direction ablated; cosine with the reference direction
+  abliterate write the model with that direction projected out of its weights (a Hugging Face folder or GGUF)
   charts     draw a run folder's charts as HTML files (extract and evaluate also do)
   report     print a run folder's results as Markdown: judges' baselines, sweep, calibration, cosines, ablations
   judges     the judges' agreement with hand labels (--labels), and what each reads in a run folder (--run_dir)
@@ -64,6 +66,8 @@ func run(args []string) int {
 		err = cmdEvaluate(args[1:])
 	case "ablate":
 		err = cmdAblate(args[1:])
+	case "abliterate":
+		err = cmdAbliterate(args[1:])
 	case "charts":
 		err = cmdCharts(args[1:])
 	case "report":
@@ -79,7 +83,7 @@ func run(args []string) int {
 	case "rejudge":
 		err = cmdRejudge(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, charts, report, judges, rejudge, export, inspect or rundir", args[0])
+		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, abliterate, charts, report, judges, rejudge, export, inspect or rundir", args[0])
 	}
 	var ue usageError
 	switch {

@@ -103,13 +103,33 @@ func (e *ExistsError) Error() string {
 }
 
 // Write writes the source model (a path models.Resolve accepts) with
-// opts.Direction projected out into the folder out, and returns its record.
-// Everything that can be refused is refused before a byte is written: a
-// family with post-norms (no exact abliteration exists), a direction of
-// the wrong length, a format other than the source's, an existing out
-// without Overwrite, too little disk space. The folder is written under a
-// temporary name beside out and renamed when complete.
+// opts.Direction projected out into the folder out, and returns its
+// record: Prepare, then Plan.Write.
 func Write(source, out string, opts Options) (*Record, error) {
+	p, err := Prepare(source, out, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.Write()
+}
+
+// Plan is an abliteration checked and ready to write.
+type Plan struct {
+	Source, Out string
+	Checkpoint  *models.Checkpoint
+	Format      string // as written: the source's
+	Bytes       int64  // what the output takes on disk
+	opts        Options
+	r           []float64
+	job         writer
+}
+
+// Prepare checks everything that can be refused before a byte is written,
+// reading only the source's config and tensor tables: a family with
+// post-norms (no exact abliteration exists), a direction of the wrong
+// length, a format other than the source's, an existing out without
+// Overwrite, too little disk space.
+func Prepare(source, out string, opts Options) (*Plan, error) {
 	ck, err := models.ReadCheckpoint(source)
 	if err != nil {
 		return nil, err
@@ -147,35 +167,52 @@ func Write(source, out string, opts Options) (*Record, error) {
 			return nil, &ExistsError{Dir: out}
 		}
 	}
-	parent := filepath.Dir(filepath.Clean(out))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create %s (%v): choose a writable --out", parent, err)
-	}
-
-	var job writer
+	p := &Plan{Source: source, Out: out, Checkpoint: ck, Format: srcFormat, opts: opts, r: r}
 	if ck.GGUF {
-		job, err = planGGUF(ck, writers, filepath.Base(filepath.Clean(out))+".gguf")
+		p.job, err = planGGUF(ck, writers, filepath.Base(filepath.Clean(out))+".gguf")
 	} else {
-		job, err = planHF(ck, writers)
+		p.job, err = planHF(ck, writers)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSpace(parent, job.size()); err != nil {
+	p.Bytes = p.job.size()
+	if err := checkSpace(p.parent(), p.Bytes); err != nil {
 		return nil, err
 	}
+	return p, nil
+}
 
-	rec := &Record{Method: Method, Format: srcFormat, Source: source, SourceAlias: ck.Alias,
-		Provenance: opts.Provenance, Versions: buildinfo.Versions()}
-	if rec.SourceSHA256, err = hashSource(ck.Path); err != nil {
+// parent is the folder out is written in: the nearest one that exists.
+func (p *Plan) parent() string {
+	dir := filepath.Dir(filepath.Clean(p.Out))
+	for {
+		if _, err := os.Stat(dir); err == nil || dir == filepath.Dir(dir) {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// Write writes the plan's folder under a temporary name beside Out and
+// renames it when complete (moving a previous Out aside, then removing it).
+func (p *Plan) Write() (*Record, error) {
+	parent := filepath.Dir(filepath.Clean(p.Out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create %s (%v): choose a writable --out", parent, err)
+	}
+	rec := &Record{Method: Method, Format: p.Format, Source: p.Source, SourceAlias: p.Checkpoint.Alias,
+		Provenance: p.opts.Provenance, Versions: buildinfo.Versions()}
+	var err error
+	if rec.SourceSHA256, err = hashSource(p.Checkpoint.Path); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(filepath.Clean(out))+".tmp-")
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(filepath.Clean(p.Out))+".tmp-")
 	if err != nil {
 		return nil, fmt.Errorf("cannot write into %s (%v): choose a writable --out", parent, err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
-	if err := job.write(tmp, r, rec, opts.Progress); err != nil {
+	if err := p.job.write(tmp, p.r, rec, p.opts.Progress); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return nil, fmt.Errorf("%w: free some disk space or choose another --out", err)
 		}
@@ -192,7 +229,7 @@ func Write(source, out string, opts Options) (*Record, error) {
 	if err := tensorfile.WriteJSONAtomic(filepath.Join(tmp, RecordFile), rec); err != nil {
 		return nil, err
 	}
-	return rec, replaceDir(tmp, out)
+	return rec, replaceDir(tmp, p.Out)
 }
 
 // writer is one format's rewrite of a source checkpoint.
@@ -253,7 +290,7 @@ func hashSource(path string) (map[string]string, error) {
 	if st.IsDir() {
 		return hashFiles(path)
 	}
-	h, err := fileSHA256(path)
+	h, err := FileSHA256(path)
 	if err != nil {
 		return nil, err
 	}
@@ -270,14 +307,15 @@ func hashFiles(dir string) (map[string]string, error) {
 		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") || e.Name() == RecordFile {
 			continue
 		}
-		if out[e.Name()], err = fileSHA256(filepath.Join(dir, e.Name())); err != nil {
+		if out[e.Name()], err = FileSHA256(filepath.Join(dir, e.Name())); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the sha256 of the file at path, in hex.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
