@@ -11,7 +11,7 @@ SHELL := /bin/bash
 ENV   := source tools/setup/env.sh &&
 MODEL ?= smollm2-135m-instruct
 
-.PHONY: setup setup-test build test demo w1 bench bench-w1 bench-dtype notebook-check interop-check clean
+.PHONY: setup setup-test build test demo w1 bench bench-w1 bench-dtype notebook-check interop-check abliterate-check clean
 
 setup:
 	bash tools/setup/model.sh
@@ -100,3 +100,12 @@ interop-check: build
 	$(ENV) REFUSALKIT_INTEROP_VECTOR_DIR=$(abspath $(INTEROP_DIR)) REFUSALKIT_INTEROP_LAYER=$(INTEROP_LAYER) \
 	  REFUSALKIT_INTEROP_COEFF=$(INTEROP_COEFF) REFUSALKIT_INTEROP_OUT=$(abspath $(INTEROP_DIR))/interop.json \
 	  go test -count=1 -tags interop -run 'Interop|FromPythonGGUF|ReadByPythonGGUF' -v ./cmd/refusalkit/ ./refusalkit/ ./refusalkit/ggufvec/
+
+# transformers loads the abliterated folders refusalkit writes (every tiny family
+# without post-norms) and matches PyTorch's own abliteration of the same weights
+# (tools/reference/make_abliterated.py; the reference venv is installed here).
+abliterate-check: build
+	bash tools/setup/pyref.sh
+	rm -rf .cache/abliterated && mkdir -p .cache/abliterated
+	$(ENV) REFUSALKIT_ABLITERATED_OUT=$(CURDIR)/.cache/abliterated go test -count=1 -run TestAbliteratedMatchesTransformers ./refusalkit/abliterate/
+	.cache/pyref/bin/python tools/reference/make_abliterated.py --check_written .cache/abliterated

@@ -3,6 +3,7 @@ package abliterate
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -213,5 +214,93 @@ func TestWriteRefuses(t *testing.T) {
 		if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("a refused write created %s", fresh)
 		}
+	}
+}
+
+// The written folder, loaded back by refusalkit, gives the logits that
+// transformers gives for the same abliteration done independently in
+// PyTorch (testdata/reference/abliterated, tools/reference/make_abliterated.py).
+// With REFUSALKIT_ABLITERATED_OUT=DIR the folders are kept in DIR/<case>
+// for that script's --check_written, which loads them in transformers.
+func TestAbliteratedMatchesTransformers(t *testing.T) {
+	refs, _ := filepath.Glob("../../testdata/reference/abliterated/*.json")
+	if len(refs) == 0 {
+		t.Fatal("no references in testdata/reference/abliterated: run tools/reference/make_abliterated.py")
+	}
+	keep := os.Getenv("REFUSALKIT_ABLITERATED_OUT")
+	for _, p := range refs {
+		var ref struct {
+			Case      string      `json:"case"`
+			Direction []float32   `json:"direction"`
+			Sequences [][]int32   `json:"sequences"`
+			Logits    [][]float32 `json:"logits"`
+			Moved     float64     `json:"moved_by_abliteration"`
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &ref); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(ref.Case, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), ref.Case)
+			if keep != "" {
+				out = filepath.Join(keep, ref.Case)
+			}
+			if _, err := Write(filepath.Join(familiesDir, ref.Case, "hf"), out, Options{Direction: ref.Direction, Overwrite: keep != ""}); err != nil {
+				t.Fatal(err)
+			}
+			got := logits(t, load(t, out), ref.Sequences, models.ForwardOptions{})
+			d := maxDiff(got, ref.Logits)
+			t.Logf("max |logit - transformers' abliteration| %.2g (abliteration moves them by %.2g)", d, ref.Moved)
+			if d > 1e-4 {
+				t.Errorf("logits differ from transformers' by %g, want ≤ 1e-4", d)
+			}
+		})
+	}
+}
+
+// Why post-norm families are refused: the same rewrite of their weights
+// (embeddings, o_proj, down_proj) is measurably not runtime ablation,
+// because each block's output is normalised and scaled by the norm's weight
+// after the projection, before the residual add.
+func TestPostNormRewriteIsNotAblation(t *testing.T) {
+	for _, name := range []string{"gemma2", "gemma3-text", "olmo2"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(familiesDir, name, "hf")
+			ck, err := models.ReadCheckpoint(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ck.ResidualWriters(); err == nil {
+				t.Fatalf("%s is not refused", name)
+			}
+			writers := []models.ResidualWriter{{Name: ck.EmbeddingName(), Axis: 1}}
+			for i := range ck.Config.NumLayers {
+				for _, n := range []string{"self_attn.o_proj", "mlp.down_proj"} {
+					writers = append(writers, models.ResidualWriter{Name: fmt.Sprintf("model.layers.%d.%s.weight", i, n)})
+				}
+			}
+			job, err := planHF(ck, writers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := randomDirection(ck.Config.DModel, 11)
+			r, _ := unit(dir)
+			out := t.TempDir()
+			if err := job.write(out, r, &Record{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			seqs := familyCheckpoints(t)[0].seqs
+			src := load(t, path)
+			want := logits(t, src, seqs, models.ForwardOptions{Ablate: unitFloat32(dir)})
+			clean := logits(t, src, seqs, models.ForwardOptions{})
+			d, moved := maxDiff(logits(t, load(t, out), seqs, models.ForwardOptions{}), want), maxDiff(clean, want)
+			t.Logf("rewritten weights vs runtime ablation: max |logit diff| %.3g (ablation itself moves them by %.3g)", d, moved)
+			if d < 1e-2 {
+				t.Errorf("the rewrite matches runtime ablation within %g: the refusal would be unfounded", d)
+			}
+		})
 	}
 }
