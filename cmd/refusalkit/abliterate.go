@@ -27,6 +27,8 @@ func cmdAbliterate(args []string) error {
 	out := fs.String("out", "", "output folder: the abliterated model (a Hugging Face folder, or OUT/<name of OUT>.gguf) and "+abliterate.RecordFile+" (required)")
 	format := fs.String("format", "", "hf or gguf (default: the source's format; the other is refused)")
 	overwrite := fs.Bool("overwrite", false, "replace an existing output folder")
+	check := fs.Int("check", 0, "then load the source and the written model (twice the memory) and compare them on this many harmless validation prompts: the written model's first-token logits against runtime ablation, and the first-token KL from the source (0: off)")
+	backend := fs.String("backend", "", "GoMLX backend for --check: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -40,6 +42,16 @@ func cmdAbliterate(args []string) error {
 	}
 	if layerGiven && *layer < 0 {
 		return usagef("--layer must be 0 or more, got %d", *layer)
+	}
+	if *check < 0 {
+		return usagef("--check must be 0 or more, got %d", *check)
+	}
+	var prompts []string
+	if *check > 0 {
+		var err error
+		if prompts, err = refusalkit.EvalQueries("", refusalkit.Validation, *check, refusalkit.SpecValidationSeed, nil); err != nil {
+			return usagef("--check: %v", err)
+		}
 	}
 	x, err := readVectorDir(*vectorDir)
 	if err != nil {
@@ -123,6 +135,36 @@ func cmdAbliterate(args []string) error {
 		model = filepath.Join(*out, rec.Model)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s: %d tensors rewritten, the largest component left along the direction %.2g of the source's\n", model, len(rec.Tensors), rec.MaxLeftover)
+	if *check > 0 {
+		if rec.Check, err = checkAbliterated(*modelPath, model, *backend, row, prompts); err != nil {
+			return err
+		}
+		if err := abliterate.SaveRecord(*out, rec); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "check on %d %s: max |logit - runtime ablation| %.2g; first-token KL from the source %.4f\n",
+			rec.Check.NPrompts, rec.Check.Prompts, rec.Check.MaxLogitDiff, rec.Check.FirstTokenKL)
+	}
 	fmt.Println(model)
 	return nil
+}
+
+// checkAbliterated loads the source and the written model in float32, one
+// after the other, and compares them (abliterate.Compare).
+func checkAbliterated(source, written, backend string, direction []float32, prompts []string) (*abliterate.Check, error) {
+	src, err := loadModel(source, backend, "float32")
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	abl, err := loadModel(written, backend, "float32")
+	if err != nil {
+		return nil, err
+	}
+	defer abl.Close()
+	c, err := abliterate.Compare(src, abl, direction, prompts, 8)
+	if c != nil {
+		c.Prompts = fmt.Sprintf("ALPACA validation instructions (seed %d)", refusalkit.SpecValidationSeed)
+	}
+	return c, err
 }

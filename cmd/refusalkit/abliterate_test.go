@@ -128,3 +128,43 @@ func TestAbliterateRecordsProvenance(t *testing.T) {
 		t.Fatalf("the written GGUF does not read back: %v", err)
 	}
 }
+
+// On the bundled model (a Q4_1 GGUF, its rewritten tensors written in
+// float32), the written model reproduces runtime ablation at the first
+// reply token, and --check says so in the record.
+func TestAbliterateCheckOnBundledModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads the bundled model twice")
+	}
+	if _, err := models.Resolve(models.DefaultModel); err != nil {
+		t.Skipf("bundled model not installed (%v)", err)
+	}
+	ck, err := models.ReadCheckpoint(models.DefaultModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vec := familyVectorDir(t, models.DefaultModel, ck.Alias)
+	out := filepath.Join(t.TempDir(), "abliterated")
+	code, stderr := runCaptured(t, "abliterate", "--model_path", models.DefaultModel, "--vector_dir", vec, "--out", out, "--layer", "10", "--check", "8")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rec abliterate.Record
+	data, err := os.ReadFile(filepath.Join(out, abliterate.RecordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Check == nil || rec.Check.NPrompts != 8 {
+		t.Fatalf("no check in the record: %+v", rec.Check)
+	}
+	t.Logf("%+v", *rec.Check)
+	if rec.Check.MaxLogitDiff > 1e-3 {
+		t.Errorf("the written model is %g from runtime ablation", rec.Check.MaxLogitDiff)
+	}
+	if !(rec.Check.FirstTokenKL > 0) {
+		t.Errorf("first-token KL %g: the ablation changed nothing, so the check cannot fail", rec.Check.FirstTokenKL)
+	}
+}

@@ -85,6 +85,13 @@ type Record struct {
 	Versions     map[string]string `json:"versions"`
 	NotCopied    []string          `json:"not_copied,omitempty"` // files of the source folder left out (other weight formats)
 	OutputSHA256 map[string]string `json:"output_sha256"`
+	// Check, when asked for, compares the written model with the source (Compare).
+	Check *Check `json:"check,omitempty"`
+}
+
+// SaveRecord writes rec as dir's abliteration.json (again, once a Check is added).
+func SaveRecord(dir string, rec *Record) error {
+	return tensorfile.WriteJSONAtomic(filepath.Join(dir, RecordFile), rec)
 }
 
 // TensorChange is one rewritten tensor.
@@ -226,7 +233,7 @@ func (p *Plan) Write() (*Record, error) {
 	if rec.OutputSHA256, err = hashSource(filepath.Join(tmp, rec.Model)); err != nil {
 		return nil, err
 	}
-	if err := tensorfile.WriteJSONAtomic(filepath.Join(tmp, RecordFile), rec); err != nil {
+	if err := SaveRecord(tmp, rec); err != nil {
 		return nil, err
 	}
 	return rec, replaceDir(tmp, p.Out)
