@@ -1,12 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/refusalkit/refusalkit/internal/testutil"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/abliterate"
@@ -79,19 +79,9 @@ func TestAbliterateRefusedBeforeWork(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args[len(c.args)-2:], " "), func(t *testing.T) {
-			code, stderr := runCaptured(t, c.args...)
-			if code != 2 {
-				t.Errorf("exit %d, want 2 (stderr %q)", code, stderr)
-			}
+			stderr := refusedBeforeWork(t, c.args, out)
 			if !strings.HasPrefix(stderr, c.want) {
 				t.Errorf("stderr %q, want %q", stderr, c.want)
-			}
-			if lines := strings.Count(strings.TrimSpace(stderr), "\n"); lines > 0 {
-				t.Errorf("error spans %d lines: %q", lines+1, stderr)
-			}
-			if _, err := os.Stat(out); err == nil {
-				t.Errorf("%s was written", out)
-				_ = os.RemoveAll(out)
 			}
 		})
 	}
@@ -107,13 +97,7 @@ func TestAbliterateRecordsProvenance(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	var rec abliterate.Record
-	data, err := os.ReadFile(filepath.Join(out, abliterate.RecordFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &rec); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadJSON(t, filepath.Join(out, abliterate.RecordFile), &rec)
 	vecSHA, _ := abliterate.FileSHA256(filepath.Join(vec, runs.VectorSafetensorsFile))
 	srcSHA, _ := abliterate.FileSHA256(qwen)
 	if rec.Model != "qwen2-abliterated.gguf" || rec.Provenance["layer"] != "1" || rec.Provenance["vector_sha256"] != vecSHA ||
@@ -150,13 +134,7 @@ func TestAbliterateCheckOnBundledModel(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	var rec abliterate.Record
-	data, err := os.ReadFile(filepath.Join(out, abliterate.RecordFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &rec); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadJSON(t, filepath.Join(out, abliterate.RecordFile), &rec)
 	if rec.Check == nil || rec.Check.NPrompts != 8 {
 		t.Fatalf("no check in the record: %+v", rec.Check)
 	}

@@ -27,6 +27,24 @@ func runCaptured(t *testing.T, args ...string) (int, string) {
 	return code, string(out)
 }
 
+// refusedBeforeWork runs args and checks they are refused before any work:
+// exit 2, one line, nothing at out. It returns stderr, for the caller to match.
+func refusedBeforeWork(t *testing.T, args []string, out string) string {
+	t.Helper()
+	code, stderr := runCaptured(t, args...)
+	if code != 2 {
+		t.Errorf("exit %d, want 2 (stderr %q)", code, stderr)
+	}
+	if lines := strings.Count(strings.TrimSpace(stderr), "\n"); lines > 0 {
+		t.Errorf("error spans %d lines: %q", lines+1, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s was written", out)
+		_ = os.RemoveAll(out)
+	}
+	return stderr
+}
+
 // Bad input: one clear line naming the problem and the fix, exit 2 for
 // usage errors, and nothing written.
 func TestBadInput(t *testing.T) {
