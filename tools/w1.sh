@@ -13,8 +13,11 @@
 #                and the harmful-harmless direction's cosine at every layer
 #   4. ablate --direction harmful_harmless: the same for the reference
 #                method's own direction at its own layer
-#   5. charts as pictures (docs/w1/), and docs/w1.md: the headline table
-#                (tools/w1_headline.py) and `refusalkit report`
+#   5. abliterate each direction (--check 100 against runtime ablation), then
+#                the abliterated model's own JailbreakBench refusals (ablate on it)
+#   6. charts as pictures (docs/w1/), and docs/w1.md: the headline table
+#                (tools/w1_headline.py), the abliterated models
+#                (tools/w1_abliteration.py) and `refusalkit report`
 #
 # Each step that has finished is not redone (W1_OVERWRITE=1 redoes them all);
 # an interrupted extraction is resumed. MODEL= runs it on another model, and
@@ -54,6 +57,25 @@ for direction in vector harmful_harmless; do
 	fi
 done
 
+# Each direction projected out of the weights (abliterate, checked against
+# runtime ablation on 100 harmless prompts), and the abliterated model's own
+# JailbreakBench refusals (the baseline of an ablate run on it).
+for direction in vector harmful_harmless; do
+	abl="$(dirname "${DIR}")/abliterated_${direction}"
+	if [[ "${W1_OVERWRITE:-0}" != "1" && -f "${abl}/abliteration.json" ]]; then
+		say "abliteration of the ${direction} direction in ${abl} is finished"
+	else
+		"${BIN}" abliterate --model_path "${MODEL}" --vector_dir "${DIR}" --direction "${direction}" --out "${abl}" --check 100 "${OVERWRITE[@]}" >/dev/null
+	fi
+	layer="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["provenance"]["layer"])' "${abl}/abliteration.json")"
+	if [[ "${W1_OVERWRITE:-0}" != "1" && -f "${abl}/ablate/ablation_summary.json" ]]; then
+		say "JailbreakBench on the abliterated ${direction} model is finished"
+	else
+		"${BIN}" ablate --model_path "${abl}/$(basename "${abl}").gguf" --vector_dir "${DIR}" --layer "${layer}" \
+			--output_dir "${abl}/ablate" "${OVERWRITE[@]}" ${ABLATE_FLAGS:-}
+	fi
+done
+
 "${BIN}" charts --run_dir "${DIR}" >/dev/null
 pictures="${OUT}/w1"
 bash tools/screenshot_charts.sh "${DIR}" "${pictures}" >/dev/null
@@ -74,6 +96,8 @@ from the run folder's files):
 
 EOF
 	python3 tools/w1_headline.py "${DIR}" testdata/judge/w1_labels.jsonl
+	echo
+	python3 tools/w1_abliteration.py "${DIR}"
 	cat <<'EOF'
 
 The paper's per-model figures are not copied here: W1 measures the same quantities on a model the paper

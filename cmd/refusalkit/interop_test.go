@@ -328,8 +328,9 @@ func TestInteropLlamaCpp(t *testing.T) {
 	// teacher-forced: every token llama.cpp chose must be within the
 	// tolerance of refusalkit's own top logit at that position, as it is
 	// when the two differ by no more than their unsteered logits do.
-	gaps := teacherForcedGaps(t, m, prompts, steer, func(i int) []int32 { return ll[6*i+1].tokens })
-	flipped := teacherForcedGaps(t, m, prompts, steer, func(i int) []int32 { return ll[6*i+4].tokens })
+	steering := models.ForwardOptions{Steer: steer}
+	gaps := teacherForcedGaps(t, m, prompts, steering, func(i int) []int32 { return ll[6*i+1].tokens })
+	flipped := teacherForcedGaps(t, m, prompts, steering, func(i int) []int32 { return ll[6*i+4].tokens })
 	agree, worst, worstFlipped := 0, 0.0, 0.0
 	for i, r := range rows {
 		if r.RefusalkitRefusal == r.LlamaCppRefusal {
@@ -351,9 +352,9 @@ func TestInteropLlamaCpp(t *testing.T) {
 }
 
 // teacherForcedGaps runs each prompt followed by the tokens reply(i) gives,
-// steered, and returns per prompt the largest gap between refusalkit's top
+// with the interventions of opts, and returns per prompt the largest gap between refusalkit's top
 // logit and the logit of the token the reply took, over its positions.
-func teacherForcedGaps(t *testing.T, m *models.Model, prompts [][]int32, steer []models.Steering, reply func(int) []int32) []float64 {
+func teacherForcedGaps(t *testing.T, m *models.Model, prompts [][]int32, opts models.ForwardOptions, reply func(int) []int32) []float64 {
 	t.Helper()
 	gaps := make([]float64, len(prompts))
 	for k := 0; ; k++ {
@@ -368,7 +369,7 @@ func teacherForcedGaps(t *testing.T, m *models.Model, prompts [][]int32, steer [
 		if len(seqs) == 0 {
 			return gaps
 		}
-		f, err := m.Forward(seqs, models.ForwardOptions{Steer: steer})
+		f, err := m.Forward(seqs, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
