@@ -1,6 +1,7 @@
 package abliterate
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,10 +9,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/refusalkit/refusalkit/models"
 )
 
@@ -302,5 +305,93 @@ func TestPostNormRewriteIsNotAblation(t *testing.T) {
 				t.Errorf("the rewrite matches runtime ablation within %g: the refusal would be unfounded", d)
 			}
 		})
+	}
+}
+
+// toBF16 copies the Hugging Face folder src to a new folder with every
+// tensor rounded to bfloat16, as a bf16 checkpoint is saved.
+func toBF16(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "bf16")
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(src)
+	for _, e := range entries {
+		if e.Name() != "model.safetensors" {
+			if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s, err := readShard(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range s.tensors {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	header := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
+	var data []byte
+	for _, n := range names {
+		e := s.tensors[n]
+		if e.DType != "F32" {
+			t.Fatalf("%s is %s", n, e.DType)
+		}
+		from := len(data)
+		for i := s.dataAt + e.DataOffsets[0]; i < s.dataAt+e.DataOffsets[1]; i += 4 {
+			v := math.Float32frombits(binary.LittleEndian.Uint32(raw[i:]))
+			data = binary.LittleEndian.AppendUint16(data, bfloat16.FromFloat32(v).Bits())
+		}
+		header[n] = stEntry{DType: "BF16", Shape: e.Shape, DataOffsets: [2]int64{int64(from), int64(len(data))}}
+	}
+	hb, _ := json.Marshal(header)
+	for len(hb)%8 != 0 {
+		hb = append(hb, ' ')
+	}
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(hb)))
+	if err := os.WriteFile(filepath.Join(dst, "model.safetensors"), append(append(out, hb...), data...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// A bfloat16 checkpoint is written in bfloat16: the rewritten tensors are
+// rounded to it, and the record shows what the rounding leaves along the
+// direction (2^-8 of the component, not float32's 1e-7); the written model
+// is runtime ablation of the bf16 source up to that rounding.
+func TestAbliterateBF16(t *testing.T) {
+	src := toBF16(t, filepath.Join(familiesDir, "qwen2", "hf"))
+	ck, err := models.ReadCheckpoint(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := randomDirection(ck.Config.DModel, 5)
+	out := filepath.Join(t.TempDir(), "out")
+	rec, err := Write(src, out, Options{Direction: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rec.Tensors {
+		if c.DType != "BF16" {
+			t.Errorf("%s written as %s", c.Name, c.DType)
+		}
+	}
+	t.Logf("leftover ratio %.3g", rec.MaxLeftover)
+	if rec.MaxLeftover < 1e-5 || rec.MaxLeftover > 0.05 {
+		t.Errorf("leftover ratio %g: want bfloat16's rounding, about 2^-8", rec.MaxLeftover)
+	}
+	seqs := familyCheckpoints(t)[0].seqs
+	want := logits(t, load(t, src), seqs, models.ForwardOptions{Ablate: unitFloat32(dir)})
+	d := maxDiff(logits(t, load(t, out), seqs, models.ForwardOptions{}), want)
+	t.Logf("bf16: max |logit - runtime ablation| %.3g", d)
+	if d > 0.1 {
+		t.Errorf("bf16 abliteration is %g from runtime ablation", d)
 	}
 }
