@@ -162,13 +162,13 @@ type settingsFile struct {
 
 // CheckResumable checks that dir holds an unfinished run made with the same
 // settings (naming the first that differs, with both values), or records
-// the settings for a new run.
+// the settings for a new run. A checkpoint it cannot take is a *FolderError.
 func CheckResumable(dir string, settings RunSettings, resume bool) error {
 	path := filepath.Join(dir, PartialDir, "settings.json")
 	data, err := os.ReadFile(path)
 	switch {
 	case os.IsNotExist(err) && resume:
-		return fmt.Errorf("%s holds no interrupted run to resume: drop --resume", dir)
+		return folderErrorf("%s holds no interrupted run to resume: drop --resume", dir)
 	case os.IsNotExist(err):
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
@@ -179,12 +179,12 @@ func CheckResumable(dir string, settings RunSettings, resume bool) error {
 	}
 	var saved settingsFile
 	if json.Unmarshal(data, &saved) != nil || saved.Digest == "" {
-		return fmt.Errorf("the interrupted run in %s was checkpointed by an earlier version of refusalkit (%s has no run digest): pass --overwrite to replace it", dir, path)
+		return folderErrorf("the interrupted run in %s was checkpointed by an earlier version of refusalkit (%s has no run digest): pass --overwrite to replace it", dir, path)
 	}
 	if saved.Digest == settings.Digest() {
 		return nil
 	}
 	name, was, now := settings.FirstDifference(saved.Settings)
-	return fmt.Errorf("the interrupted run in %s used other settings: %s was %s, this run has %s: resume with the same flags and files, or pass --overwrite to replace it",
+	return folderErrorf("the interrupted run in %s used other settings: %s was %s, this run has %s: resume with the same flags and files, or pass --overwrite to replace it",
 		dir, name, was, now)
 }

@@ -4,8 +4,9 @@ package runs
 // killed run leaves behind: the rules every caller gets, the commands, a
 // notebook and a script alike. The remedies in the messages name the
 // commands' flags (--overwrite, --resume, --output_dir), which is how most
-// readers meet them; a library caller's equivalents are a fresh folder,
-// ReplaceStale, and Run.Extract's own resumption.
+// readers meet them; a library caller's equivalents are the OpenOptions
+// Overwrite and Resume (and, for a notebook, ReplaceStale), which Run.Extract
+// and Run.Evaluate apply with these same checks.
 
 import (
 	"errors"
@@ -73,6 +74,24 @@ func CheckEvaluationDir(dir string, overwrite bool) error {
 		return folderErrorf("%s already holds a run (%s): choose another --output_dir or pass --overwrite", dir, marker)
 	case EvalInterrupted:
 		return folderErrorf("%s holds an interrupted evaluation (%s): pass --overwrite to replace it", dir, marker)
+	}
+	return nil
+}
+
+// CheckAblationDir checks that dir can take a new ablation: one that holds
+// an ablation, finished or interrupted, only with overwrite.
+func CheckAblationDir(dir string, overwrite bool) error {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return folderErrorf("output folder %s is a file: give a folder with --output_dir", dir)
+	}
+	if overwrite {
+		return nil
+	}
+	switch state, marker := AblationState(dir); state {
+	case EvalComplete:
+		return folderErrorf("%s already holds an ablation (%s): choose another --output_dir or pass --overwrite", dir, marker)
+	case EvalInterrupted:
+		return folderErrorf("%s holds an interrupted ablation (%s): pass --overwrite to replace it", dir, marker)
 	}
 	return nil
 }
