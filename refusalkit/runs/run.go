@@ -139,9 +139,9 @@ func (r *Run) SaveExtraction(m *models.Model, x *refusalkit.Extraction) error {
 	md := MetadataFor(m, x)
 	if settings, err := ExtractSettings(m, x.Config); err == nil {
 		if x.ResponsesFrom != "" { // not what this code would generate: never reused as if it were
-			settings = append(settings, Setting{"responses_from", x.ResponsesFrom})
+			settings = append(settings, Setting{Name: "responses_from", Value: x.ResponsesFrom})
 		}
-		md.RunDigest, md.RunSettings = settings.Digest(), settings
+		md.Provenance = refusalkit.ProvenanceOf(m, settings)
 	}
 	return r.saveExtraction(x, md)
 }
@@ -271,7 +271,7 @@ func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...ref
 		return nil, runErr
 	}
 	saved := MetadataFor(m, x)
-	saved.RunDigest, saved.RunSettings = settings.Digest(), settings
+	saved.Provenance = refusalkit.ProvenanceOf(m, settings)
 	if err := r.saveExtraction(x, saved); err != nil {
 		return nil, err
 	}
@@ -369,7 +369,7 @@ func (r *Run) SaveEvaluation(m *models.Model, x *refusalkit.Extraction, ev *refu
 		sum.VectorDir = r.Dir
 	}
 	if settings, err := EvalSettings(m, x, ev.Config); err == nil {
-		sum.RunDigest, sum.RunSettings = settings.Digest(), settings
+		sum.Provenance = refusalkit.ProvenanceOf(m, settings)
 	}
 	return SaveEvaluation(r.Dir, ev, sum)
 }
@@ -477,8 +477,8 @@ func (r *Run) Evaluate(m *models.Model, x *refusalkit.Extraction, cfg refusalkit
 		return nil, err
 	}
 	ev.Summary.VectorDir = cmp.Or(x.Source, r.Dir)
-	sum := evalSummaryFile{EvalSummary: ev.Summary, RunDigest: settings.Digest(), RunSettings: settings}
-	return ev, SaveEvaluation(r.Dir, ev, sum)
+	ev.Summary.Provenance = refusalkit.ProvenanceOf(m, settings)
+	return ev, SaveEvaluation(r.Dir, ev, evalSummaryFile{ev.Summary})
 }
 
 // savedEvaluation is the default policy's reading of the folder: done with
@@ -584,10 +584,15 @@ func ReadJSON(path string, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%s is not a valid refusalkit file (%v): re-run the step that writes it", path, err)
+		return &invalidFileError{fmt.Sprintf("%s is not a valid refusalkit file (%v): re-run the step that writes it", path, err)}
 	}
 	return nil
 }
+
+// invalidFileError is a file that does not hold what refusalkit writes there.
+type invalidFileError struct{ msg string }
+
+func (e *invalidFileError) Error() string { return e.msg }
 
 func must[T any](v T, err error) T {
 	if err != nil {
