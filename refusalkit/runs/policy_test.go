@@ -144,16 +144,7 @@ func TestExtractPolicies(t *testing.T) {
 // evaluation, as the command does; under Overwrite it replaces it.
 func TestEvaluatePolicies(t *testing.T) {
 	m := testutil.TinyModel(t)
-	rs, err := refusalkit.GenerateResponses(m, []string{"one", "two"}, refusalkit.ModeCompliant, smallGenerateConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := &refusalkit.Extraction{FilteredRefusal: rs[:3], FilteredCompliant: rs[3:]}
-	if x.Vector, err = refusalkit.ComputeRefusalVector(m.Alias(), x.FilteredRefusal, x.FilteredCompliant); err != nil {
-		t.Fatal(err)
-	}
-	cfg := refusalkit.EvalConfig{NValidation: 2, NTest: 2, RefusalTokenIDs: []int32{'I'},
-		SweepConfig: refusalkit.SweepConfig{Coefficients: []float64{0, 1}, MaxNewTokens: 4}}
+	x, cfg := evalFixture(t, m)
 	dir := t.TempDir()
 	evaluate := func(policy OpenOption, cfg refusalkit.EvalConfig) (*refusalkit.Evaluation, error) {
 		t.Helper()
@@ -167,7 +158,7 @@ func TestEvaluatePolicies(t *testing.T) {
 	if _, err := evaluate(Fresh, cfg); err != nil {
 		t.Fatal(err)
 	}
-	_, err = evaluate(Fresh, cfg)
+	_, err := evaluate(Fresh, cfg)
 	if e := (*FolderError)(nil); !errors.As(err, &e) || err.Error() != dir+" already holds a run ("+EvalSummaryFile+"): choose another --output_dir or pass --overwrite" {
 		t.Errorf("fresh evaluation of an evaluated folder: %v", err)
 	}

@@ -238,16 +238,8 @@ func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...ref
 			return nil, err
 		}
 	}
-	if err := CheckWritable(r.Dir); err != nil {
+	if err := r.clearForExtraction(); err != nil {
 		return nil, err
-	}
-	if r.policy == overwrite {
-		// Everything the previous run and what was made from it wrote goes,
-		// completion markers first, so a folder interrupted from here on
-		// never looks like a finished run.
-		if err := r.RemoveExtraction(); err != nil {
-			return nil, err
-		}
 	}
 	// A checkpoint with these settings resumes; one with others is refused
 	// (with ReplaceStale, replaced).
@@ -279,6 +271,20 @@ func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...ref
 		return nil, err
 	}
 	return x, runErr
+}
+
+// clearForExtraction readies a folder whose checks have passed for a new
+// extraction: it must take new files, and with Overwrite everything the
+// previous run and what was made from it wrote goes, completion markers
+// first, so a folder interrupted from here on never looks like a finished run.
+func (r *Run) clearForExtraction() error {
+	if err := CheckWritable(r.Dir); err != nil {
+		return err
+	}
+	if r.policy == overwrite {
+		return r.RemoveExtraction()
+	}
+	return nil
 }
 
 // savedExtraction is the default policy's reading of the folder: done with
@@ -339,13 +345,8 @@ func (r *Run) Rejudge(m *models.Model, x *refusalkit.Extraction, judgeName strin
 	if err := CheckExtractionDir(r.Dir, r.policy == overwrite, false); err != nil {
 		return nil, err
 	}
-	if err := CheckWritable(r.Dir); err != nil {
+	if err := r.clearForExtraction(); err != nil {
 		return nil, err
-	}
-	if r.policy == overwrite {
-		if err := r.RemoveExtraction(); err != nil {
-			return nil, err
-		}
 	}
 	if err := RemoveStaleTemps(r.Dir); err != nil { // what killed runs left half-written
 		return nil, err
