@@ -82,7 +82,7 @@ func (s AblationSet) Tally() AblationResult {
 
 // AblationSummary is ablation_summary.json: the tallies, then provenance.
 type AblationSummary struct {
-	Provenance // model_path, model_alias, backend, dtype, versions
+	Provenance // model_path, model_alias, model_hash, tokenizer, backend, dtype, versions
 	// Direction is what was ablated: "refusal_vector" (the vector's row) or
 	// DirectionHarmfulHarmless (the reference method's row, AblateReferenceDirection).
 	Direction      string         `json:"direction"`
@@ -251,7 +251,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 		ab.Sets[set.name] = s
 	}
 	ab.Summary = AblationSummary{
-		Provenance: ProvenanceOf(m), Direction: "refusal_vector", Layer: layer, DirectionNorm: norm,
+		Provenance: ProvenanceOf(m, nil), Direction: "refusal_vector", Layer: layer, DirectionNorm: norm,
 		JailbreakBench: ab.Sets[SetJailbreakBench].Tally(), InducedRefusal: ab.Sets[SetInducedRefusal].Tally(),
 		Harmless: ab.Sets[SetHarmless].Tally(), HarmlessSeed: *cfg.HarmlessSeed, HarmlessInstructions: harmless,
 		AblationSite:  fmt.Sprintf("the unit direction of refusal_vector[%d] projected out of the stream entering every block, every attention output and every MLP output, at every prompt and generated position", layer),

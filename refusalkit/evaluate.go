@@ -105,7 +105,7 @@ func EvalPlan(cfg EvalConfig, exclude map[string]bool) (validation, test []strin
 
 // EvalSummary is eval_summary.json: the spec's fields, then provenance.
 type EvalSummary struct {
-	Provenance                                              // model_path (the spec's first field), model_alias, backend, dtype, versions
+	Provenance                                              // model_path (the spec's first field), model_alias, model_hash, tokenizer, backend, dtype, versions, run_digest, run_settings
 	SelectedLayer              int                          `json:"selected_layer"`
 	LayerSelectionMethod       string                       `json:"layer_selection_method"`
 	BaselineRefusalScore       float64                      `json:"baseline_refusal_score"`
@@ -252,7 +252,7 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 		results[CoeffKey(c)] = Tally(cs)
 	}
 	ev.Summary = EvalSummary{
-		Provenance: ProvenanceOf(m), SelectedLayer: sel.Layer, LayerSelectionMethod: ev.Scores.Method,
+		Provenance: ProvenanceOf(m, nil), SelectedLayer: sel.Layer, LayerSelectionMethod: ev.Scores.Method,
 		BaselineRefusalScore: ev.Scores.BaselineRefusalScore, SelectedLayerSteeringScore: sel.SteeringScore,
 		NValidationSamples: len(ev.Validation), NTestSamples: len(ev.Test),
 		ValidationSeed: *cfg.ValidationSeed, TestSeed: *cfg.TestSeed, ResultsByCoefficient: results,

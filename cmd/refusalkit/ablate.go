@@ -222,22 +222,10 @@ func selectedLayer(dirs ...string) (layer int, from string, ok bool) {
 	return 0, "", false
 }
 
-// ablateDirState checks that the output folder can take this ablation: one
-// that holds an ablation, finished or interrupted, only with --overwrite.
+// ablateDirState checks that the output folder can take this ablation
+// (runs.CheckAblationDir).
 func ablateDirState(dir string, overwrite bool) error {
-	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return usagef("output folder %s is a file: give a folder with --output_dir", dir)
-	}
-	if overwrite {
-		return nil
-	}
-	switch state, marker := runs.AblationState(dir); state {
-	case runs.EvalComplete:
-		return usagef("%s already holds an ablation (%s): choose another --output_dir or pass --overwrite", dir, marker)
-	case runs.EvalInterrupted:
-		return usagef("%s holds an interrupted ablation (%s): pass --overwrite to replace it", dir, marker)
-	}
-	return nil
+	return folder(runs.CheckAblationDir(dir, overwrite))
 }
 
 // printAblation shows the refusal rates without and with ablation, and the

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/ggufvec"
@@ -167,45 +166,23 @@ func cmdEvaluate(args []string) error {
 	if err := refusalkit.CheckPromptsFit(m, append(validation, test...), cfg.MaxNewTokens); err != nil {
 		return usagef("%v", err)
 	}
-	// The folder is this run's from here on: no other run writes it until this one ends.
-	run, err := openRunDir(dir, "evaluate")
+	// The folder is this run's from here on: no other run writes it until
+	// this one ends. An evaluation already there is refused in one line
+	// before any work, or replaced with --overwrite (runs.Fresh, Overwrite).
+	policy := runs.Fresh
+	if *overwrite {
+		policy = runs.Overwrite
+	}
+	run, err := openRunDir(dir, "evaluate", policy)
 	if err != nil {
 		return err
 	}
 	defer run.Close()
-	if err := evalDirState(dir, *overwrite); err != nil {
-		return err
-	}
-	if err := checkWritable(dir); err != nil {
-		return err
-	}
-	if *overwrite {
-		if err := run.RemoveEvaluation(); err != nil { // every coefficient's file, and the evaluation charts
-			return err
-		}
-	}
-	if err := runs.RemoveStaleTemps(dir); err != nil { // what killed runs left half-written
-		return err
-	}
-	if *vectorFile != "" {
-		// The folder then holds the vector it evaluates, as refusalkit reads it
-		// (export, ablate and inspect take it as a --vector_dir).
-		if err := runs.SaveVector(dir, v); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(os.Stderr, "refusalkit evaluate: %s on %s; %d validation and %d test queries; coefficients %v -> %s\n",
+	header := fmt.Sprintf("refusalkit evaluate: %s on %s; %d validation and %d test queries; coefficients %v -> %s",
 		m.Alias(), models.BackendName(m.Backend), cfg.NValidation, cfg.NTest, cfg.Coefficients, dir)
-	ev, err := refusalkit.Evaluate(m, x, cfg, refusalkit.WithProgress(progress.New(os.Stderr)))
+	ev, err := run.Evaluate(m, x, cfg, announce(header))
 	if err != nil {
-		return err
-	}
-	ev.Summary.VectorDir = *vectorDir
-	if *vectorFile != "" {
-		ev.Summary.VectorDir = *vectorFile
-	}
-	if err := run.SaveEvaluation(m, x, ev); err != nil {
-		return err
+		return folder(err)
 	}
 	printEvaluation(ev)
 	return writeCharts(run)
@@ -240,7 +217,8 @@ func printEvaluation(ev *refusalkit.Evaluation) {
 
 // readVectorFile reads evaluate's --vector before any model loads: a
 // refusalkit .safetensors vector, or a control-vector .gguf (returned as is:
-// its rows need the model's shape).
+// its rows need the model's shape). The extraction's Source is path: the
+// evaluation saves the vector into its folder and names path as vector_dir.
 func readVectorFile(path string) (*refusalkit.Extraction, *ggufvec.ControlVector, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, nil, usagef("--vector %s does not exist", path)
@@ -251,13 +229,13 @@ func readVectorFile(path string) (*refusalkit.Extraction, *ggufvec.ControlVector
 		if err != nil {
 			return nil, nil, usagef("--vector %v", err)
 		}
-		return &refusalkit.Extraction{}, cv, nil
+		return &refusalkit.Extraction{Source: path}, cv, nil
 	case strings.HasSuffix(path, ".safetensors"):
 		v, err := runs.ReadVectorFile(path)
 		if err != nil {
 			return nil, nil, usagef("%v", err)
 		}
-		return &refusalkit.Extraction{Vector: v}, nil, nil
+		return &refusalkit.Extraction{Vector: v, Source: path}, nil, nil
 	}
 	return nil, nil, usagef("--vector %s is neither a control vector (.gguf) nor a refusal vector (.safetensors)", path)
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -174,7 +175,7 @@ func cmdInspect(args []string) error {
 		if err != nil {
 			return err
 		}
-		printVector(path, v)
+		return printVector(path, v)
 	default:
 		return usagef("%s is neither a .safetensors refusal vector nor a .gguf control vector", path)
 	}
@@ -257,10 +258,16 @@ func printComparison(pathA string, a *refusalkit.RefusalVector, pathB string, b 
 	return nil
 }
 
-func printVector(path string, v *refusalkit.RefusalVector) {
+func printVector(path string, v *refusalkit.RefusalVector) error {
 	fmt.Printf("%s: refusalkit refusal vector, float32 [%d, %d]\n", path, len(v.Data), v.DModel)
 	meta := runs.VectorMetadata(v)
+	maps.DeleteFunc(meta, func(k, _ string) bool { return refusalkit.IsProvenanceKey(k) })
 	printSorted(meta, "")
+	p, err := runs.ReadProvenance(path)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	printProvenance(p)
 	norms := v.Norms()
 	fmt.Printf("row norms:")
 	for l, n := range norms {
@@ -270,6 +277,28 @@ func printVector(path string, v *refusalkit.RefusalVector) {
 	if v.NLayers >= 3 {
 		fmt.Printf("llama.cpp: rows 2..%d export as direction.1..%d (row r → direction.r-1); rows 0, 1 and %d have no slot\n",
 			v.NLayers-1, v.NLayers-2, v.NLayers)
+	}
+	return nil
+}
+
+// printProvenance prints a provenance record (runs.ReadProvenance), what
+// it holds of it: files written before a field was recorded lack it.
+func printProvenance(p *refusalkit.Provenance) {
+	fmt.Println("provenance:")
+	for _, f := range [][2]string{{"model_path", p.ModelPath}, {"model_hash", p.ModelHash}, {"tokenizer", p.Tokenizer},
+		{"backend", p.Backend}, {"dtype", p.DType}, {"run_digest", p.RunDigest}} {
+		if f[1] != "" {
+			fmt.Printf("  %s: %s\n", f[0], f[1])
+		}
+	}
+	if len(p.Versions) > 0 {
+		printSorted(p.Versions, "  versions: ")
+	}
+	if len(p.RunSettings) > 0 {
+		fmt.Println("  run_settings:")
+		for _, s := range p.RunSettings {
+			fmt.Printf("    %s: %s\n", s.Name, s.Value)
+		}
 	}
 }
 

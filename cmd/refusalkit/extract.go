@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
@@ -107,50 +108,26 @@ func cmdExtract(args []string) error {
 	if *resume && *overwrite {
 		return usagef("--resume and --overwrite exclude each other: --resume continues the run in %s, --overwrite replaces it", dir)
 	}
-	// The folder is this run's from here on: no other run writes it until this one ends.
-	run, err := openRunDir(dir, "extract")
+	// The folder is this run's from here on: no other run writes it until
+	// this one ends. What it may already hold, and what becomes of it, is
+	// the run's policy (runs.Fresh, Overwrite, Resume): refused there in one
+	// line before any work.
+	policy := runs.Fresh
+	if *overwrite {
+		policy = runs.Overwrite
+	} else if *resume {
+		policy = runs.Resume
+	}
+	run, err := openRunDir(dir, "extract", policy)
 	if err != nil {
 		return err
 	}
 	defer run.Close()
-	if err := extractDirState(dir, *overwrite, *resume); err != nil {
-		return err
-	}
-	if err := checkWritable(dir); err != nil {
-		return err
-	}
-	if *overwrite {
-		// Everything the previous run and its evaluation wrote goes, completion
-		// markers first, so a folder interrupted from here on never looks
-		// like a finished run.
-		if err := run.RemoveExtraction(); err != nil {
-			return err
-		}
-	}
-	// What decides the responses: resuming requires the same, checkpoint by checkpoint.
-	settings, err := runs.ExtractSettings(m, cfg)
-	if err != nil {
-		return err
-	}
-	if err := runs.CheckResumable(dir, settings, *resume); err != nil {
-		return usagef("%v", err)
-	}
-	if err := runs.RemoveStaleTemps(dir); err != nil { // what killed runs left half-written
-		return err
-	}
-	checkpoint := runs.DirCheckpoint{Dir: filepath.Join(dir, runs.PartialDir), Run: settings.Digest()}
-
-	fmt.Fprintf(os.Stderr, "refusalkit extract: %s (%d layers, d_model %d) on %s; %d queries x %d completions x 2 modes -> %s\n",
+	header := fmt.Sprintf("refusalkit extract: %s (%d layers, d_model %d) on %s; %d queries x %d completions x 2 modes -> %s",
 		m.Alias(), m.Config.NumLayers, m.Config.DModel, models.BackendName(m.Backend), cfg.NSamples, cfg.NCompletions, dir)
-	x, runErr := refusalkit.Extract(m, cfg, refusalkit.WithProgress(progress.New(os.Stderr)), refusalkit.WithCheckpoint(checkpoint))
+	x, runErr := run.Extract(m, cfg, announce(header))
 	if x == nil {
-		return runErr
-	}
-	if err := run.SaveExtraction(m, x); err != nil {
-		return err
-	}
-	if err := runs.RemoveCheckpoint(dir); err != nil { // every file is saved: the checkpoint is spent
-		return err
+		return folder(runErr)
 	}
 	md := runs.MetadataFor(m, x)
 	fmt.Fprintf(os.Stderr, "kept (%s judge) %d/%d compliant (%.1f%%) and %d/%d refusal (%.1f%%) responses in %.0fs\n", cfg.Judge,
@@ -170,6 +147,14 @@ func cmdExtract(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "refusal vector %v written to %s\n", md.VectorShape, dir)
 	return writeCharts(run)
+}
+
+// announce is the progress option of a run: header, printed once its
+// folder's checks have passed and its first stage starts (a refused run
+// prints its one line only), then each stage's progress.
+func announce(header string) refusalkit.Option {
+	show, once := progress.New(os.Stderr), sync.OnceFunc(func() { fmt.Fprintln(os.Stderr, header) })
+	return refusalkit.WithProgress(func(stage string, done, total int) { once(); show(stage, done, total) })
 }
 
 // fitsContext checks --max_new_tokens leaves room for a prompt in the model's context.

@@ -57,25 +57,18 @@ func cmdRejudge(args []string) error {
 	for _, w := range mismatch {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
-	run, err := openRunDir(*outDir, "rejudge")
+	policy := runs.Fresh
+	if *overwrite {
+		policy = runs.Overwrite
+	}
+	run, err := openRunDir(*outDir, "rejudge", policy)
 	if err != nil {
 		return err
 	}
 	defer run.Close()
-	if err := checkWritable(*outDir); err != nil {
-		return err
-	}
-	if *overwrite {
-		if err := run.RemoveExtraction(); err != nil {
-			return err
-		}
-	}
-	y, runErr := refusalkit.Rejudge(m, x, *judge)
+	y, runErr := run.Rejudge(m, x, *judge)
 	if y == nil {
-		return runErr
-	}
-	if err := run.SaveExtraction(m, y); err != nil {
-		return err
+		return folder(runErr)
 	}
 	fmt.Fprintf(os.Stderr, "kept (%s judge) %d/%d compliant and %d/%d refusal responses (the %s run kept %d and %d)\n", *judge,
 		len(y.FilteredCompliant), len(y.Compliant), len(y.FilteredRefusal), len(y.Refusal), *runDir, len(x.FilteredCompliant), len(x.FilteredRefusal))

@@ -39,15 +39,16 @@ func probeRunDir(dir string) error {
 }
 
 // openRunDir creates the output folder dir and takes its lock for command,
-// before any work: a folder another run holds is refused, naming it.
-func openRunDir(dir, command string) (*runs.Run, error) {
+// before any work: a folder another run holds is refused, naming it. opts
+// set the run's policy for what the folder already holds.
+func openRunDir(dir, command string, opts ...runs.OpenOption) (*runs.Run, error) {
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return nil, usagef("output folder %s is a file: give a folder with --output_dir", dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, usagef("cannot create output folder %s (%v): choose a writable --output_dir", dir, err)
 	}
-	run, err := runs.Open(dir, runs.Command(command))
+	run, err := runs.Open(dir, append(opts, runs.Command(command))...)
 	if err != nil {
 		if err = inUse(err, dir, "", "wait for it to end or choose another --output_dir"); errors.As(err, new(usageError)) {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -154,7 +155,8 @@ func RemoveCheckpoint(dir string) error {
 	return os.RemoveAll(cp)
 }
 
-// settingsFile is .partial/settings.json: what made the run's checkpoint.
+// settingsFile is .partial/settings.json: what made the run's checkpoint,
+// read back as a provenance record (ReadProvenance).
 type settingsFile struct {
 	Digest   string      `json:"run_digest"`
 	Settings RunSettings `json:"settings"`
@@ -162,29 +164,28 @@ type settingsFile struct {
 
 // CheckResumable checks that dir holds an unfinished run made with the same
 // settings (naming the first that differs, with both values), or records
-// the settings for a new run.
+// the settings for a new run. A checkpoint it cannot take is a *FolderError.
 func CheckResumable(dir string, settings RunSettings, resume bool) error {
 	path := filepath.Join(dir, PartialDir, "settings.json")
-	data, err := os.ReadFile(path)
+	saved, err := ReadProvenance(path)
 	switch {
-	case os.IsNotExist(err) && resume:
-		return fmt.Errorf("%s holds no interrupted run to resume: drop --resume", dir)
-	case os.IsNotExist(err):
+	case errors.Is(err, os.ErrNotExist) && resume:
+		return folderErrorf("%s holds no interrupted run to resume: drop --resume", dir)
+	case errors.Is(err, os.ErrNotExist):
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
 		return tensorfile.WriteJSONAtomic(path, settingsFile{Digest: settings.Digest(), Settings: settings})
-	case err != nil:
+	case err != nil && !errors.As(err, new(*invalidFileError)):
 		return err
 	}
-	var saved settingsFile
-	if json.Unmarshal(data, &saved) != nil || saved.Digest == "" {
-		return fmt.Errorf("the interrupted run in %s was checkpointed by an earlier version of refusalkit (%s has no run digest): pass --overwrite to replace it", dir, path)
+	if err != nil || saved.RunDigest == "" {
+		return folderErrorf("the interrupted run in %s was checkpointed by an earlier version of refusalkit (%s has no run digest): pass --overwrite to replace it", dir, path)
 	}
-	if saved.Digest == settings.Digest() {
+	if saved.RunDigest == settings.Digest() {
 		return nil
 	}
-	name, was, now := settings.FirstDifference(saved.Settings)
-	return fmt.Errorf("the interrupted run in %s used other settings: %s was %s, this run has %s: resume with the same flags and files, or pass --overwrite to replace it",
+	name, was, now := settings.FirstDifference(saved.RunSettings)
+	return folderErrorf("the interrupted run in %s used other settings: %s was %s, this run has %s: resume with the same flags and files, or pass --overwrite to replace it",
 		dir, name, was, now)
 }

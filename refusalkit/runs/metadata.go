@@ -28,7 +28,7 @@ type Metadata struct {
 	Seed                         int64             `json:"seed"`
 	VectorShape                  []int             `json:"vector_shape"`
 
-	refusalkit.Provenance                    // model_path, model_alias, backend, dtype, versions
+	refusalkit.Provenance                    // model_path, model_alias, model_hash, tokenizer, backend, dtype, versions, run_digest, run_settings
 	ModelSource           string             `json:"model_source"`
 	ModelConfig           models.Config      `json:"model_config"`
 	RefusalInstruction    string             `json:"refusal_instruction"`
@@ -48,12 +48,8 @@ type Metadata struct {
 	// were not generated here (refusalkit rejudge); its activations were then
 	// recomputed by a forward pass.
 	ResponsesFrom string `json:"responses_from,omitempty"`
-
-	// RunDigest identifies the settings the extraction was made with
-	// (RunSettings.Digest); a saved extraction is reused only by a run with
-	// the same digest. RunSettings lists them, so a difference can be named.
-	RunDigest   string      `json:"run_digest,omitempty"`
-	RunSettings RunSettings `json:"run_settings,omitempty"`
+	// What decides its reuse, the provenance's run_digest and run_settings,
+	// are written here since the provenance record took them over.
 }
 
 // InstructionKept is one refusal instruction's share of the refusal-mode
@@ -108,7 +104,7 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		CompliantFilterRate: rate(len(x.FilteredCompliant), len(x.Compliant)),
 		RefusalFilterRate:   rate(len(x.FilteredRefusal), len(x.Refusal)),
 		Seed:                *c.Seed,
-		Provenance:          refusalkit.ProvenanceOf(m), ModelSource: m.Source, ModelConfig: m.Config,
+		Provenance:          refusalkit.ProvenanceOf(m, nil), ModelSource: m.Source, ModelConfig: m.Config,
 		RefusalInstruction: c.RefusalInstructions[0], RefusalInstructions: c.RefusalInstructions,
 		RefusalKeptByInstruction: keptByInstruction(len(c.RefusalInstructions), x.Refusal, x.FilteredRefusal),
 		ParseSpecialTokens:       c.ParseSpecialTokens,
@@ -160,9 +156,8 @@ func (md *Metadata) config() refusalkit.ExtractConfig {
 	}}
 }
 
-// evalSummaryFile is eval_summary.json: the summary, then what decides its reuse.
+// evalSummaryFile is eval_summary.json: the summary, whose provenance
+// holds what decides its reuse (run_digest, run_settings).
 type evalSummaryFile struct {
 	refusalkit.EvalSummary
-	RunDigest   string      `json:"run_digest,omitempty"`
-	RunSettings RunSettings `json:"run_settings,omitempty"`
 }

@@ -4,8 +4,9 @@ package runs
 // killed run leaves behind: the rules every caller gets, the commands, a
 // notebook and a script alike. The remedies in the messages name the
 // commands' flags (--overwrite, --resume, --output_dir), which is how most
-// readers meet them; a library caller's equivalents are a fresh folder,
-// ReplaceStale, and Run.Extract's own resumption.
+// readers meet them; a library caller's equivalents are the OpenOptions
+// Overwrite and Resume (and, for a notebook, ReplaceStale), which Run.Extract
+// and Run.Evaluate apply with these same checks.
 
 import (
 	"errors"
@@ -62,17 +63,30 @@ func CheckExtractionDir(dir string, overwrite, resume bool) error {
 // CheckEvaluationDir checks that dir can take a new evaluation: one that
 // holds an evaluation, finished or interrupted, only with overwrite.
 func CheckEvaluationDir(dir string, overwrite bool) error {
+	return checkStageDir(dir, overwrite, EvaluationState, "a run", "evaluation")
+}
+
+// CheckAblationDir checks that dir can take a new ablation: one that holds
+// an ablation, finished or interrupted, only with overwrite.
+func CheckAblationDir(dir string, overwrite bool) error {
+	return checkStageDir(dir, overwrite, AblationState, "an ablation", "ablation")
+}
+
+// checkStageDir refuses, without overwrite, a folder whose state (what it
+// holds of the stage) is finished or interrupted; held names a finished
+// one, stage the stage.
+func checkStageDir(dir string, overwrite bool, state func(string) (EvalState, string), held, stage string) error {
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return folderErrorf("output folder %s is a file: give a folder with --output_dir", dir)
 	}
 	if overwrite {
 		return nil
 	}
-	switch state, marker := EvaluationState(dir); state {
+	switch s, marker := state(dir); s {
 	case EvalComplete:
-		return folderErrorf("%s already holds a run (%s): choose another --output_dir or pass --overwrite", dir, marker)
+		return folderErrorf("%s already holds %s (%s): choose another --output_dir or pass --overwrite", dir, held, marker)
 	case EvalInterrupted:
-		return folderErrorf("%s holds an interrupted evaluation (%s): pass --overwrite to replace it", dir, marker)
+		return folderErrorf("%s holds an interrupted %s (%s): pass --overwrite to replace it", dir, stage, marker)
 	}
 	return nil
 }

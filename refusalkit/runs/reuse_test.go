@@ -69,10 +69,10 @@ func TestExtractReusedOnlyWhenSettingsMatch(t *testing.T) {
 	}
 }
 
-// A saved evaluation is read back by a run with the same settings, and
-// refused for other ones.
-func TestEvaluateReusedOnlyWhenSettingsMatch(t *testing.T) {
-	m := testutil.TinyModel(t)
+// evalFixture is an extraction of the tiny model with a vector (its kept
+// sets stood in: it never refuses), and a small evaluation of it.
+func evalFixture(t *testing.T, m *models.Model) (*refusalkit.Extraction, refusalkit.EvalConfig) {
+	t.Helper()
 	rs, err := refusalkit.GenerateResponses(m, []string{"one", "two"}, refusalkit.ModeCompliant, smallGenerateConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +81,15 @@ func TestEvaluateReusedOnlyWhenSettingsMatch(t *testing.T) {
 	if x.Vector, err = refusalkit.ComputeRefusalVector(m.Alias(), x.FilteredRefusal, x.FilteredCompliant); err != nil {
 		t.Fatal(err)
 	}
-	cfg := refusalkit.EvalConfig{NValidation: 2, NTest: 2, RefusalTokenIDs: []int32{'I'},
+	return x, refusalkit.EvalConfig{NValidation: 2, NTest: 2, RefusalTokenIDs: []int32{'I'},
 		SweepConfig: refusalkit.SweepConfig{Coefficients: []float64{0, 1}, MaxNewTokens: 4}}
+}
+
+// A saved evaluation is read back by a run with the same settings, and
+// refused for other ones.
+func TestEvaluateReusedOnlyWhenSettingsMatch(t *testing.T) {
+	m := testutil.TinyModel(t)
+	x, cfg := evalFixture(t, m)
 	run, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@
 package runs
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,17 +45,54 @@ func DefaultDir(modelAlias string) string {
 type Run struct {
 	Dir     string
 	lock    *Lock
-	replace bool
+	policy  policy
 	command string // names the lock's holder
 }
 
-// OpenOption changes what Open's Run does with results already in the folder.
+// policy is what Extract and Evaluate do with what the folder already
+// holds of their stage (the OpenOptions below).
+type policy int
+
+const (
+	reuse        policy = iota // read back the same settings' result, continue their checkpoint, refuse others
+	replaceStale               // reuse, but replace other settings' result
+	fresh                      // refuse any result of the stage, finished or interrupted
+	overwrite                  // replace any result of the stage
+	resume                     // Extract: continue an interrupted extraction only
+)
+
+// OpenOption changes what Open's Run does with results already in the
+// folder. By default Extract and Evaluate read back a result made with the
+// same settings, an extraction continues its own interrupted checkpoint,
+// and a result made with other settings is refused, naming the first
+// difference: what a notebook re-run wants. ReplaceStale, Fresh, Overwrite
+// and Resume change that; the last one given wins. Whatever the policy, a
+// stage refused for what the folder holds returns a *FolderError and
+// touches nothing; one that goes ahead first removes what killed runs left
+// half-written (RemoveStaleTemps).
 type OpenOption func(*Run)
 
 // ReplaceStale lets Extract and Evaluate replace a saved result made with
 // other settings (removing it and what was made from it) instead of
 // refusing it: for a notebook whose settings a researcher changes.
-func ReplaceStale(r *Run) { r.replace = true }
+func ReplaceStale(r *Run) { r.policy = replaceStale }
+
+// Fresh has Extract and Evaluate refuse a folder that holds any result of
+// their stage, finished or interrupted, whatever its settings: a run never
+// stands in for, or continues, one it was not asked to (the commands'
+// default, CheckExtractionDir and CheckEvaluationDir).
+func Fresh(r *Run) { r.policy = fresh }
+
+// Overwrite has Extract and Evaluate replace what the folder holds of their
+// stage, and what was made from it (an extraction's evaluation, ablation
+// and charts), whatever its settings (the commands' --overwrite).
+func Overwrite(r *Run) { r.policy = overwrite }
+
+// Resume has Extract continue the interrupted extraction the folder holds,
+// from its checkpoint, and refuse a folder that holds none, a finished one,
+// or one made with other settings (naming the first difference); Evaluate
+// then behaves as under Fresh (the commands' extract --resume).
+func Resume(r *Run) { r.policy = resume }
 
 // Command names what holds the folder, for the message another run gets
 // (default "run").
@@ -101,9 +139,9 @@ func (r *Run) SaveExtraction(m *models.Model, x *refusalkit.Extraction) error {
 	md := MetadataFor(m, x)
 	if settings, err := ExtractSettings(m, x.Config); err == nil {
 		if x.ResponsesFrom != "" { // not what this code would generate: never reused as if it were
-			settings = append(settings, Setting{"responses_from", x.ResponsesFrom})
+			settings = append(settings, Setting{Name: "responses_from", Value: x.ResponsesFrom})
 		}
-		md.RunDigest, md.RunSettings = settings.Digest(), settings
+		md.Provenance = refusalkit.ProvenanceOf(m, settings)
 	}
 	return r.saveExtraction(x, md)
 }
@@ -149,7 +187,7 @@ func (r *Run) Extraction() (*refusalkit.Extraction, error) { return ReadExtracti
 // are not saved) and the vector, each when present; a vector folder may
 // hold the vector alone.
 func ReadExtraction(dir string) (*refusalkit.Extraction, error) {
-	x := &refusalkit.Extraction{}
+	x := &refusalkit.Extraction{Source: dir}
 	var md Metadata
 	if err := ReadJSON(filepath.Join(dir, MetadataFile), &md); err == nil {
 		x.Model, x.Config, x.Queries, x.Timings = md.ModelPath, md.config(), md.Queries, md.TimingsSeconds
@@ -173,55 +211,40 @@ func ReadExtraction(dir string) (*refusalkit.Extraction, error) {
 	return x, nil
 }
 
-// Extract returns the extraction these settings make: read back when the
-// folder holds one made with the same settings (ExtractSettings: the code,
-// the model's files, config, backend and dtype, the data and every
-// generation setting), continued from its checkpoint when one was
-// interrupted, else computed with refusalkit.Extract and saved. A folder
-// that holds an extraction made with other settings is refused, naming the
-// first difference, unless the Run was opened with ReplaceStale.
+// Extract returns the extraction these settings make, with the folder's
+// policy (OpenOption) deciding what becomes of one already there. By
+// default it is read back when made with the same settings
+// (ExtractSettings: the code, the model's files, config, backend and dtype,
+// the data and every generation setting), continued from its checkpoint
+// when one was interrupted, else computed with refusalkit.Extract and
+// saved; one made with other settings is refused, naming the first
+// difference, unless the Run was opened with ReplaceStale. Fresh, Overwrite
+// and Resume are the commands' rules (CheckExtractionDir). Every response
+// is saved even when too few are kept for a vector (the error is then
+// refusalkit.ErrTooFewResponses, with the extraction).
 func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...refusalkit.Option) (*refusalkit.Extraction, error) {
 	cfg = cfg.WithDefaults()
 	settings, err := ExtractSettings(m, cfg)
 	if err != nil {
 		return nil, err
 	}
-	md, err := r.Metadata()
-	switch {
-	case err == nil && md.RunDigest == settings.Digest():
-		x, err := r.Extraction()
-		if err != nil {
+	switch r.policy {
+	case reuse, replaceStale:
+		if x, done, err := r.savedExtraction(settings, cfg); done {
+			return x, err
+		}
+	default:
+		if err := CheckExtractionDir(r.Dir, r.policy == overwrite, r.policy == resume); err != nil {
 			return nil, err
 		}
-		x.Config = cfg
-		if x.Vector == nil { // as when it was made: every response, and the same error
-			return x, fmt.Errorf("%w: the saved extraction in %s kept %d of %d compliant and %d of %d refusal responses",
-				refusalkit.ErrTooFewResponses, r.Dir, len(x.FilteredCompliant), len(x.Compliant), len(x.FilteredRefusal), len(x.Refusal))
-		}
-		return x, nil
-	case err == nil && !r.replace:
-		name, was, now := settings.FirstDifference(md.RunSettings)
-		return nil, fmt.Errorf("%s holds an extraction made with other settings (%s was %s, now %s): use another folder, or open it with runs.ReplaceStale to replace it",
-			r.Dir, name, was, now)
-	case err == nil:
-		if err := r.RemoveExtraction(); err != nil {
-			return nil, err
-		}
-	case !errors.Is(err, os.ErrNotExist):
+	}
+	if err := r.clearForExtraction(); err != nil {
 		return nil, err
 	}
-	// No finished extraction here: evaluation files would be another's.
-	if state, marker := EvaluationState(r.Dir); state != EvalNone {
-		if !r.replace {
-			return nil, fmt.Errorf("%s holds evaluation files (%s) but no extraction: use another folder, or open it with runs.ReplaceStale to replace them", r.Dir, marker)
-		}
-		if err := r.RemoveEvaluation(); err != nil {
-			return nil, err
-		}
-	}
-	// A checkpoint with these settings resumes; one with others is refused or replaced.
-	if err := CheckResumable(r.Dir, settings, false); err != nil {
-		if !r.replace {
+	// A checkpoint with these settings resumes; one with others is refused
+	// (with ReplaceStale, replaced).
+	if err := CheckResumable(r.Dir, settings, r.policy == resume); err != nil {
+		if r.policy != replaceStale {
 			return nil, err
 		}
 		if err := r.RemoveExtraction(); err != nil {
@@ -240,19 +263,102 @@ func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...ref
 		return nil, runErr
 	}
 	saved := MetadataFor(m, x)
-	saved.RunDigest, saved.RunSettings = settings.Digest(), settings
+	saved.Provenance = refusalkit.ProvenanceOf(m, settings)
 	if err := r.saveExtraction(x, saved); err != nil {
 		return nil, err
 	}
-	if err := RemoveCheckpoint(r.Dir); err != nil {
+	if err := RemoveCheckpoint(r.Dir); err != nil { // every file is saved: the checkpoint is spent
 		return nil, err
 	}
 	return x, runErr
 }
 
+// clearForExtraction readies a folder whose checks have passed for a new
+// extraction: it must take new files, and with Overwrite everything the
+// previous run and what was made from it wrote goes, completion markers
+// first, so a folder interrupted from here on never looks like a finished run.
+func (r *Run) clearForExtraction() error {
+	if err := CheckWritable(r.Dir); err != nil {
+		return err
+	}
+	if r.policy == overwrite {
+		return r.RemoveExtraction()
+	}
+	return nil
+}
+
+// savedExtraction is the default policy's reading of the folder: done with
+// the saved extraction when it was made with these settings, done with an
+// error when it was made with others (or, with evaluation files and no
+// extraction, holds another's), not done when there is nothing to reuse
+// (what ReplaceStale replaces is removed then).
+func (r *Run) savedExtraction(settings RunSettings, cfg refusalkit.ExtractConfig) (x *refusalkit.Extraction, done bool, err error) {
+	md, err := r.Metadata()
+	switch {
+	case err == nil && md.RunDigest == settings.Digest():
+		x, err := r.Extraction()
+		if err != nil {
+			return nil, true, err
+		}
+		x.Config = cfg
+		if x.Vector == nil { // as when it was made: every response, and the same error
+			return x, true, fmt.Errorf("%w: the saved extraction in %s kept %d of %d compliant and %d of %d refusal responses",
+				refusalkit.ErrTooFewResponses, r.Dir, len(x.FilteredCompliant), len(x.Compliant), len(x.FilteredRefusal), len(x.Refusal))
+		}
+		return x, true, nil
+	case err == nil && r.policy != replaceStale:
+		name, was, now := settings.FirstDifference(md.RunSettings)
+		return nil, true, folderErrorf("%s holds an extraction made with other settings (%s was %s, now %s): use another folder, or open it with runs.ReplaceStale to replace it",
+			r.Dir, name, was, now)
+	case err == nil:
+		if err := r.RemoveExtraction(); err != nil {
+			return nil, true, err
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, true, err
+	}
+	// No finished extraction here: evaluation files would be another's.
+	if state, marker := EvaluationState(r.Dir); state != EvalNone {
+		if r.policy != replaceStale {
+			return nil, true, folderErrorf("%s holds evaluation files (%s) but no extraction: use another folder, or open it with runs.ReplaceStale to replace them", r.Dir, marker)
+		}
+		if err := r.RemoveEvaluation(); err != nil {
+			return nil, true, err
+		}
+	}
+	return nil, false, nil
+}
+
 // MustExtract is Extract for notebooks.
 func (r *Run) MustExtract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...refusalkit.Option) *refusalkit.Extraction {
 	return must(r.Extract(m, cfg, opts...))
+}
+
+// Rejudge saves the extraction that x's own responses make with another
+// judge (refusalkit.Rejudge: nothing is generated; x.ResponsesFrom names
+// where they came from, and keeps it from ever being reused as a generated
+// run): into a folder that holds no run, or, opened with Overwrite, in
+// place of the one it holds (CheckExtractionDir). The error is
+// refusalkit.ErrTooFewResponses, with the extraction, when the judge keeps
+// too few for a vector.
+func (r *Run) Rejudge(m *models.Model, x *refusalkit.Extraction, judgeName string) (*refusalkit.Extraction, error) {
+	if err := CheckExtractionDir(r.Dir, r.policy == overwrite, false); err != nil {
+		return nil, err
+	}
+	if err := r.clearForExtraction(); err != nil {
+		return nil, err
+	}
+	if err := RemoveStaleTemps(r.Dir); err != nil { // what killed runs left half-written
+		return nil, err
+	}
+	y, runErr := refusalkit.Rejudge(m, x, judgeName)
+	if y == nil {
+		return nil, runErr
+	}
+	if err := r.SaveExtraction(m, y); err != nil {
+		return nil, err
+	}
+	return y, runErr
 }
 
 // SaveEvaluation writes layer_selection_scores.json, one
@@ -264,7 +370,7 @@ func (r *Run) SaveEvaluation(m *models.Model, x *refusalkit.Extraction, ev *refu
 		sum.VectorDir = r.Dir
 	}
 	if settings, err := EvalSettings(m, x, ev.Config); err == nil {
-		sum.RunDigest, sum.RunSettings = settings.Digest(), settings
+		sum.Provenance = refusalkit.ProvenanceOf(m, settings)
 	}
 	return SaveEvaluation(r.Dir, ev, sum)
 }
@@ -324,51 +430,87 @@ func (r *Run) Evaluation() (*refusalkit.Evaluation, error) {
 	return ev, nil
 }
 
-// Evaluate returns the evaluation of x these settings make: read back when
-// the folder holds one made with the same settings (EvalSettings, which
-// include x's own digest), else computed with refusalkit.Evaluate and
-// saved. One made with other settings is refused, naming the first
-// difference, unless the Run was opened with ReplaceStale.
+// Evaluate returns the evaluation of x these settings make, with the
+// folder's policy (OpenOption) deciding what becomes of one already there.
+// By default it is read back when the folder holds one made with the same
+// settings (EvalSettings, which include x's own digest), else computed with
+// refusalkit.Evaluate and saved; one made with other settings, or an
+// interrupted one, is refused unless the Run was opened with ReplaceStale.
+// Fresh and Resume refuse any evaluation there, Overwrite replaces it
+// (CheckEvaluationDir). An x read from a vector file (Source a file) has
+// its vector saved into the folder first, so the folder holds the vector it
+// evaluates; the summary's vector_dir is x.Source, else the folder.
 func (r *Run) Evaluate(m *models.Model, x *refusalkit.Extraction, cfg refusalkit.EvalConfig, opts ...refusalkit.Option) (*refusalkit.Evaluation, error) {
 	cfg = cfg.WithDefaults()
 	settings, err := EvalSettings(m, x, cfg)
 	if err != nil {
 		return nil, err
 	}
+	switch r.policy {
+	case reuse, replaceStale:
+		if ev, done, err := r.savedEvaluation(settings, x, cfg); done {
+			return ev, err
+		}
+	default:
+		if err := CheckEvaluationDir(r.Dir, r.policy == overwrite); err != nil {
+			return nil, err
+		}
+	}
+	if err := CheckWritable(r.Dir); err != nil {
+		return nil, err
+	}
+	if r.policy == overwrite {
+		if err := r.RemoveEvaluation(); err != nil { // every coefficient's file, and the evaluation charts
+			return nil, err
+		}
+	}
+	if err := RemoveStaleTemps(r.Dir); err != nil { // what killed runs left half-written
+		return nil, err
+	}
+	if st, err := os.Stat(x.Source); err == nil && !st.IsDir() {
+		// export, ablate and inspect then take the folder as a --vector_dir.
+		if err := SaveVector(r.Dir, x.Vector); err != nil {
+			return nil, err
+		}
+	}
+	ev, err := refusalkit.Evaluate(m, x, cfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	ev.Summary.VectorDir = cmp.Or(x.Source, r.Dir)
+	ev.Summary.Provenance = refusalkit.ProvenanceOf(m, settings)
+	return ev, SaveEvaluation(r.Dir, ev, evalSummaryFile{ev.Summary})
+}
+
+// savedEvaluation is the default policy's reading of the folder: done with
+// the saved evaluation when it was made with these settings, done with an
+// error when it was made with others or was interrupted (unless
+// ReplaceStale), not done when there is nothing to reuse.
+func (r *Run) savedEvaluation(settings RunSettings, x *refusalkit.Extraction, cfg refusalkit.EvalConfig) (ev *refusalkit.Evaluation, done bool, err error) {
 	switch state, marker := EvaluationState(r.Dir); state {
 	case EvalComplete:
 		var sum evalSummaryFile
 		if err := ReadJSON(r.path(EvalSummaryFile), &sum); err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		if sum.RunDigest == settings.Digest() {
 			ev, err := r.Evaluation()
 			if err == nil {
 				ev.Config, ev.Vector = cfg, x.Vector
 			}
-			return ev, err
+			return ev, true, err
 		}
-		if !r.replace {
+		if r.policy != replaceStale {
 			name, was, now := settings.FirstDifference(sum.RunSettings)
-			return nil, fmt.Errorf("%s holds an evaluation made with other settings (%s was %s, now %s): use another folder, or open it with runs.ReplaceStale to replace it",
+			return nil, true, folderErrorf("%s holds an evaluation made with other settings (%s was %s, now %s): use another folder, or open it with runs.ReplaceStale to replace it",
 				r.Dir, name, was, now)
 		}
 	case EvalInterrupted:
-		if !r.replace {
-			return nil, fmt.Errorf("%s holds an interrupted evaluation (%s): open it with runs.ReplaceStale to replace it", r.Dir, marker)
+		if r.policy != replaceStale {
+			return nil, true, folderErrorf("%s holds an interrupted evaluation (%s): open it with runs.ReplaceStale to replace it", r.Dir, marker)
 		}
 	}
-	if err := RemoveStaleTemps(r.Dir); err != nil { // what killed runs left half-written
-		return nil, err
-	}
-	ev, err := refusalkit.Evaluate(m, x, cfg, opts...)
-	if err != nil {
-		return nil, err
-	}
-	sum := evalSummaryFile{EvalSummary: ev.Summary, RunDigest: settings.Digest(), RunSettings: settings}
-	sum.VectorDir = r.Dir
-	ev.Summary.VectorDir = r.Dir
-	return ev, SaveEvaluation(r.Dir, ev, sum)
+	return nil, false, nil
 }
 
 // MustEvaluate is Evaluate for notebooks.
@@ -443,10 +585,15 @@ func ReadJSON(path string, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%s is not a valid refusalkit file (%v): re-run the step that writes it", path, err)
+		return &invalidFileError{fmt.Sprintf("%s is not a valid refusalkit file (%v): re-run the step that writes it", path, err)}
 	}
 	return nil
 }
+
+// invalidFileError is a file that does not hold what refusalkit writes there.
+type invalidFileError struct{ msg string }
+
+func (e *invalidFileError) Error() string { return e.msg }
 
 func must[T any](v T, err error) T {
 	if err != nil {

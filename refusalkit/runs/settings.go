@@ -9,15 +9,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/refusalkit/refusalkit/internal/buildinfo"
 	"github.com/refusalkit/refusalkit/models"
@@ -30,46 +25,12 @@ import (
 const CheckpointFormat = 2
 
 // Setting is one thing that determines a run's rows, as text.
-type Setting struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
+type Setting = refusalkit.Setting
 
 // RunSettings is everything that determines an extraction's rows, in the
-// order a difference is reported: the causes before what follows from them.
-type RunSettings []Setting
-
-// Digest is the sha256 (hex) of the settings: the run's identity.
-func (s RunSettings) Digest() string {
-	b, _ := json.Marshal(s)
-	return sha256Hex(b)
-}
-
-// FirstDifference returns the first setting of s whose value differs in
-// earlier (or that only one of them has), with the earlier and the current
-// value; name is "" when they are equal.
-func (s RunSettings) FirstDifference(earlier RunSettings) (name, was, now string) {
-	old := map[string]string{}
-	for _, e := range earlier {
-		old[e.Name] = e.Value
-	}
-	for _, c := range s {
-		v, ok := old[c.Name]
-		switch {
-		case !ok:
-			return c.Name, "(not recorded)", c.Value
-		case v != c.Value:
-			return c.Name, v, c.Value
-		}
-		delete(old, c.Name)
-	}
-	for _, e := range earlier {
-		if _, ok := old[e.Name]; ok {
-			return e.Name, e.Value, "(none)"
-		}
-	}
-	return "", "", ""
-}
+// order a difference is reported: the causes before what follows from them
+// (refusalkit.Settings: the provenance record's run_settings).
+type RunSettings = refusalkit.Settings
 
 // modelSettings are what identify the model a result was made with: its
 // resolved source, its files (ModelFiles), its config, the backend and the dtype.
@@ -80,11 +41,11 @@ func modelSettings(m *models.Model) (RunSettings, error) {
 	}
 	config, _ := json.Marshal(m.Config)
 	return RunSettings{
-		{"model", m.Source},
-		{"model_files", files},
-		{"model_config", "sha256 " + sha256Hex(config)[:16]},
-		{"backend", models.BackendName(m.Backend)},
-		{"dtype", models.DTypeName(m.DType())},
+		{Name: "model", Value: m.Source},
+		{Name: "model_files", Value: files},
+		{Name: "model_config", Value: "sha256 " + sha256Hex(config)[:16]},
+		{Name: "backend", Value: models.BackendName(m.Backend)},
+		{Name: "dtype", Value: models.DTypeName(m.DType())},
 	}, nil
 }
 
@@ -108,20 +69,20 @@ func ExtractSettings(m *models.Model, cfg refusalkit.ExtractConfig) (RunSettings
 		return nil, err
 	}
 	g, s := cfg.GenerateConfig, *cfg.Sampling
-	return slices.Concat(RunSettings{{"code", CodeVersion()}}, model, RunSettings{
-		{"dataset", refusalkit.DatasetName(cfg.Dataset)},
-		{"dataset_content", InstructionsDigest(all)},
-		{"n_samples", strconv.Itoa(cfg.NSamples)},
-		{"seed", strconv.FormatInt(*g.Seed, 10)},
-		{"queries", InstructionsDigest(queries)},
-		{"n_completions", strconv.Itoa(g.NCompletions)},
-		{"max_new_tokens", strconv.Itoa(g.MaxNewTokens)},
-		{"generation_batch_size", strconv.Itoa(g.BatchSize)},
-		{"refusal_instruction", quoteAll(g.RefusalInstructions)},
-		{"temperature", num(s.Temperature)},
-		{"top_p", num(s.TopP)},
-		{"top_k", strconv.Itoa(s.TopK)},
-		{"parse_special_tokens", strconv.FormatBool(g.ParseSpecialTokens)},
+	return slices.Concat(RunSettings{{Name: "code", Value: CodeVersion()}}, model, RunSettings{
+		{Name: "dataset", Value: refusalkit.DatasetName(cfg.Dataset)},
+		{Name: "dataset_content", Value: InstructionsDigest(all)},
+		{Name: "n_samples", Value: strconv.Itoa(cfg.NSamples)},
+		{Name: "seed", Value: strconv.FormatInt(*g.Seed, 10)},
+		{Name: "queries", Value: InstructionsDigest(queries)},
+		{Name: "n_completions", Value: strconv.Itoa(g.NCompletions)},
+		{Name: "max_new_tokens", Value: strconv.Itoa(g.MaxNewTokens)},
+		{Name: "generation_batch_size", Value: strconv.Itoa(g.BatchSize)},
+		{Name: "refusal_instruction", Value: quoteAll(g.RefusalInstructions)},
+		{Name: "temperature", Value: num(s.Temperature)},
+		{Name: "top_p", Value: num(s.TopP)},
+		{Name: "top_k", Value: strconv.Itoa(s.TopK)},
+		{Name: "parse_special_tokens", Value: strconv.FormatBool(g.ParseSpecialTokens)},
 	}, judgeSetting(cfg.Judge)), nil
 }
 
@@ -132,7 +93,7 @@ func judgeSetting(name string) RunSettings {
 	if name == "" || name == judge.Default {
 		return nil
 	}
-	return RunSettings{{"judge", name}}
+	return RunSettings{{Name: "judge", Value: name}}
 }
 
 // quoteAll lists texts quoted, in order, comma-separated: one text reads
@@ -184,21 +145,21 @@ func EvalSettings(m *models.Model, x *refusalkit.Extraction, cfg refusalkit.Eval
 	for i, c := range cfg.Coefficients {
 		coeffs[i] = num(c)
 	}
-	return slices.Concat(RunSettings{{"code", CodeVersion()}}, model, RunSettings{
-		{"vector", "sha256 " + hex.EncodeToString(vec.Sum(nil))[:16]},
-		{"kept_responses", "sha256 " + hex.EncodeToString(kept.Sum(nil))[:16]},
-		{"dataset", cfg.Dataset},
-		{"validation_queries", InstructionsDigest(validation)},
-		{"test_queries", InstructionsDigest(test)},
-		{"layer_selection", cfg.LayerSelection},
-		{"max_kl", num(cfg.MaxKL)},
-		{"target_refusal_rate", num(cfg.TargetRefusalRate)},
-		{"refusal_tokens", ids},
-		{"coefficients", strings.Join(coeffs, " ")},
-		{"max_new_tokens", strconv.Itoa(cfg.MaxNewTokens)},
-		{"batch_size", strconv.Itoa(cfg.BatchSize)},
-		{"decoding", sampling},
-		{"parse_special_tokens", strconv.FormatBool(cfg.ParseSpecialTokens)},
+	return slices.Concat(RunSettings{{Name: "code", Value: CodeVersion()}}, model, RunSettings{
+		{Name: "vector", Value: "sha256 " + hex.EncodeToString(vec.Sum(nil))[:16]},
+		{Name: "kept_responses", Value: "sha256 " + hex.EncodeToString(kept.Sum(nil))[:16]},
+		{Name: "dataset", Value: cfg.Dataset},
+		{Name: "validation_queries", Value: InstructionsDigest(validation)},
+		{Name: "test_queries", Value: InstructionsDigest(test)},
+		{Name: "layer_selection", Value: cfg.LayerSelection},
+		{Name: "max_kl", Value: num(cfg.MaxKL)},
+		{Name: "target_refusal_rate", Value: num(cfg.TargetRefusalRate)},
+		{Name: "refusal_tokens", Value: ids},
+		{Name: "coefficients", Value: strings.Join(coeffs, " ")},
+		{Name: "max_new_tokens", Value: strconv.Itoa(cfg.MaxNewTokens)},
+		{Name: "batch_size", Value: strconv.Itoa(cfg.BatchSize)},
+		{Name: "decoding", Value: sampling},
+		{Name: "parse_special_tokens", Value: strconv.FormatBool(cfg.ParseSpecialTokens)},
 	}, judgeSetting(cfg.Judge)), nil
 }
 
@@ -220,81 +181,9 @@ func CodeVersion() string {
 	return fmt.Sprintf("%s, checkpoint format %d", buildinfo.Code(), CheckpointFormat)
 }
 
-// modelFileExt are the files of a model folder the loaders may read.
-var modelFileExt = []string{".json", ".safetensors", ".jinja", ".model", ".txt"}
-
-// ModelFiles identifies a model's files cheaply, without reading whole
-// checkpoints: for a file, its size, modification time and the sha256 of
-// its first and last MiB; for a folder, the same over each of its .json,
-// .safetensors, .jinja, .model and .txt files, combined. A built-in random
-// model (tiny-random, random:…) is made by the code, which CodeVersion names.
-func ModelFiles(source string) (string, error) {
-	if source == models.TinyRandomModel || strings.HasPrefix(source, "random:") {
-		return "built in (" + source + ")", nil
-	}
-	st, err := os.Stat(source)
-	if err != nil {
-		return "", err
-	}
-	if !st.IsDir() {
-		return fileIdentity(source, st)
-	}
-	entries, err := os.ReadDir(source)
-	if err != nil {
-		return "", err
-	}
-	var names []string
-	for _, e := range entries {
-		for _, ext := range modelFileExt {
-			if strings.HasSuffix(e.Name(), ext) {
-				names = append(names, e.Name())
-				break
-			}
-		}
-	}
-	sort.Strings(names)
-	h := sha256.New()
-	for _, name := range names {
-		p := filepath.Join(source, name)
-		st, err := os.Stat(p)
-		if err != nil {
-			return "", err
-		}
-		if st.IsDir() {
-			continue
-		}
-		id, err := fileIdentity(p, st)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s: %s\n", name, id)
-	}
-	return fmt.Sprintf("%d files, sha256 %s of their sizes, times and first and last MiB", len(names), hex.EncodeToString(h.Sum(nil))[:16]), nil
-}
-
-// fileIdentity is "size N, modified T, sha256 H of the first and last MiB".
-func fileIdentity(path string, st os.FileInfo) (string, error) {
-	const mib = 1 << 20
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyN(h, f, mib); err != nil && err != io.EOF {
-		return "", err
-	}
-	if st.Size() > mib {
-		if _, err := f.Seek(max(mib, st.Size()-mib), io.SeekStart); err != nil {
-			return "", err
-		}
-		if _, err := io.Copy(h, f); err != nil {
-			return "", err
-		}
-	}
-	return fmt.Sprintf("size %d, modified %s, sha256 %s of the first and last MiB", st.Size(),
-		st.ModTime().UTC().Format(time.RFC3339Nano), hex.EncodeToString(h.Sum(nil))[:16]), nil
-}
+// ModelFiles identifies a model's files cheaply (refusalkit.ModelFiles):
+// the provenance record's model_hash, and a setting of every result.
+func ModelFiles(source string) (string, error) { return refusalkit.ModelFiles(source) }
 
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)

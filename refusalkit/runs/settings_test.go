@@ -15,7 +15,7 @@ import (
 // --resume names the first setting that differs, with both values.
 func TestCheckResumableNamesTheFirstDifference(t *testing.T) {
 	dir := t.TempDir()
-	a := RunSettings{{"code", "v1"}, {"dataset_content", "sha256 aaaa of 3 instructions"}, {"seed", "42"}, {"queries", "q1"}}
+	a := RunSettings{{Name: "code", Value: "v1"}, {Name: "dataset_content", Value: "sha256 aaaa of 3 instructions"}, {Name: "seed", Value: "42"}, {Name: "queries", Value: "q1"}}
 	if err := CheckResumable(dir, a, true); err == nil || !strings.Contains(err.Error(), "holds no interrupted run") {
 		t.Fatalf("resume without a checkpoint: %v", err)
 	}

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/tensorfile"
@@ -25,14 +27,16 @@ var fixedProvenance = map[string]string{
 
 // ExtractionProvenance is how an extraction made its vector, for the vector
 // file's metadata: the method, the counts, the refusal instruction(s), the
-// sampling, the seed, the judge, and md's backend and dtype (the model is
-// the "model" key, its alias; not its path, which differs between a
-// notebook's and a command's spelling of the same model, and metadata.json
-// records).
+// sampling, the seed, the judge, and md's provenance record
+// (refusalkit.Provenance.Metadata: the model's hash, the tokenizer, backend,
+// dtype, versions and run settings; the model is the "model" key, its
+// alias), so that two vector files compared (inspect --compare) say what
+// made them differ, and ReadProvenance reads the record back from the
+// vector alone.
 func ExtractionProvenance(x *refusalkit.Extraction, md Metadata) map[string]string {
 	c := x.Config.WithDefaults()
 	instrs, _ := json.Marshal(c.RefusalInstructions)
-	return map[string]string{
+	meta := map[string]string{
 		"made_by": "refusalkit extract",
 		"method": "difference of means: per kept response, the mean residual stream over its own generated tokens; " +
 			"then the mean over refusal-mode responses the judge calls refusals minus the mean over compliant-mode responses it does not",
@@ -44,11 +48,9 @@ func ExtractionProvenance(x *refusalkit.Extraction, md Metadata) map[string]stri
 		"sampling":             c.Sampling.String(),
 		"seed":                 strconv.FormatInt(*c.Seed, 10),
 		"judge":                c.Judge,
-		// What the model ran on, so that two vector files compared
-		// (inspect --compare) say what made them differ.
-		"backend": md.Backend,
-		"dtype":   md.DType,
 	}
+	maps.Copy(meta, md.Provenance.Metadata())
+	return meta
 }
 
 // VectorMetadata is the metadata SaveVector writes for v: its shape and
@@ -146,4 +148,38 @@ func MustLoadVector(dir string) *refusalkit.RefusalVector {
 		panic(err)
 	}
 	return v
+}
+
+// ReadProvenance reads the provenance record back from any file refusalkit
+// writes one into: metadata.json, eval_summary.json, ablation_summary.json,
+// a checkpoint's settings.json (its run digest and settings), or a vector
+// .safetensors file (its metadata, refusalkit.ProvenanceFromMetadata); a
+// folder is read as its metadata.json. Fields a file written before them
+// lacks are left empty.
+func ReadProvenance(path string) (*refusalkit.Provenance, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, MetadataFile)
+	}
+	if strings.HasSuffix(path, ".safetensors") {
+		_, meta, err := tensorfile.ReadSafetensors(path)
+		if err != nil {
+			return nil, fmt.Errorf("refusal vector %s is unreadable (%v): re-run `refusalkit extract`", path, err)
+		}
+		p, err := refusalkit.ProvenanceFromMetadata(meta)
+		if err != nil {
+			return nil, fmt.Errorf("refusal vector %s: %v: re-write it", path, err)
+		}
+		return &p, nil
+	}
+	var f struct {
+		refusalkit.Provenance
+		Settings RunSettings `json:"settings"` // a checkpoint's settings.json names them so
+	}
+	if err := ReadJSON(path, &f); err != nil {
+		return nil, err
+	}
+	if f.RunSettings == nil {
+		f.RunSettings = f.Settings
+	}
+	return &f.Provenance, nil
 }
