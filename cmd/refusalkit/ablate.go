@@ -9,11 +9,9 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/refusalkit/refusalkit/internal/progress"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/runs"
-	"github.com/refusalkit/refusalkit/refusalkit/tensorfile"
 )
 
 // cmdAblate measures whether the refusal vector's direction at one layer
@@ -138,72 +136,31 @@ func cmdAblate(args []string) error {
 	if err := refusalkit.CheckPromptsFit(m, append(messages, harmless...), cfg.MaxNewTokens); err != nil {
 		return usagef("%v", err)
 	}
-	// The folder is this run's from here on: no other run writes it until this one ends.
-	run, err := openRunDir(dir, "ablate")
+	// The folder is this run's from here on: no other run writes it until
+	// this one ends; what it already holds is refused, or replaced with
+	// --overwrite (runs.Run.Ablate), in one line before any work.
+	policy := runs.Fresh
+	if *overwrite {
+		policy = runs.Overwrite
+	}
+	run, err := openRunDir(dir, "ablate", policy)
 	if err != nil {
 		return err
 	}
 	defer run.Close()
-	if err := ablateDirState(dir, *overwrite); err != nil {
-		return err
-	}
-	if err := checkWritable(dir); err != nil {
-		return err
-	}
-	if *overwrite {
-		if err := run.RemoveAblation(); err != nil {
-			return err
-		}
-	}
-	if err := runs.RemoveStaleTemps(dir); err != nil { // what killed runs left half-written
-		return err
-	}
 	layerShown := strconv.Itoa(*layer)
 	if reference && !layerGiven {
 		layerShown = "to be selected"
+		cfg.Layer = nil // AblateReferenceDirection selects it
 	}
-	fmt.Fprintf(os.Stderr, "refusalkit ablate: %s on %s; layer %s (%s); %d JailbreakBench, %d induced-refusal and %d harmless prompts, each without and with ablation -> %s\n",
-		m.Alias(), models.BackendName(m.Backend), layerShown, layerSource, len(harmful), len(induced), len(harmlessKL), dir)
-	show := refusalkit.WithProgress(progress.New(os.Stderr))
-	var ab *refusalkit.Ablation
-	var ref *refusalkit.RefusalVector
-	if reference {
-		if !layerGiven {
-			cfg.Layer = nil // AblateReferenceDirection selects it
-		}
-		fmt.Fprintf(os.Stderr, "%s direction: last prompt token, %d JailbreakBench minus %d ALPACA validation prompts\n", refusalkit.DirectionHarmfulHarmless, len(harmful), len(harmless))
-		ra, err := refusalkit.AblateReferenceDirection(m, x, cfg, dcfg, tokens, nValidation, show)
-		if err != nil {
-			return err
-		}
-		ab, ref, *layer = ra.Ablation, ra.Direction, ra.Ablation.Summary.Layer
-		if err := runs.WriteVectorFile(filepath.Join(dir, runs.HarmfulHarmlessDirectionFile), ref); err != nil {
-			return err
-		}
-		if ra.Scores != nil {
-			if err := tensorfile.WriteJSONAtomic(filepath.Join(dir, runs.DirectionLayerScoresFile), ra.Scores); err != nil {
-				return err
-			}
-		}
-	} else {
-		if ab, err = refusalkit.Ablate(m, x, cfg, show); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "reference direction: last prompt token, %d JailbreakBench minus %d ALPACA validation prompts\n", len(harmful), len(harmless))
-		if ref, err = refusalkit.ReferenceDirection(m, dcfg); err != nil {
-			return err
-		}
-	}
-	ab.Summary.LayerSource, ab.Summary.VectorDir = layerSource, *vectorDir
-	dc, err := refusalkit.CompareDirections(v, ref, dcfg, *layer)
+	header := fmt.Sprintf("refusalkit ablate: %s on %s; layer %s (%s); %d JailbreakBench, %d induced-refusal and %d harmless prompts, each without and with ablation -> %s\n"+
+		"%s direction: last prompt token, %d JailbreakBench minus %d ALPACA validation prompts",
+		m.Alias(), models.BackendName(m.Backend), layerShown, layerSource, len(harmful), len(induced), len(harmlessKL), dir,
+		map[bool]string{true: refusalkit.DirectionHarmfulHarmless, false: "reference"}[reference], len(harmful), len(harmless))
+	ab, dc, err := run.Ablate(m, x, cfg, runs.AblateOptions{Reference: reference, Tokens: tokens, NValidation: nValidation,
+		Direction: dcfg, LayerSource: layerSource}, announce(header))
 	if err != nil {
-		return err
-	}
-	if err := run.SaveDirectionCosines(dc); err != nil {
-		return err
-	}
-	if err := run.SaveAblation(ab); err != nil { // ablation_summary.json last: the completion marker
-		return err
+		return folder(err)
 	}
 	printAblation(ab, dc)
 	return writeCharts(run)

@@ -1,9 +1,90 @@
 package runs
 
 import (
+	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/tensorfile"
 )
+
+// AblateOptions say what Run.Ablate ablates beside cfg.
+type AblateOptions struct {
+	// Reference ablates the reference method's harmful−harmless direction
+	// (refusalkit.AblateReferenceDirection) instead of the vector's row; its
+	// layer is cfg.Layer, or when nil the best steering score with Tokens on
+	// NValidation validation instructions. The direction and its layer
+	// scores are saved beside the ablation.
+	Reference   bool
+	Tokens      refusalkit.RefusalTokens
+	NValidation int
+	// Direction configures the reference direction (for the cosines, and
+	// the ablation with Reference).
+	Direction refusalkit.DirectionConfig
+	// LayerSource says how the layer was chosen, for the summary.
+	LayerSource string
+}
+
+// Ablate runs the directional ablation of x's vector (or, with
+// ao.Reference, of the reference direction) and saves it: the summary, the
+// completions, the cosines with the reference direction, and with Reference
+// the direction and its layer scores. The folder's policy applies as in
+// Evaluate: a folder that holds an ablation, finished or interrupted, is
+// refused with a *FolderError (there are no ablation settings to reuse it
+// by), replaced under Overwrite or ReplaceStale; then what killed runs left
+// half-written is removed.
+func (r *Run) Ablate(m *models.Model, x *refusalkit.Extraction, cfg refusalkit.AblateConfig, ao AblateOptions, opts ...refusalkit.Option) (*refusalkit.Ablation, *refusalkit.DirectionCosines, error) {
+	replace := r.policy == overwrite || r.policy == replaceStale
+	if err := CheckAblationDir(r.Dir, replace); err != nil {
+		return nil, nil, err
+	}
+	if err := CheckWritable(r.Dir); err != nil {
+		return nil, nil, err
+	}
+	if replace {
+		if err := r.RemoveAblation(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := RemoveStaleTemps(r.Dir); err != nil {
+		return nil, nil, err
+	}
+	var ab *refusalkit.Ablation
+	var ref *refusalkit.RefusalVector
+	if ao.Reference {
+		ra, err := refusalkit.AblateReferenceDirection(m, x, cfg, ao.Direction, ao.Tokens, ao.NValidation, opts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		ab, ref = ra.Ablation, ra.Direction
+		if err := WriteVectorFile(r.path(HarmfulHarmlessDirectionFile), ref); err != nil {
+			return nil, nil, err
+		}
+		if ra.Scores != nil {
+			if err := tensorfile.WriteJSONAtomic(r.path(DirectionLayerScoresFile), ra.Scores); err != nil {
+				return nil, nil, err
+			}
+		}
+	} else {
+		var err error
+		if ab, err = refusalkit.Ablate(m, x, cfg, opts...); err != nil {
+			return nil, nil, err
+		}
+		if ref, err = refusalkit.ReferenceDirection(m, ao.Direction); err != nil {
+			return nil, nil, err
+		}
+	}
+	ab.Summary.LayerSource = ao.LayerSource
+	if x.Source != "" {
+		ab.Summary.VectorDir = x.Source
+	}
+	dc, err := refusalkit.CompareDirections(x.Vector, ref, ao.Direction, ab.Summary.Layer)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.SaveDirectionCosines(dc); err != nil {
+		return nil, nil, err
+	}
+	return ab, dc, r.SaveAblation(ab) // ablation_summary.json last: the completion marker
+}
 
 // AblationCompletions is ablation_completions.json: each prompt set's
 // completions without and with ablation.

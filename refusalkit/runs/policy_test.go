@@ -189,3 +189,46 @@ func listing(t *testing.T, dir string) string {
 	})
 	return b.String()
 }
+
+// A script's Run.Ablate under Fresh refuses a folder that holds an
+// ablation, as the command does, touching nothing; under Overwrite it
+// replaces it.
+func TestAblatePolicies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates JailbreakBench completions on the tiny model")
+	}
+	m := testutil.TinyModel(t)
+	x, _ := evalFixture(t, m)
+	dir := t.TempDir()
+	layer := 1
+	cfg := refusalkit.AblateConfig{Layer: &layer, MaxNewTokens: 2, NInduced: 1, NHarmless: 1, NHarmful: 2}
+	ablate := func(policy OpenOption) error {
+		t.Helper()
+		run, err := Open(dir, policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer run.Close()
+		_, _, err = run.Ablate(m, x, cfg, AblateOptions{Direction: refusalkit.DirectionConfig{Harmful: []string{"a", "b"}}})
+		return err
+	}
+	if err := ablate(Fresh); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{AblationSummaryFile, AblationCompletionsFile, DirectionCosinesFile} {
+		if !exists(filepath.Join(dir, name)) {
+			t.Errorf("%s was not written", name)
+		}
+	}
+	before := listing(t, dir)
+	err := ablate(Fresh)
+	if e := (*FolderError)(nil); !errors.As(err, &e) || err.Error() != dir+" already holds an ablation ("+AblationSummaryFile+"): choose another --output_dir or pass --overwrite" {
+		t.Errorf("fresh ablation of an ablated folder: %v", err)
+	}
+	if after := listing(t, dir); after != before {
+		t.Errorf("a refused ablation changed the folder:\n%s\nnow\n%s", before, after)
+	}
+	if err := ablate(Overwrite); err != nil {
+		t.Fatal(err)
+	}
+}
