@@ -20,6 +20,9 @@ type ExtractConfig struct {
 	// judge.Default, the spec's substring matching. It decides only which
 	// responses are kept, never what is generated.
 	Judge string
+	// Shard, when set, computes one shard of the run (see Shard): not a
+	// setting of the run, which its shards share.
+	Shard *Shard
 	GenerateConfig
 }
 
@@ -56,6 +59,9 @@ type Extraction struct {
 	// (runs.ReadExtraction, a command's --vector), empty when it was
 	// computed here: an evaluation of its vector records it as vector_dir.
 	Source string
+	// RefusalSums and CompliantSums are the kept responses' activations
+	// summed, what a shard's merge adds up (set by Extract, shard or not).
+	RefusalSums, CompliantSums Sums
 }
 
 // Instructions returns the set of instructions the extraction used: its
@@ -100,6 +106,9 @@ func Extract(m *models.Model, cfg ExtractConfig, opts ...Option) (*Extraction, e
 	}
 	if x.Queries, err = SampleQueries(pool, cfg.NSamples, *cfg.Seed); err != nil {
 		return nil, err
+	}
+	if cfg.Shard != nil {
+		opts = append(opts, func(h *hooks) { h.shard = cfg.Shard })
 	}
 	for _, mode := range []Mode{ModeCompliant, ModeRefusal} {
 		var rs []Response
@@ -147,7 +156,11 @@ func (x *Extraction) keepAndAverage(m *models.Model, jd judge.Judge, batchSize i
 		return err
 	}
 	return timed("vector", func() (err error) {
-		x.Vector, err = ComputeRefusalVector(m.Alias(), x.FilteredRefusal, x.FilteredCompliant)
+		x.RefusalSums, x.CompliantSums = SumActivations(x.FilteredRefusal), SumActivations(x.FilteredCompliant)
+		if x.Config.Shard != nil {
+			return nil // a shard's sums are a part: the merge makes the vector (and a shard may keep none on a side)
+		}
+		x.Vector, err = VectorFromSums(m.Alias(), x.RefusalSums, x.CompliantSums)
 		return err
 	})
 }

@@ -198,11 +198,26 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 			prompts = append(prompts, ps[i].ids)
 		}
 	}
-	if progress != nil {
-		progress(0, len(rows))
+	total := len(rows)
+	if h.shard != nil {
+		total = 0
+		for start := 0; start < len(rows); start += cfg.BatchSize {
+			if h.shard.Has(start / cfg.BatchSize) {
+				total += min(cfg.BatchSize, len(rows)-start)
+			}
+		}
 	}
+	done := 0
+	if progress != nil {
+		progress(0, total)
+	}
+	var mine []Response // with a shard: its batches' rows, in order
 	for start := 0; start < len(rows); start += cfg.BatchSize {
 		end := min(start+cfg.BatchSize, len(rows))
+		if h.shard != nil && !h.shard.Has(start/cfg.BatchSize) {
+			continue
+		}
+		done += end - start
 		if h.checkpoint != nil {
 			saved, ok, err := h.checkpoint.Load(mode, start)
 			if err != nil {
@@ -216,8 +231,9 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 					return nil, fmt.Errorf("checkpoint of %s responses %d-%d: %w", mode, start, end-1, err)
 				}
 				copy(rows[start:end], saved)
+				mine = append(mine, rows[start:end]...)
 				if progress != nil {
-					progress(end, len(rows))
+					progress(done, total)
 				}
 				continue
 			}
@@ -252,9 +268,13 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 				return nil, fmt.Errorf("checkpoint: %w", err)
 			}
 		}
+		mine = append(mine, rows[start:end]...)
 		if progress != nil {
-			progress(end, len(rows))
+			progress(done, total)
 		}
+	}
+	if h.shard != nil {
+		return mine, nil
 	}
 	return rows, nil
 }

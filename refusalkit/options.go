@@ -10,6 +10,7 @@ type hooks struct {
 	progress   func(stage string, done, total int)
 	checkpoint Checkpoint
 	generate   Generator
+	shard      *Shard // GenerateResponses generates this shard's batches only (set by Extract)
 }
 
 // Generator generates one batch: by contract, what m.GenerateIDs(prompts,

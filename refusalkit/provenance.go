@@ -204,7 +204,13 @@ var modelFileExt = []string{".json", ".safetensors", ".jinja", ".model", ".txt"}
 // its first and last MiB; for a folder, the same over each of its .json,
 // .safetensors, .jinja, .model and .txt files, combined. A built-in random
 // model (tiny-random, random:…) is made by the code, which the versions name.
-func ModelFiles(source string) (string, error) {
+func ModelFiles(source string) (string, error) { return modelIdentity(source, true) }
+
+// ModelContent is ModelFiles without the modification times: the same for
+// two copies of one model, on two machines (what shards of a run compare).
+func ModelContent(source string) (string, error) { return modelIdentity(source, false) }
+
+func modelIdentity(source string, times bool) (string, error) {
 	if source == models.TinyRandomModel || strings.HasPrefix(source, "random:") {
 		return "built in (" + source + ")", nil
 	}
@@ -213,7 +219,7 @@ func ModelFiles(source string) (string, error) {
 		return "", err
 	}
 	if !st.IsDir() {
-		return fileIdentity(source, st)
+		return fileIdentity(source, st, times)
 	}
 	entries, err := os.ReadDir(source)
 	if err != nil {
@@ -239,17 +245,20 @@ func ModelFiles(source string) (string, error) {
 		if st.IsDir() {
 			continue
 		}
-		id, err := fileIdentity(p, st)
+		id, err := fileIdentity(p, st, times)
 		if err != nil {
 			return "", err
 		}
 		fmt.Fprintf(h, "%s: %s\n", name, id)
 	}
+	if !times {
+		return fmt.Sprintf("%d files, sha256 %s of their sizes and first and last MiB", len(names), hex.EncodeToString(h.Sum(nil))[:16]), nil
+	}
 	return fmt.Sprintf("%d files, sha256 %s of their sizes, times and first and last MiB", len(names), hex.EncodeToString(h.Sum(nil))[:16]), nil
 }
 
 // fileIdentity is "size N, modified T, sha256 H of the first and last MiB".
-func fileIdentity(path string, st os.FileInfo) (string, error) {
+func fileIdentity(path string, st os.FileInfo, times bool) (string, error) {
 	const mib = 1 << 20
 	f, err := os.Open(path)
 	if err != nil {
@@ -267,6 +276,9 @@ func fileIdentity(path string, st os.FileInfo) (string, error) {
 		if _, err := io.Copy(h, f); err != nil {
 			return "", err
 		}
+	}
+	if !times {
+		return fmt.Sprintf("size %d, sha256 %s of the first and last MiB", st.Size(), hex.EncodeToString(h.Sum(nil))[:16]), nil
 	}
 	return fmt.Sprintf("size %d, modified %s, sha256 %s of the first and last MiB", st.Size(),
 		st.ModTime().UTC().Format(time.RFC3339Nano), hex.EncodeToString(h.Sum(nil))[:16]), nil

@@ -37,15 +37,20 @@ var ErrTooFewResponses = fmt.Errorf("too few kept responses to compute a refusal
 // ComputeRefusalVector takes the difference of the mean activations of the
 // kept refusal and kept compliant responses (each must carry Means).
 func ComputeRefusalVector(model string, refusal, compliant []Response) (*RefusalVector, error) {
-	ref, nRef := meanOfMeans(refusal)
-	comp, nComp := meanOfMeans(compliant)
-	if nRef == 0 || nComp == 0 {
-		return nil, fmt.Errorf("%w: %d refusal and %d compliant responses with activations", ErrTooFewResponses, nRef, nComp)
+	return VectorFromSums(model, SumActivations(refusal), SumActivations(compliant))
+}
+
+// VectorFromSums is the difference of the means the sums make: refusal
+// minus compliant, per layer, rounded to float32.
+func VectorFromSums(model string, refusal, compliant Sums) (*RefusalVector, error) {
+	if refusal.N == 0 || compliant.N == 0 {
+		return nil, fmt.Errorf("%w: %d refusal and %d compliant responses with activations", ErrTooFewResponses, refusal.N, compliant.N)
 	}
+	ref, comp := refusal.Mean(), compliant.Mean()
 	if len(ref) != len(comp) || len(ref[0]) != len(comp[0]) {
 		return nil, fmt.Errorf("refusal activations are %dx%d but compliant ones %dx%d", len(ref), len(ref[0]), len(comp), len(comp[0]))
 	}
-	v := &RefusalVector{Model: model, NLayers: len(ref) - 1, DModel: len(ref[0]), NRefusal: nRef, NCompliant: nComp}
+	v := &RefusalVector{Model: model, NLayers: len(ref) - 1, DModel: len(ref[0]), NRefusal: refusal.N, NCompliant: compliant.N}
 	v.Data = make([][]float32, len(ref))
 	for l := range ref {
 		v.Data[l] = make([]float32, len(ref[l]))
@@ -63,36 +68,6 @@ func MustComputeRefusalVector(model string, refusal, compliant []Response) *Refu
 		panic(err)
 	}
 	return v
-}
-
-// meanOfMeans averages the responses' Means in float64 (responses without
-// activations are skipped) and returns how many were averaged.
-func meanOfMeans(rs []Response) ([][]float64, int) {
-	var sum [][]float64
-	n := 0
-	for _, r := range rs {
-		if r.Means == nil {
-			continue
-		}
-		if sum == nil {
-			sum = make([][]float64, len(r.Means))
-			for l := range sum {
-				sum[l] = make([]float64, len(r.Means[l]))
-			}
-		}
-		for l := range r.Means {
-			for d, x := range r.Means[l] {
-				sum[l][d] += x
-			}
-		}
-		n++
-	}
-	for l := range sum {
-		for d := range sum[l] {
-			sum[l][d] /= float64(n)
-		}
-	}
-	return sum, n
 }
 
 // Layer returns the vector at one layer.

@@ -37,8 +37,20 @@ func cmdExtract(args []string) error {
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
 	judge := judgeFlag(fs, "the judge that keeps responses")
+	shardFlag := fs.String("shard", "", "i/M: generate only shard i (0-based) of M, for a run split across machines; writes the shard's responses and activation sums (default --output_dir runs/{model_alias}/shards/i-of-M), which `refusalkit merge` makes into the run's files")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var shard *refusalkit.Shard
+	if *shardFlag != "" {
+		sh, err := refusalkit.ParseShard(*shardFlag)
+		if err != nil {
+			return usagef("--%v", err)
+		}
+		if *batchFlag == "auto" {
+			return usagef("--shard needs a fixed --generation_batch_size, not auto: every shard must split the run into the same batches")
+		}
+		shard = &sh
 	}
 	if err := checkJudge(*judge); err != nil {
 		return err
@@ -65,7 +77,7 @@ func cmdExtract(args []string) error {
 	if err := checkUserSettings(*temperature, *topP, *topK, instrs.list...); err != nil {
 		return err
 	}
-	cfg := refusalkit.ExtractConfig{NSamples: *nSamples, Dataset: *dataset, Judge: *judge, GenerateConfig: refusalkit.GenerateConfig{
+	cfg := refusalkit.ExtractConfig{NSamples: *nSamples, Dataset: *dataset, Judge: *judge, Shard: shard, GenerateConfig: refusalkit.GenerateConfig{
 		NCompletions: *nCompletions, MaxNewTokens: *maxNew, BatchSize: *batch, Seed: seed,
 		Sampling:            &models.Sampling{Temperature: *temperature, TopP: *topP, TopK: *topK},
 		RefusalInstructions: instrs.list, ParseSpecialTokens: *parseSpecial,
@@ -105,6 +117,9 @@ func cmdExtract(args []string) error {
 		fmt.Fprintf(os.Stderr, "refusalkit extract: --generation_batch_size auto: %d rows\n", cfg.BatchSize)
 	}
 	dir := cmp.Or(*outDir, runs.DefaultDir(m.Alias()))
+	if shard != nil && *outDir == "" {
+		dir = runs.DefaultShardDir(m.Alias(), *shard)
+	}
 	if *resume && *overwrite {
 		return usagef("--resume and --overwrite exclude each other: --resume continues the run in %s, --overwrite replaces it", dir)
 	}
@@ -125,6 +140,9 @@ func cmdExtract(args []string) error {
 	defer run.Close()
 	header := fmt.Sprintf("refusalkit extract: %s (%d layers, d_model %d) on %s; %d queries x %d completions x 2 modes -> %s",
 		m.Alias(), m.Config.NumLayers, m.Config.DModel, models.BackendName(m.Backend), cfg.NSamples, cfg.NCompletions, dir)
+	if shard != nil {
+		header += fmt.Sprintf(" (shard %s: batches b with b mod %d = %d)", shard, shard.Count, shard.Index)
+	}
 	x, runErr := run.Extract(m, cfg, announce(header))
 	if x == nil {
 		return folder(runErr)
@@ -144,6 +162,10 @@ func cmdExtract(args []string) error {
 			return fmt.Errorf("%v (all responses and metadata are saved in %s)", runErr, dir)
 		}
 		return runErr
+	}
+	if shard != nil {
+		fmt.Fprintf(os.Stderr, "shard %s written to %s: merge every shard's folder with `refusalkit merge --output_dir DIR SHARD_DIR...`\n", shard, dir)
+		return nil
 	}
 	fmt.Fprintf(os.Stderr, "refusal vector %v written to %s\n", md.VectorShape, dir)
 	return writeCharts(run)

@@ -30,6 +30,7 @@ const topUsage = `usage: refusalkit <command> [flags]
 commands:
   generate   reply to one prompt with the model's chat template
   extract    sample ALPACA queries, generate compliant and refusal responses, compute the refusal vector
+  merge      make the shards of an extraction split across machines (extract --shard i/M) into the run's files
   evaluate   select a layer by steering score and sweep activation-addition coefficients
   ablate     refusal rates without and with the vector's direction ablated; cosine with the reference direction
   abliterate write the model with that direction projected out of its weights (a Hugging Face folder or GGUF)
@@ -68,6 +69,8 @@ func run(args []string) int {
 		err = cmdAblate(args[1:])
 	case "abliterate":
 		err = cmdAbliterate(args[1:])
+	case "merge":
+		err = cmdMerge(args[1:])
 	case "charts":
 		err = cmdCharts(args[1:])
 	case "report":
@@ -83,7 +86,7 @@ func run(args []string) int {
 	case "rejudge":
 		err = cmdRejudge(args[1:])
 	default:
-		err = usagef("unknown command %q: use generate, extract, evaluate, ablate, abliterate, charts, report, judges, rejudge, export, inspect or rundir", args[0])
+		err = usagef("unknown command %q: use generate, extract, merge, evaluate, ablate, abliterate, charts, report, judges, rejudge, export, inspect or rundir", args[0])
 	}
 	var ue usageError
 	switch {

@@ -17,8 +17,8 @@ import (
 // charts: metadata.json first (the completion marker), then the response
 // files, the vector and the checkpoint folder.
 func ExtractionFiles() []string {
-	return []string{MetadataFile, CompliantResponsesFile, RefusalResponsesFile, FilteredCompliantResponsesFile,
-		FilteredRefusalResponsesFile, VectorPTFile, VectorSafetensorsFile, PartialDir}
+	return []string{MetadataFile, ShardFile, CompliantResponsesFile, RefusalResponsesFile, FilteredCompliantResponsesFile,
+		FilteredRefusalResponsesFile, VectorPTFile, VectorSafetensorsFile, ShardSumsFile, PartialDir}
 }
 
 // IsExtractionFile reports whether name is one of ExtractionFiles.

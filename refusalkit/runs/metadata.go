@@ -95,6 +95,13 @@ func rate(kept, generated int) float64 {
 
 // MetadataFor builds metadata.json's content for an extraction.
 func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
+	return metadataOf(Metadata{Provenance: refusalkit.ProvenanceOf(m, nil), ModelSource: m.Source, ModelConfig: m.Config}, x)
+}
+
+// metadataOf is metadata.json for x, with the model's entries (provenance,
+// source, config) taken from model: a merge of shards has their record of
+// the model, not the model.
+func metadataOf(model Metadata, x *refusalkit.Extraction) Metadata {
 	c := x.Config.WithDefaults()
 	s := *c.Sampling
 	md := Metadata{
@@ -104,7 +111,7 @@ func MetadataFor(m *models.Model, x *refusalkit.Extraction) Metadata {
 		CompliantFilterRate: rate(len(x.FilteredCompliant), len(x.Compliant)),
 		RefusalFilterRate:   rate(len(x.FilteredRefusal), len(x.Refusal)),
 		Seed:                *c.Seed,
-		Provenance:          refusalkit.ProvenanceOf(m, nil), ModelSource: m.Source, ModelConfig: m.Config,
+		Provenance:          model.Provenance, ModelSource: model.ModelSource, ModelConfig: model.ModelConfig,
 		RefusalInstruction: c.RefusalInstructions[0], RefusalInstructions: c.RefusalInstructions,
 		RefusalKeptByInstruction: keptByInstruction(len(c.RefusalInstructions), x.Refusal, x.FilteredRefusal),
 		ParseSpecialTokens:       c.ParseSpecialTokens,

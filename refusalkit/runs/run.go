@@ -228,12 +228,12 @@ func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...ref
 	if err != nil {
 		return nil, err
 	}
-	switch r.policy {
-	case reuse, replaceStale:
+	switch {
+	case cfg.Shard == nil && (r.policy == reuse || r.policy == replaceStale):
 		if x, done, err := r.savedExtraction(settings, cfg); done {
 			return x, err
 		}
-	default:
+	default: // a shard's folder is never reused: its files are a part, which Merge reads
 		if err := CheckExtractionDir(r.Dir, r.policy == overwrite, r.policy == resume); err != nil {
 			return nil, err
 		}
@@ -258,13 +258,20 @@ func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...ref
 		return nil, err
 	}
 	cp := DirCheckpoint{Dir: r.path(PartialDir), Run: settings.Digest()}
+	if cfg.Shard != nil { // a shard's batches are its own: never resumed as another shard's
+		cp.Run += " shard " + cfg.Shard.String()
+	}
 	x, runErr := refusalkit.Extract(m, cfg, append(opts, refusalkit.WithCheckpoint(cp))...)
 	if x == nil {
 		return nil, runErr
 	}
 	saved := MetadataFor(m, x)
 	saved.Provenance = refusalkit.ProvenanceOf(m, settings)
-	if err := r.saveExtraction(x, saved); err != nil {
+	save := r.saveExtraction
+	if cfg.Shard != nil {
+		save = func(x *refusalkit.Extraction, md Metadata) error { return r.saveShard(m, x, md) }
+	}
+	if err := save(x, saved); err != nil {
 		return nil, err
 	}
 	if err := RemoveCheckpoint(r.Dir); err != nil { // every file is saved: the checkpoint is spent
