@@ -38,13 +38,13 @@ type ShardRecord struct {
 	// Metadata is what metadata.json says of the shard's part: the model,
 	// the settings (and their digest: the run's, which every shard shares),
 	// the queries; its counts are the shard's.
-	Metadata   Metadata `json:"metadata"`
+	Metadata Metadata `json:"metadata"`
 	// ModelContent identifies the model's files without their modification
 	// times (refusalkit.ModelContent), which differ between machines.
 	ModelContent string `json:"model_content"`
-	NRefusal   int      `json:"n_refusal_summed"`
-	NCompliant int      `json:"n_compliant_summed"`
-	SumsSHA256 string   `json:"sums_sha256"`
+	NRefusal     int    `json:"n_refusal_summed"`
+	NCompliant   int    `json:"n_compliant_summed"`
+	SumsSHA256   string `json:"sums_sha256"`
 }
 
 // saveShard writes a shard's folder: the response files, the sums, and
