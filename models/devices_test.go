@@ -1,0 +1,124 @@
+package models
+
+import (
+	"math"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+)
+
+// devicesTolerance bounds the logits' and captured means' difference from
+// one device: the split runs the same float32 arithmetic, but the
+// all-reduce after O and after down adds the devices' partial sums in a
+// different order than one matmul does (a few ulps of values of order 1–10).
+const devicesTolerance = 1e-4
+
+// TestDevicesMatchOneDevice splits the tiny random model and the family
+// checkpoints over 2 and 4 devices: the first-token logits and the
+// captured means match one device's within devicesTolerance and the
+// greedy replies are identical; each device holds about 1/N of the split
+// weights. Shapes that do not divide are refused before loading.
+func TestDevicesMatchOneDevice(t *testing.T) {
+	backend, err := NewBackend("xla:cpu")
+	if err != nil {
+		t.Skipf("needs the XLA CPU plugin: %v", err)
+	}
+	if backend.NumDevices() < 4 {
+		t.Skipf("the XLA CPU plugin has %d devices, want 4", backend.NumDevices())
+	}
+	paths := map[string]string{"tiny-random": TinyRandomModel}
+	for _, fc := range familyCases(t) {
+		paths[fc.Name] = filepath.Join("..", fc.HF)
+	}
+	prompts := []string{"Tell me a story about a dragon.", "How do I bake bread?"}
+	for name, path := range paths {
+		t.Run(name, func(t *testing.T) {
+			one, err := LoadWith(path, backend, LoadOptions{DType: dtypes.Float32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer one.Close()
+			opts := GenerateOptions{MaxNewTokens: 8, Capture: true, IgnoreStop: true}
+			want, err := one.Generate(prompts, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantLogits := firstLogits(t, one, prompts)
+			for _, n := range []int{2, 4} {
+				c := one.Config
+				if c.NumHeads%n != 0 || c.FFNDim%n != 0 {
+					_, err := LoadWith(path, backend, LoadOptions{DType: dtypes.Float32, Devices: n})
+					if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "divide") {
+						t.Errorf("%d devices with %d heads, ffn %d: got %v, want a one-line refusal", n, c.NumHeads, c.FFNDim, err)
+					}
+					continue
+				}
+				m, err := LoadWith(path, backend, LoadOptions{DType: dtypes.Float32, Devices: n})
+				if err != nil {
+					t.Fatalf("%d devices: %v", n, err)
+				}
+				got, err := m.Generate(prompts, opts)
+				if err != nil {
+					m.Close()
+					t.Fatalf("%d devices: %v", n, err)
+				}
+				gotLogits := firstLogits(t, m, prompts)
+				logitDiff := maxAbsDiff32(wantLogits, gotLogits)
+				meanDiff := 0.0
+				for i := range prompts {
+					if !slices.Equal(want.Tokens[i], got.Tokens[i]) {
+						t.Errorf("%d devices, prompt %d: greedy reply %v, one device %v", n, i, got.Tokens[i], want.Tokens[i])
+					}
+					for l := range want.Means[i] {
+						for d, v := range want.Means[i][l] {
+							meanDiff = max(meanDiff, math.Abs(v-got.Means[i][l][d]))
+						}
+					}
+				}
+				if logitDiff > devicesTolerance || meanDiff > devicesTolerance {
+					t.Errorf("%d devices: logits differ by %.3g, captured means by %.3g from one device (tolerance %g)", n, logitDiff, meanDiff, devicesTolerance)
+				}
+				total := one.WeightBytesPerDevice()[0]
+				per := m.WeightBytesPerDevice()
+				t.Logf("%d devices (kv split %v): max logit diff %.3g, max mean diff %.3g; weight bytes per device %v of %d (%.2f of it)",
+					n, c.NumKVHeads%n == 0, logitDiff, meanDiff, per, total, float64(per[0])/float64(total))
+				if len(per) != n || per[0] >= total {
+					t.Errorf("%d devices hold %v bytes of weights each, one device %d", n, per, total)
+				}
+				m.Close()
+			}
+		})
+	}
+}
+
+// firstLogits runs the prompts' prefill and returns the first reply token's logits.
+func firstLogits(t *testing.T, m *Model, prompts []string) []float32 {
+	t.Helper()
+	var ids [][]int32
+	longest := 0
+	for _, p := range prompts {
+		_, p, err := m.EncodePrompt(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, p)
+		longest = max(longest, len(p))
+	}
+	s, err := m.newSession(ids, bucket(longest, promptBucket), GenerateOptions{MaxNewTokens: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	rowOf := make([]int, len(ids))
+	for i := range rowOf {
+		rowOf[i] = i
+	}
+	logits, err := s.prefill(rowOf, ids, GenerateOptions{MaxNewTokens: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logits
+}
