@@ -31,8 +31,8 @@ type Reference struct {
 	seqs  [][]int32
 	from  []int
 	s     *session
-	in    map[string]any  // the clean pass's inputs, reused by every comparison
-	clean placed          // [B, P, vocab] float32 log-probabilities, on the devices; nil once closed
+	in    map[string]any // the clean pass's inputs, reused by every comparison
+	clean placed         // [B, P, vocab] float32 log-probabilities, on the devices; nil once closed
 	// CleanLogProb holds each sequence's scored tokens' log-probabilities
 	// under the clean model, as Comparison.CleanLogProb.
 	CleanLogProb [][]float64

@@ -29,12 +29,14 @@ func TestDevicesMatchOneDevice(t *testing.T) {
 	if backend.NumDevices() < 4 {
 		t.Skipf("the XLA CPU plugin has %d devices, want 4", backend.NumDevices())
 	}
-	paths := map[string]string{"tiny-random": TinyRandomModel}
+	names, paths := []string{"tiny-random"}, map[string]string{"tiny-random": TinyRandomModel}
 	for _, fc := range familyCases(t) {
+		names = append(names, fc.Name)
 		paths[fc.Name] = filepath.Join("..", fc.HF)
 	}
 	prompts := []string{"Tell me a story about a dragon.", "How do I bake bread?"}
-	for name, path := range paths {
+	for _, name := range names {
+		path := paths[name]
 		t.Run(name, func(t *testing.T) {
 			one, err := LoadWith(path, backend, LoadOptions{DType: dtypes.Float32})
 			if err != nil {
@@ -42,11 +44,12 @@ func TestDevicesMatchOneDevice(t *testing.T) {
 			}
 			defer one.Close()
 			opts := GenerateOptions{MaxNewTokens: 8, Capture: true, IgnoreStop: true}
-			want, err := one.Generate(prompts, opts)
+			ids := rawIDs(t, one, prompts)
+			want, err := one.GenerateIDs(ids, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantLogits := firstLogits(t, one, prompts)
+			wantLogits := firstLogits(t, one, ids)
 			for _, n := range []int{2, 4} {
 				c := one.Config
 				if c.NumHeads%n != 0 || c.FFNDim%n != 0 {
@@ -60,12 +63,12 @@ func TestDevicesMatchOneDevice(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%d devices: %v", n, err)
 				}
-				got, err := m.Generate(prompts, opts)
+				got, err := m.GenerateIDs(ids, opts)
 				if err != nil {
 					m.Close()
 					t.Fatalf("%d devices: %v", n, err)
 				}
-				gotLogits := firstLogits(t, m, prompts)
+				gotLogits := firstLogits(t, m, ids)
 				logitDiff := maxAbsDiff32(wantLogits, gotLogits)
 				meanDiff := 0.0
 				for i := range prompts {
@@ -83,8 +86,19 @@ func TestDevicesMatchOneDevice(t *testing.T) {
 				}
 				total := one.WeightBytesPerDevice()[0]
 				per := m.WeightBytesPerDevice()
-				t.Logf("%d devices (kv split %v): max logit diff %.3g, max mean diff %.3g; weight bytes per device %v of %d (%.2f of it)",
-					n, c.NumKVHeads%n == 0, logitDiff, meanDiff, per, total, float64(per[0])/float64(total))
+				// The split weights alone: each device should hold exactly 1/N of them.
+				var splitOne, splitPer int64
+				for i, spec := range m.layout.weights {
+					if !spec.IsReplicated() {
+						splitOne += int64(one.weightList[i].Memory())
+						splitPer += int64(m.shards[0][i].Memory())
+					}
+				}
+				if splitPer*int64(n) != splitOne {
+					t.Errorf("%d devices: each holds %d bytes of the %d bytes of split weights", n, splitPer, splitOne)
+				}
+				t.Logf("%d devices (kv split %v): max logit diff %.3g, max mean diff %.3g; weight bytes per device %v of %d (%.2f; split weights %d of %d each, replicated %d)",
+					n, c.NumKVHeads%n == 0, logitDiff, meanDiff, per, total, float64(per[0])/float64(total), splitPer, splitOne, per[0]-splitPer)
 				if len(per) != n || per[0] >= total {
 					t.Errorf("%d devices hold %v bytes of weights each, one device %d", n, per, total)
 				}
@@ -94,17 +108,26 @@ func TestDevicesMatchOneDevice(t *testing.T) {
 	}
 }
 
-// firstLogits runs the prompts' prefill and returns the first reply token's logits.
-func firstLogits(t *testing.T, m *Model, prompts []string) []float32 {
+// rawIDs tokenizes the prompts as raw text: the family checkpoints have
+// no chat template.
+func rawIDs(t *testing.T, m *Model, prompts []string) [][]int32 {
 	t.Helper()
 	var ids [][]int32
-	longest := 0
 	for _, p := range prompts {
-		_, p, err := m.EncodePrompt(p)
+		p, err := m.EncodeRaw(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, p)
+	}
+	return ids
+}
+
+// firstLogits runs the prompts' prefill and returns the first reply token's logits.
+func firstLogits(t *testing.T, m *Model, ids [][]int32) []float32 {
+	t.Helper()
+	longest := 0
+	for _, p := range ids {
 		longest = max(longest, len(p))
 	}
 	s, err := m.newSession(ids, bucket(longest, promptBucket), GenerateOptions{MaxNewTokens: 1})

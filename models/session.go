@@ -23,8 +23,8 @@ type session struct {
 	kv         []placed // K per layer, then V per layer
 	steer      *tensors.Tensor
 	ablate     *tensors.Tensor
-	streams    placed  // with Interventions.Streams: [n_layers, B, S, d_model] of the last step
-	calls      int             // steps run
+	streams    placed // with Interventions.Streams: [n_layers, B, S, d_model] of the last step
+	calls      int    // steps run
 }
 
 func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptions) (*session, error) {
