@@ -145,3 +145,66 @@ func firstLogits(t *testing.T, m *Model, ids [][]int32) []float32 {
 	}
 	return logits
 }
+
+// TestDevicesBundled runs the bundled model (SmolLM2-135M: 9 heads, 3 KV
+// heads, MLP 1536) over 3 devices, the only count it divides into on a
+// 4-device backend, and checks that 2 is refused before loading.
+func TestDevicesBundled(t *testing.T) {
+	if _, err := Resolve(DefaultModel); err != nil {
+		t.Skip(err)
+	}
+	backend, err := NewBackend("xla:cpu")
+	if err != nil || backend.NumDevices() < 3 {
+		t.Skipf("needs the XLA CPU plugin with 3 devices: %v", err)
+	}
+	if _, err := LoadWith(DefaultModel, backend, LoadOptions{Devices: 2}); err == nil || !strings.Contains(err.Error(), "9 attention heads") {
+		t.Errorf("2 devices: got %v, want a refusal naming the 9 heads", err)
+	}
+	one, err := LoadWith(DefaultModel, backend, LoadOptions{DType: dtypes.Float32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	m, err := LoadWith(DefaultModel, backend, LoadOptions{DType: dtypes.Float32, Devices: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	prompts := []string{"Tell me a story about a dragon.", "How do I bake bread?"}
+	opts := GenerateOptions{MaxNewTokens: 12, Capture: true}
+	want, err := one.Generate(prompts, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Generate(prompts, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meanDiff := 0.0
+	for i := range prompts {
+		if !slices.Equal(want.Tokens[i], got.Tokens[i]) {
+			t.Errorf("prompt %d: 3 devices reply %q, one device %q", i, got.Text[i], want.Text[i])
+		}
+		for l := range want.Means[i] {
+			for d, v := range want.Means[i][l] {
+				meanDiff = max(meanDiff, math.Abs(v-got.Means[i][l][d]))
+			}
+		}
+	}
+	var ids [][]int32
+	for _, p := range prompts {
+		_, p, err := m.EncodePrompt(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, p)
+	}
+	logitDiff := maxAbsDiff32(firstLogits(t, one, ids), firstLogits(t, m, ids))
+	// The real model's residual stream reaches values in the hundreds
+	// (SmolLM2's massive activations): the tolerance is relative to that.
+	if logitDiff > 1e-3 || meanDiff > 1e-3 {
+		t.Errorf("3 devices: logits differ by %.3g, captured means by %.3g from one device", logitDiff, meanDiff)
+	}
+	t.Logf("3 devices: replies %q; max logit diff %.3g, max mean diff %.3g; weight bytes per device %v of %d",
+		got.Text, logitDiff, meanDiff, m.WeightBytesPerDevice(), one.WeightBytesPerDevice()[0])
+}
