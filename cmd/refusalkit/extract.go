@@ -35,6 +35,7 @@ func cmdExtract(args []string) error {
 	resume := fs.Bool("resume", false, "continue an interrupted run in the output folder (same flags), without regenerating finished batches")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
+	devices := devicesFlag(fs)
 	judge := judgeFlag(fs, "the judge that keeps responses")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -86,7 +87,7 @@ func cmdExtract(args []string) error {
 			return err
 		}
 	}
-	m, err := loadModel(*modelPath, *backend, *dtype)
+	m, err := loadModel(*modelPath, *backend, *dtype, *devices)
 	if err != nil {
 		return err
 	}
