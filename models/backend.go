@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/gobackend" // pure Go: works everywhere
+	"github.com/gomlx/compute/gobackend"  // pure Go: works everywhere
 	"github.com/gomlx/go-xla/compute/xla" // XLA/PJRT: CPU plugin or CUDA, when installed (no auto-download)
 	"github.com/gomlx/go-xla/pjrt"
 )
