@@ -208,3 +208,52 @@ func TestDevicesBundled(t *testing.T) {
 	t.Logf("3 devices: replies %q; max logit diff %.3g, max mean diff %.3g; weight bytes per device %v of %d",
 		got.Text, logitDiff, meanDiff, m.WeightBytesPerDevice(), one.WeightBytesPerDevice()[0])
 }
+
+// TestDevicesSweepAndCompare runs the other programs (the layer sweep's
+// suffixes over the kept residual streams, the teacher-forced comparison
+// over the kept clean distributions) on 2 devices against one.
+func TestDevicesSweepAndCompare(t *testing.T) {
+	backend, err := NewBackend("xla:cpu")
+	if err != nil || backend.NumDevices() < 2 {
+		t.Skipf("needs the XLA CPU plugin with 2 devices: %v", err)
+	}
+	c := TinyConfig().WithDType(dtypes.Float32)
+	one, err := NewTiny(c, 1, backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	two, err := NewTiny(c.WithDevices(2), 1, backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer two.Close()
+	ids := rawIDs(t, one, []string{"hello there", "a longer prompt, padded"})
+	vectors := make([][]float32, c.NumLayers)
+	dir := make([]float32, c.DModel)
+	for i := range dir {
+		dir[i] = float32(math.Sin(float64(i)))
+	}
+	vectors[1] = dir
+	reduce := func(l []float32) float64 { return float64(l[0] - l[1]) }
+	type result struct{ base, steered, kl []float64 }
+	run := func(m *Model) result {
+		base, steered, err := m.LayerSweep(ids, vectors, 2, reduce, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmp, err := m.Compare(ids, []int{1, 1}, ForwardOptions{Steer: []Steering{{Layer: 1, Vector: dir, Coeff: 2}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return result{base, steered[1], append(cmp.KL[0], cmp.KL[1]...)}
+	}
+	want, got := run(one), run(two)
+	for name, pair := range map[string][2][]float64{"sweep base": {want.base, got.base}, "sweep steered": {want.steered, got.steered}, "compare KL": {want.kl, got.kl}} {
+		for i := range pair[0] {
+			if d := math.Abs(pair[0][i] - pair[1][i]); d > devicesTolerance {
+				t.Errorf("%s[%d]: 2 devices %g, one device %g", name, i, pair[1][i], pair[0][i])
+			}
+		}
+	}
+}
