@@ -6,8 +6,9 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/gobackend"    // pure Go: works everywhere
-	_ "github.com/gomlx/go-xla/compute/xla" // XLA/PJRT: CPU plugin or CUDA, when installed (no auto-download)
+	"github.com/gomlx/compute/gobackend"  // pure Go: works everywhere
+	"github.com/gomlx/go-xla/compute/xla" // XLA/PJRT: CPU plugin or CUDA, when installed (no auto-download)
+	"github.com/gomlx/go-xla/pjrt"
 )
 
 // BackendEnvVar selects the backend when no --backend flag is given (GoMLX's own variable).
@@ -52,6 +53,25 @@ func newWithConfig(config string) (b compute.Backend, err error) {
 		}
 	}()
 	return compute.NewWithConfig(config)
+}
+
+// NewBackendWithDevices is NewBackend for a model split over `devices`
+// devices (LoadOptions.Devices). The XLA CPU plugin has a fixed number of
+// virtual devices (4 here) unless its cpu_device_count option asks for
+// more: this plugin does not read XLA_FLAGS'
+// --xla_force_host_platform_device_count. Other backends have the devices
+// they have; LoadWith refuses a count above it.
+func NewBackendWithDevices(name string, devices int) (compute.Backend, error) {
+	b, err := NewBackend(name)
+	if err != nil || devices <= b.NumDevices() || BackendName(b) != "xla:cpu" {
+		return b, err
+	}
+	more, err := xla.NewWithOptions("cpu", pjrt.NamedValuesMap{"cpu_device_count": int64(devices)})
+	if err != nil {
+		return nil, fmt.Errorf("the XLA CPU plugin with %d devices: %v", devices, firstLine(err))
+	}
+	b.Finalize()
+	return more, nil
 }
 
 // MustNewBackend is NewBackend for notebooks: it panics on error.

@@ -31,8 +31,8 @@ type Reference struct {
 	seqs  [][]int32
 	from  []int
 	s     *session
-	in    map[string]any  // the clean pass's inputs, reused by every comparison
-	clean *tensors.Tensor // [B, P, vocab] float32 log-probabilities, on the device; nil once closed
+	in    map[string]any // the clean pass's inputs, reused by every comparison
+	clean placed         // [B, P, vocab] float32 log-probabilities, on the devices; nil once closed
 	// CleanLogProb holds each sequence's scored tokens' log-probabilities
 	// under the clean model, as Comparison.CleanLogProb.
 	CleanLogProb [][]float64
@@ -114,7 +114,7 @@ func (m *Model) NewReference(seqs [][]int32, from []int) (*Reference, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.CleanLogProb = r.perToken(outs[outCleanLogP])
+	r.CleanLogProb = r.perToken(outs[outCleanLogP].host())
 	r.clean = outs[outCleanDist]
 	return r, nil
 }
@@ -151,13 +151,13 @@ func (r *Reference) Compare(opts ForwardOptions) (*Comparison, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Comparison{KL: r.perTokenKL(outs[outKL]), CleanLogProb: r.CleanLogProb, LogProb: r.perToken(outs[outSteerLogP])}, nil
+	return &Comparison{KL: r.perTokenKL(outs[outKL].host()), CleanLogProb: r.CleanLogProb, LogProb: r.perToken(outs[outSteerLogP].host())}, nil
 }
 
 // Close releases the clean distributions on the device.
 func (r *Reference) Close() {
 	if r.clean != nil {
-		_ = r.clean.FinalizeAll()
+		r.clean.finalize()
 		r.clean = nil
 	}
 }
@@ -166,8 +166,8 @@ func (r *Reference) Close() {
 // program over the weights and the named inputs, and returns its outputs by
 // name. Outputs named [B, P] statistics are read back to the host;
 // outCleanDist stays on the device.
-func (m *Model) runCompare(program string, inNames, outNames []string, fn func(g *Graph, in []*Node) []*Node, in map[string]any) (map[string]*tensors.Tensor, error) {
-	exec, err := m.program(program, fn)
+func (m *Model) runCompare(program string, inNames, outNames []string, fn func(g *Graph, in []*Node) []*Node, in map[string]any) (map[string]placed, error) {
+	exec, err := m.program(program, fn, programIO{weights: true, in: inNames, out: outNames})
 	if err != nil {
 		return nil, err
 	}
@@ -175,16 +175,12 @@ func (m *Model) runCompare(program string, inNames, outNames []string, fn func(g
 	if err != nil {
 		return nil, err
 	}
-	args := make([]any, 0, len(m.weightList)+len(named))
-	for _, w := range m.weightList {
-		args = append(args, w)
-	}
-	outs, err := exec.Call(append(args, named...)...)
+	outs, err := m.call(exec, true, named)
 	if err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
 	trimCHeap()
-	res := map[string]*tensors.Tensor{}
+	res := map[string]placed{}
 	for i, name := range outNames {
 		res[name] = outs[i]
 	}

@@ -73,6 +73,8 @@ type Config struct {
 	family *Family
 	// dtype of weights, activations and KV cache (InvalidDType: float32); see LoadOptions.
 	dtype dtypes.DType
+	// devices the weights are split over (0 or 1: one); see LoadOptions.
+	devices int
 }
 
 // Layer is what differs between the layers of one model.

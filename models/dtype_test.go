@@ -89,8 +89,8 @@ func TestTinyDTypePlumbing(t *testing.T) {
 				t.Errorf("%d logits and %d captured values", len(logits), len(captured))
 			}
 			for _, kv := range s.kv {
-				if kv.DType() != dt {
-					t.Fatalf("KV cache is %s, want %s", kv.DType(), dt)
+				if kv[0].DType() != dt {
+					t.Fatalf("KV cache is %s, want %s", kv[0].DType(), dt)
 				}
 			}
 			s.close()

@@ -159,6 +159,11 @@ type LoadOptions struct {
 	// MemoryLimit, when > 0, replaces the memory the fit check compares
 	// the model's needs with (MemAvailable of /proc/meminfo on CPU).
 	MemoryLimit int64
+	// Devices, when > 1, splits the weights over that many devices of the
+	// backend (attention by heads, the MLP by its hidden dimension; see
+	// devices.go). A count the backend lacks, or that the heads or the MLP
+	// do not divide by, is refused before the weights are read.
+	Devices int
 }
 
 // LoadWith is Load with options. Before anything is read it estimates the
@@ -188,13 +193,13 @@ func LoadWith(modelPath string, backend compute.Backend, opts LoadOptions) (*Mod
 	var m *Model
 	switch st, _ := os.Stat(src); {
 	case src == TinyRandomModel:
-		m, err = NewTiny(TinyConfig().WithDType(dt), 1, backend)
+		m, err = NewTiny(TinyConfig().WithDType(dt).WithDevices(opts.Devices), 1, backend)
 	case strings.HasPrefix(src, "random:"):
-		m, err = NewTiny(RandomShapes[strings.TrimPrefix(src, "random:")].WithDType(dt), 1, backend)
+		m, err = NewTiny(RandomShapes[strings.TrimPrefix(src, "random:")].WithDType(dt).WithDevices(opts.Devices), 1, backend)
 	case st != nil && st.IsDir():
-		m, err = loadHFFolder(src, backend, dt)
+		m, err = loadHFFolder(src, backend, dt, opts.Devices)
 	default:
-		m, err = loadGGUF(src, backend, dt)
+		m, err = loadGGUF(src, backend, dt, opts.Devices)
 	}
 	if err != nil {
 		return nil, err
@@ -221,7 +226,7 @@ func MustLoad(modelPath string, backend compute.Backend) *Model {
 
 // loadGGUF reads config, weights (dequantized to float32), tokenizer and
 // chat template from one GGUF file, in llama.cpp's tensor layout.
-func loadGGUF(path string, backend compute.Backend, dt dtypes.DType) (*Model, error) {
+func loadGGUF(path string, backend compute.Backend, dt dtypes.DType, devices int) (*Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("corrupt or truncated GGUF %s (%v): re-download the file", path, err)
@@ -233,7 +238,11 @@ func loadGGUF(path string, backend compute.Backend, dt dtypes.DType) (*Model, er
 	if err != nil {
 		return nil, err
 	}
-	cfg.dtype = dt
+	cfg.dtype, cfg.devices = dt, devices
+	pl, err := newPlacer(&cfg, backend)
+	if err != nil {
+		return nil, err
+	}
 	reader, err := gguf.NewReader(f)
 	if err != nil {
 		return nil, err
@@ -259,7 +268,7 @@ func loadGGUF(path string, backend compute.Backend, dt dtypes.DType) (*Model, er
 			return nil, fmt.Errorf("GGUF %s: read tensor %s: %v (the file may be truncated: re-download it)", path, s.gguf, err)
 		}
 		return s.fromGGUF(t)
-	}, backend)
+	}, pl)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +288,7 @@ func loadGGUF(path string, backend compute.Backend, dt dtypes.DType) (*Model, er
 		closeWeights(&cfg, w)
 		return nil, fmt.Errorf("GGUF %s: %w", path, err)
 	}
-	m, err := newModel(cfg, path, backend, w, chatTokenizer{hfTok}, tmpl)
+	m, err := newModel(cfg, path, pl, w, chatTokenizer{hfTok}, tmpl)
 	if m != nil {
 		m.Warnings = warnings
 	}
@@ -413,12 +422,16 @@ func tokenString(tokens []string, id int32) string {
 
 // loadHFFolder reads a local Hugging Face folder: config.json, safetensors,
 // tokenizer.json and tokenizer_config.json (for the chat template).
-func loadHFFolder(dir string, backend compute.Backend, dt dtypes.DType) (*Model, error) {
+func loadHFFolder(dir string, backend compute.Backend, dt dtypes.DType, devices int) (*Model, error) {
 	cfg, warnings, err := configFromHF(filepath.Join(dir, "config.json"), dirName(dir))
 	if err != nil {
 		return nil, err
 	}
-	cfg.dtype = dt
+	cfg.dtype, cfg.devices = dt, devices
+	pl, err := newPlacer(&cfg, backend)
+	if err != nil {
+		return nil, err
+	}
 	// Without an index, go-huggingface reads the first .safetensors file only:
 	// a second one (an adapter, a stray shard) would be silently ignored.
 	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
@@ -466,7 +479,7 @@ func loadHFFolder(dir string, backend compute.Backend, dt dtypes.DType) (*Model,
 		// In its own dtype: bindWeights converts it to the model's, tensor by
 		// tensor (a bf16 checkpoint loaded in bf16 is never widened).
 		return s.fromHF(t)
-	}, backend)
+	}, pl)
 	if err != nil {
 		return nil, err
 	}
@@ -503,7 +516,7 @@ func loadHFFolder(dir string, backend compute.Backend, dt dtypes.DType) (*Model,
 		closeWeights(&cfg, w)
 		return nil, fmt.Errorf("model folder %s: %w", dir, err)
 	}
-	m, err := newModel(cfg, dir, backend, w, chatTokenizer{hfTok}, tmpl)
+	m, err := newModel(cfg, dir, pl, w, chatTokenizer{hfTok}, tmpl)
 	if m != nil {
 		m.Warnings = warnings
 	}
@@ -555,7 +568,7 @@ func jsonString(raw json.RawMessage) string {
 
 // bindWeights reads every weight the config needs, strictly: the first
 // missing or mis-shaped tensor is an error naming it.
-func bindWeights(cfg *Config, read func(weightSpec) (*tensors.Tensor, error), backend compute.Backend) (*Params[*tensors.Tensor], error) {
+func bindWeights(cfg *Config, read func(weightSpec) (*tensors.Tensor, error), pl *placer) (*Params[*tensors.Tensor], error) {
 	p := &Params[*tensors.Tensor]{}
 	var firstErr error
 	p.visit(cfg, func(s weightSpec, v **tensors.Tensor) {
@@ -574,8 +587,8 @@ func bindWeights(cfg *Config, read func(weightSpec) (*tensors.Tensor, error), ba
 		// Upload each weight as soon as it is read, and drop its host copy:
 		// the model is never held twice (host and device), which would double
 		// the loading's peak memory.
-		if err := t.ToDevice(backend, 0); err != nil {
-			firstErr = fmt.Errorf("move weight %s to the %s backend: %w", s.hf, BackendName(backend), err)
+		if t, err = pl.place(s, t); err != nil {
+			firstErr = fmt.Errorf("move weight %s to the %s backend: %w", s.hf, BackendName(pl.backend), err)
 			return
 		}
 		*v = t

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/distributed"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/refusalkit/refusalkit/models/tokenizer"
@@ -54,19 +55,26 @@ type Model struct {
 	// StopTokens end a reply: the EOS token and the template's end-of-turn token.
 	StopTokens []int32
 
-	weights    *Params[*tensors.Tensor]
-	weightList []*tensors.Tensor // visit order: the first inputs of every graph
+	weights    *Params[*tensors.Tensor] // on device 0 (with several devices, device 0's shards)
+	weightList []*tensors.Tensor        // visit order: the first inputs of every graph
+	layout     *layout                  // with several devices (LoadOptions.Devices); nil for one
+	shards     [][]*tensors.Tensor      // with several devices: [device] weightList
 
 	mu       sync.Mutex
 	programs map[string]*graph.Exec // compiled programs by name: steps by interventions, KV-cache helpers, sweep suffixes
 }
 
-// newModel uploads the weights (if the loader has not) and prepares the stop tokens.
-func newModel(cfg Config, source string, backend compute.Backend, w *Params[*tensors.Tensor], tok Tokenizer, tmpl *ChatTemplate) (*Model, error) {
+// newModel uploads the weights (if the loader has not) and prepares the
+// stop tokens. pl placed the weights w holds device 0's part of.
+func newModel(cfg Config, source string, pl *placer, w *Params[*tensors.Tensor], tok Tokenizer, tmpl *ChatTemplate) (*Model, error) {
+	backend := pl.backend
 	m := &Model{Config: cfg, Path: source, Source: source, Backend: backend, Tokenizer: tok, Template: tmpl,
-		weights: w, programs: map[string]*graph.Exec{}}
+		weights: w, layout: pl.layout, shards: pl.shards, programs: map[string]*graph.Exec{}}
 	m.weightList = w.flat(&m.Config)
 	for _, t := range m.weightList {
+		if m.shards != nil {
+			break // placed, one shard per device
+		}
 		// The loaders upload each weight as they read it; NewTiny's arrive on the host.
 		// ToDevice also drops the host copy.
 		if err := t.ToDevice(backend, 0); err != nil {
@@ -98,13 +106,21 @@ func containsID(ids []int32, id int32) bool {
 
 // exec returns the compiled step program for a set of interventions.
 func (m *Model) exec(iv Interventions) (*graph.Exec, error) {
-	return m.program(fmt.Sprintf("step %+v", iv), m.stepGraph(iv))
+	return m.program(fmt.Sprintf("step %+v", iv), m.stepGraph(iv), programIO{weights: true,
+		in: stepInputNames(&m.Config, iv), out: stepOutputNames(&m.Config, iv)})
+}
+
+// programIO names a program's inputs (after the weights, when it takes
+// them) and outputs: with several devices their names decide their sharding.
+type programIO struct {
+	weights bool
+	in, out []string
 }
 
 // program returns the named compiled program, building it on first use. An
 // Exec compiles once per input shape; shapes are bucketed (batch, prompt
 // length, cache length), so a run compiles a handful: allow plenty.
-func (m *Model) program(name string, fn func(g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
+func (m *Model) program(name string, fn func(g *graph.Graph, in []*graph.Node) []*graph.Node, io programIO) (*graph.Exec, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.programs[name]; ok {
@@ -113,6 +129,14 @@ func (m *Model) program(name string, fn func(g *graph.Graph, in []*graph.Node) [
 	e, err := graph.NewExec(m.Backend, fn)
 	if err != nil {
 		return nil, err
+	}
+	if l := m.layout; l != nil {
+		var in []*distributed.ShardingSpec
+		if io.weights {
+			in = append(in, l.weights...)
+		}
+		in = append(in, l.specs(io.in)...)
+		e.AutoSharding(l.mesh).WithInputShardingSpecs(in...).WithOutputShardingSpecs(l.specs(io.out)...)
 	}
 	e.SetMaxCache(256)
 	m.programs[name] = e
@@ -125,9 +149,13 @@ func (m *Model) Alias() string { return m.Config.Name }
 // NumParameters counts the weights (tied embeddings counted once).
 func (m *Model) NumParameters() int64 {
 	var n int64
-	for _, t := range m.weightList {
-		n += int64(t.Shape().Size())
-	}
+	(&Params[*tensors.Tensor]{}).visit(&m.Config, func(s weightSpec, _ **tensors.Tensor) {
+		size := int64(1)
+		for _, d := range s.shape {
+			size *= int64(d)
+		}
+		n += size
+	})
 	return n
 }
 
@@ -136,7 +164,12 @@ func (m *Model) Close() {
 	for _, t := range m.weightList {
 		t.FinalizeAll()
 	}
-	m.weightList = nil
+	for _, ws := range m.shards {
+		for _, t := range ws {
+			t.FinalizeAll()
+		}
+	}
+	m.weightList, m.shards = nil, nil
 }
 
 // fileExists reports whether path is an existing regular file.

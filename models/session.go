@@ -20,11 +20,11 @@ type session struct {
 	pads       []int // left padding per row
 	prompts    [][]int32
 	keyValid   *tensors.Tensor
-	kv         []*tensors.Tensor // K per layer, then V per layer
+	kv         []placed // K per layer, then V per layer
 	steer      *tensors.Tensor
 	ablate     *tensors.Tensor
-	streams    *tensors.Tensor // with Interventions.Streams: [n_layers, B, S, d_model] of the last step
-	calls      int             // steps run
+	streams    placed // with Interventions.Streams: [n_layers, B, S, d_model] of the last step
+	calls      int    // steps run
 }
 
 func (m *Model) newSession(prompts [][]int32, prefillLen int, opts GenerateOptions) (*session, error) {
@@ -104,11 +104,7 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 	}
 	for i, name := range cacheNames(c) {
 		// Donated: the backend may update the cache in place instead of copying it every step.
-		d, err := graph.DonateTensorBuffer(s.kv[i], s.m.Backend, 0)
-		if err != nil {
-			return nil, nil, fmt.Errorf("model step: %w", err)
-		}
-		in[name] = d
+		in[name] = donated(s.kv[i])
 	}
 	wantCapture := captureMask != nil // the shared program captures even when nobody asked
 	if s.iv.Capture {
@@ -127,11 +123,7 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 	if err != nil {
 		return nil, nil, err
 	}
-	args := make([]any, 0, len(s.m.weightList)+len(named))
-	for _, w := range s.m.weightList {
-		args = append(args, w)
-	}
-	outs, err := s.exec.Call(append(args, named...)...)
+	outs, err := s.m.call(s.exec, true, named)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model step: %w", err)
 	}
@@ -141,27 +133,28 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 		// before they pile up (see trimCHeap).
 		trimCHeap()
 	}
-	out := map[string]*tensors.Tensor{}
+	out := map[string]placed{}
 	for i, name := range stepOutputNames(c, s.iv) {
 		out[name] = outs[i]
 	}
 	for i, name := range cacheNames(c) {
 		s.kv[i] = out[name]
 	}
-	if logits, err = tensors.CopyFlatData[float32](out[outLogits]); err != nil {
+	lt := out[outLogits].host()
+	if logits, err = tensors.CopyFlatData[float32](lt); err != nil {
 		return nil, nil, err
 	}
-	_ = out[outLogits].FinalizeAll()
+	_ = lt.FinalizeAll()
 	if s.iv.Streams {
 		s.streams = out[outStreams] // stays on the device for the suffix passes
 	}
 	if s.iv.Capture {
 		if wantCapture {
-			if captured, err = tensors.CopyFlatData[float32](out[outCaptured]); err != nil {
+			if captured, err = tensors.CopyFlatData[float32](out[outCaptured][0]); err != nil {
 				return nil, nil, err
 			}
 		}
-		_ = out[outCaptured].FinalizeAll()
+		out[outCaptured].finalize()
 	}
 	return logits, captured, nil
 }
@@ -201,11 +194,11 @@ func (s *session) zeroCache() error {
 			out[i] = graph.Zeros(g, shape)
 		}
 		return out
-	})
+	}, programIO{in: []string{inKeyValid}, out: cacheNames(c)})
 	if err != nil {
 		return err
 	}
-	s.kv, err = exec.Call(s.keyValid)
+	s.kv, err = s.m.call(exec, false, []any{s.keyValid})
 	return err
 }
 
@@ -223,7 +216,7 @@ func (s *session) fanOut(rowOf []int, prompts [][]int32, opts GenerateOptions) e
 			out[i] = graph.Gather(cache, idx) // [B, KV, T, hd]
 		}
 		return out
-	})
+	}, programIO{in: append([]string{"rows"}, cacheNames(&s.m.Config)...), out: cacheNames(&s.m.Config)})
 	if err != nil {
 		return err
 	}
@@ -235,7 +228,7 @@ func (s *session) fanOut(rowOf []int, prompts [][]int32, opts GenerateOptions) e
 	for _, t := range s.kv {
 		args = append(args, t)
 	}
-	if full.kv, err = exec.Call(args...); err != nil {
+	if full.kv, err = s.m.call(exec, false, args); err != nil {
 		return fmt.Errorf("fan out the KV cache: %w", err)
 	}
 	s.close()
@@ -282,11 +275,11 @@ func (s *session) compact(rows []int, next []int32, mask []float32, prompts [][]
 // freed back to the system so it does not pile up across batches.
 func (s *session) close() {
 	for _, t := range s.kv {
-		_ = t.FinalizeAll()
+		t.finalize()
 	}
 	s.kv = nil
 	if s.streams != nil {
-		_ = s.streams.FinalizeAll()
+		s.streams.finalize()
 		s.streams = nil
 	}
 	releaseMemory()

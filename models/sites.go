@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"strings"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads better unqualified, as in GoMLX's own examples.
 )
@@ -64,6 +65,11 @@ const (
 
 func kCacheName(i int) string { return fmt.Sprintf("k_cache.%d", i) } // [B, n_kv_heads, T, head_dim]
 func vCacheName(i int) string { return fmt.Sprintf("v_cache.%d", i) }
+
+// isCacheName reports whether a program input or output is a KV cache.
+func isCacheName(name string) bool {
+	return strings.HasPrefix(name, "k_cache.") || strings.HasPrefix(name, "v_cache.")
+}
 
 // cacheNames lists the KV-cache names, K of every layer then V.
 func cacheNames(c *Config) []string {

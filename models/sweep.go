@@ -118,7 +118,8 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, reduce func([
 				copy(steer[((j*B+b)*c.NumLayers+l)*c.DModel:], vectors[l])
 			}
 		}
-		exec, err := m.program(fmt.Sprintf("suffix_%d", chunk[0]), m.suffixGraph(chunk[0]))
+		exec, err := m.program(fmt.Sprintf("suffix_%d", chunk[0]), m.suffixGraph(chunk[0]),
+			programIO{weights: true, in: suffixInputNames, out: []string{outLogits}})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -134,21 +135,17 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, reduce func([
 		if err != nil {
 			return nil, nil, err
 		}
-		args := make([]any, 0, len(m.weightList)+len(named))
-		for _, w := range m.weightList {
-			args = append(args, w)
-		}
-		args = append(args, named...)
-		out, err := exec.Call(args...)
+		out, err := m.call(exec, true, named)
 		if err != nil {
 			return nil, nil, fmt.Errorf("layer sweep, layers %v: %w", chunk, err)
 		}
 		trimCHeap() // each chunk's program may just have been compiled
-		flat, err := tensors.CopyFlatData[float32](out[0])
+		lt := out[0].host()
+		flat, err := tensors.CopyFlatData[float32](lt)
 		if err != nil {
 			return nil, nil, err
 		}
-		_ = out[0].FinalizeAll()
+		_ = lt.FinalizeAll()
 		for j, l := range chunk {
 			steered[l] = split(flat[j*B*V : (j+1)*B*V])
 			onLayer()

@@ -40,6 +40,10 @@ func NewTiny(cfg Config, seed uint64, backend compute.Backend) (*Model, error) {
 			return nil, err
 		}
 	}
+	pl, err := newPlacer(&cfg, backend)
+	if err != nil {
+		return nil, err
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x7e57))
 	p := &Params[*tensors.Tensor]{}
 	var uploadErr error
@@ -63,7 +67,7 @@ func NewTiny(cfg Config, seed uint64, backend compute.Backend) (*Model, error) {
 		*v, _ = fromFloat32Data(data, s.dtype(&cfg), s.shape...) // dtypes of DTypes only: no error
 		// Uploaded one at a time, as the loaders do: a 7B random model is
 		// never held on the host and the device at once.
-		uploadErr = (*v).ToDevice(backend, 0)
+		*v, uploadErr = pl.place(s, *v)
 	})
 	if uploadErr != nil {
 		closeWeights(&cfg, p)
@@ -73,7 +77,7 @@ func NewTiny(cfg Config, seed uint64, backend compute.Backend) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newModel(cfg, "tiny-random", backend, p, byteTokenizer{}, tmpl)
+	return newModel(cfg, "tiny-random", pl, p, byteTokenizer{}, tmpl)
 }
 
 // byteTokenizer maps each byte to its value and the special tokens to 256+.

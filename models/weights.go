@@ -89,6 +89,9 @@ type weightSpec struct {
 	// norm: an RMSNorm weight, kept in float32 whatever the model's dtype
 	// (d_model values; rmsNorm rounds it as the family's transformers code does).
 	norm bool
+	// split: which axis is divided across devices with LoadOptions.Devices
+	// (Megatron-style tensor parallelism, see devices.go).
+	split split
 }
 
 // dtype is the type the weight is held in on the device.
@@ -142,13 +145,15 @@ func (p *Params[T]) visit(c *Config, fn func(s weightSpec, v *T)) {
 		if !f.NoPreNorms {
 			w(slotAttnNorm, "weight", []int{d}, &b.AttnNorm, norm)
 		}
-		w(slotQ, "weight", []int{qDim, d}, &b.Q, chain(fused(slotQ, slotQKV, f.FusedQKV, 0, qkvRows), permuted(c.NumHeads)))
-		w(slotK, "weight", []int{kvDim, d}, &b.K, chain(fused(slotK, slotQKV, f.FusedQKV, qDim, qkvRows), permuted(c.NumKVHeads)))
-		w(slotV, "weight", []int{kvDim, d}, &b.V, fused(slotV, slotQKV, f.FusedQKV, qDim+kvDim, qkvRows))
+		// splitBy marks the axis a weight is divided along across devices.
+		splitBy := func(sp split) func(*weightSpec) { return func(s *weightSpec) { s.split = sp } }
+		w(slotQ, "weight", []int{qDim, d}, &b.Q, chain(fused(slotQ, slotQKV, f.FusedQKV, 0, qkvRows), permuted(c.NumHeads), splitBy(splitHeads)))
+		w(slotK, "weight", []int{kvDim, d}, &b.K, chain(fused(slotK, slotQKV, f.FusedQKV, qDim, qkvRows), permuted(c.NumKVHeads), splitBy(splitKVHeads)))
+		w(slotV, "weight", []int{kvDim, d}, &b.V, chain(fused(slotV, slotQKV, f.FusedQKV, qDim+kvDim, qkvRows), splitBy(splitKVHeads)))
 		if c.AttnBias {
-			w(slotQ, "bias", []int{qDim}, &b.QBias, permuted(c.NumHeads))
-			w(slotK, "bias", []int{kvDim}, &b.KBias, permuted(c.NumKVHeads))
-			w(slotV, "bias", []int{kvDim}, &b.VBias, nil)
+			w(slotQ, "bias", []int{qDim}, &b.QBias, chain(permuted(c.NumHeads), splitBy(splitHeads)))
+			w(slotK, "bias", []int{kvDim}, &b.KBias, chain(permuted(c.NumKVHeads), splitBy(splitKVHeads)))
+			w(slotV, "bias", []int{kvDim}, &b.VBias, splitBy(splitKVHeads))
 		}
 		switch f.QKNorm {
 		case QKNormHead:
@@ -158,7 +163,7 @@ func (p *Params[T]) visit(c *Config, fn func(s weightSpec, v *T)) {
 			w(slotQNorm, "weight", []int{qDim}, &b.QNorm, norm)
 			w(slotKNorm, "weight", []int{kvDim}, &b.KNorm, norm)
 		}
-		w(slotO, "weight", []int{d, qDim}, &b.O, nil)
+		w(slotO, "weight", []int{d, qDim}, &b.O, splitBy(splitHeadsIn))
 		if c.OutBias {
 			w(slotO, "bias", []int{d}, &b.OBias, nil)
 		}
@@ -168,12 +173,12 @@ func (p *Params[T]) visit(c *Config, fn func(s weightSpec, v *T)) {
 		if !f.NoPreNorms {
 			w(slotMLPNorm, "weight", []int{d}, &b.MLPNorm, norm)
 		}
-		w(slotGate, "weight", []int{c.FFNDim, d}, &b.Gate, fused(slotGate, slotGateUp, f.FusedGateUp, 0, 2*c.FFNDim))
-		w(slotUp, "weight", []int{c.FFNDim, d}, &b.Up, fused(slotUp, slotGateUp, f.FusedGateUp, c.FFNDim, 2*c.FFNDim))
-		w(slotDown, "weight", []int{d, c.FFNDim}, &b.Down, nil)
+		w(slotGate, "weight", []int{c.FFNDim, d}, &b.Gate, chain(fused(slotGate, slotGateUp, f.FusedGateUp, 0, 2*c.FFNDim), splitBy(splitFFN)))
+		w(slotUp, "weight", []int{c.FFNDim, d}, &b.Up, chain(fused(slotUp, slotGateUp, f.FusedGateUp, c.FFNDim, 2*c.FFNDim), splitBy(splitFFN)))
+		w(slotDown, "weight", []int{d, c.FFNDim}, &b.Down, splitBy(splitFFNIn))
 		if c.MLPBias {
-			w(slotGate, "bias", []int{c.FFNDim}, &b.GateBias, nil)
-			w(slotUp, "bias", []int{c.FFNDim}, &b.UpBias, nil)
+			w(slotGate, "bias", []int{c.FFNDim}, &b.GateBias, splitBy(splitFFN))
+			w(slotUp, "bias", []int{c.FFNDim}, &b.UpBias, splitBy(splitFFN))
 			w(slotDown, "bias", []int{d}, &b.DownBias, nil)
 		}
 		if f.PostNorms {

@@ -32,6 +32,7 @@ func cmdAblate(args []string) error {
 	overwrite := fs.Bool("overwrite", false, "replace a previous ablation in the output folder")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
+	devices := devicesFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -120,7 +121,7 @@ func cmdAblate(args []string) error {
 	if err := ablateDirState(dir, *overwrite); err != nil {
 		return err
 	}
-	m, mismatch, err := loadForVector("ablate", *modelPath, *backend, *dtype, v, cfg.MaxNewTokens)
+	m, mismatch, err := loadForVector("ablate", *modelPath, *backend, *dtype, *devices, v, cfg.MaxNewTokens)
 	if err != nil {
 		return err
 	}

@@ -152,12 +152,12 @@ func cmdAbliterate(args []string) error {
 // checkAbliterated loads the source and the written model in float32, one
 // after the other, and compares them (abliterate.Compare).
 func checkAbliterated(source, written, backend string, direction []float32, prompts []string) (*abliterate.Check, error) {
-	src, err := loadModel(source, backend, "float32")
+	src, err := loadModel(source, backend, "float32", 1)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	abl, err := loadModel(written, backend, "float32")
+	abl, err := loadModel(written, backend, "float32", 1)
 	if err != nil {
 		return nil, err
 	}

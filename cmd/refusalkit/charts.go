@@ -84,7 +84,7 @@ func cmdRunDir(args []string) error {
 	if *modelPath == "" {
 		return usagef("--model_path is required (see --help)")
 	}
-	m, err := loadModel(*modelPath, "go", "float32") // only its alias is needed: the pure-Go backend loads fastest
+	m, err := loadModel(*modelPath, "go", "float32", 1) // only its alias is needed: the pure-Go backend loads fastest
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,7 @@ func cmdEvaluate(args []string) error {
 	overwrite := fs.Bool("overwrite", false, "replace a previous evaluation in the output folder")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
+	devices := devicesFlag(fs)
 	judge := judgeFlag(fs, "the judge that counts the sweep's refusals")
 	if err := parseFlags(fs, joinSpaceLists(args, "coefficients")); err != nil {
 		return err
@@ -136,7 +137,7 @@ func cmdEvaluate(args []string) error {
 	if err := evalDirState(dir, *overwrite); err != nil {
 		return err
 	}
-	m, mismatch, err := loadForVector("evaluate", *modelPath, *backend, *dtype, v, cfg.MaxNewTokens)
+	m, mismatch, err := loadForVector("evaluate", *modelPath, *backend, *dtype, *devices, v, cfg.MaxNewTokens)
 	if err != nil {
 		return err
 	}

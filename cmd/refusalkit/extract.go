@@ -36,6 +36,7 @@ func cmdExtract(args []string) error {
 	resume := fs.Bool("resume", false, "continue an interrupted run in the output folder (same flags), without regenerating finished batches")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
+	devices := devicesFlag(fs)
 	judge := judgeFlag(fs, "the judge that keeps responses")
 	shardFlag := fs.String("shard", "", "i/M: generate only shard i (0-based) of M, for a run split across machines; writes the shard's responses and activation sums (default --output_dir runs/{model_alias}/shards/i-of-M), which `refusalkit merge` makes into the run's files")
 	if err := parseFlags(fs, args); err != nil {
@@ -99,7 +100,7 @@ func cmdExtract(args []string) error {
 			return err
 		}
 	}
-	m, err := loadModel(*modelPath, *backend, *dtype)
+	m, err := loadModel(*modelPath, *backend, *dtype, *devices)
 	if err != nil {
 		return err
 	}

@@ -147,6 +147,11 @@ func dtypeFlag(fs *flag.FlagSet) *string {
 	return fs.String("dtype", "", "float32, bfloat16 or float16: weights, activations and KV cache (norm statistics, softmax, logits and captured sums stay float32; default: float32 on CPU, bfloat16 on CUDA)")
 }
 
+// devicesFlag declares --devices, the number of devices the model is split over.
+func devicesFlag(fs *flag.FlagSet) *int {
+	return fs.Int("devices", 1, "split the model over this many devices of the backend: attention by heads, the MLP by its hidden dimension, the rest replicated (XLA inserts the collectives; on xla:cpu, virtual CPU devices); the heads and the MLP must divide by it")
+}
+
 // judgeFlag declares --judge, the judge that keeps responses and counts refusals.
 func judgeFlag(fs *flag.FlagSet, what string) *string {
 	return fs.String("judge", judge.Default, what+": substring (the spec's substring matching) or leading "+

@@ -23,6 +23,7 @@ func cmdGenerate(args []string) error {
 	parseSpecial := fs.Bool("parse_special_tokens", false, "read special-token spellings in user text (e.g. <|im_end|> in --prompt) as control tokens, as transformers' apply_chat_template does; by default they are plain text")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
+	devices := devicesFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,7 +44,7 @@ func cmdGenerate(args []string) error {
 	if err := refusalkit.CheckText("--prompt", *prompt); err != nil {
 		return usagef("%v", err)
 	}
-	m, err := loadModel(*modelPath, *backend, *dtype)
+	m, err := loadModel(*modelPath, *backend, *dtype, *devices)
 	if err != nil {
 		return err
 	}
@@ -73,21 +74,24 @@ func cmdGenerate(args []string) error {
 
 // loadModel creates the backend and loads the model. A --model_path or
 // --backend that names nothing usable is a usage error.
-func loadModel(modelPath, backendName, dtypeName string) (*models.Model, error) {
+func loadModel(modelPath, backendName, dtypeName string, devices int) (*models.Model, error) {
 	dt, err := models.ParseDType(dtypeName)
 	if err != nil {
 		return nil, usagef("--dtype: %v", err)
+	}
+	if devices < 1 {
+		return nil, usagef("--devices %d: want 1 or more", devices)
 	}
 	// Resolve once (a hub id downloads here); Load takes the resolved file or folder.
 	src, err := models.Resolve(modelPath)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	b, err := models.NewBackend(backendName)
+	b, err := models.NewBackendWithDevices(backendName, devices)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	m, err := models.LoadWith(src, b, models.LoadOptions{DType: dt})
+	m, err := models.LoadWith(src, b, models.LoadOptions{DType: dt, Devices: devices})
 	if err != nil {
 		// The file named by --model_path cannot serve: corrupt, truncated,
 		// an unsupported architecture or setting.
@@ -95,6 +99,9 @@ func loadModel(modelPath, backendName, dtypeName string) (*models.Model, error) 
 	}
 	for _, w := range m.Warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	if devices > 1 {
+		fmt.Fprintf(os.Stderr, "%s split over %d devices: %.1f MB of weights on each\n", m.Alias(), devices, float64(m.WeightBytesPerDevice()[0])/1e6)
 	}
 	return m, nil
 }

@@ -100,7 +100,7 @@ func cmdJudges(args []string) error {
 // labels) — and a line on how its log-odds separate the labelled refusals
 // (AUC, whatever the threshold) and which threshold dev chose.
 func modelJudges(path, backend string, ls []judge.LabelledReply) ([]judge.Judge, string, error) {
-	m, err := loadModel(path, backend, "")
+	m, err := loadModel(path, backend, "", 1)
 	if err != nil {
 		return nil, "", err
 	}

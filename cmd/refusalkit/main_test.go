@@ -95,6 +95,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"generate", "--model_path", "tiny-random", "--prompt", "hi", "--backend", "nope"}, 2, `backend "nope" did not load`},
 		{[]string{"generate", "--model_path", "tiny-random", "--prompt", "hi", "--dtype", "float64"}, 2, `--dtype: unknown dtype "float64": use float32, bfloat16 or float16`},
 		{[]string{"extract", "--model_path", "tiny-random", "--dtype", "half"}, 2, `--dtype: unknown dtype "half"`},
+		{[]string{"generate", "--model_path", "tiny-random", "--prompt", "hi", "--devices", "0"}, 2, "--devices 0: want 1 or more"},
+		{[]string{"generate", "--model_path", "tiny-random", "--prompt", "hi", "--backend", "go", "--devices", "2"}, 2, "--devices 2: the go backend has 1 device(s)"},
 		{[]string{"evaluate", "--model_path", "x"}, 2, "--vector_dir are required"},
 		{[]string{"extract", "--model_path", "no-such-model", "--judge", "llamaguard"}, 2, `--judge: unknown judge "llamaguard": valid values are substring, leading`},
 		{[]string{"evaluate", "--model_path", "x", "--vector_dir", tmp, "--judge", "Leading"}, 2, `--judge: unknown judge "Leading": valid values are substring, leading`},

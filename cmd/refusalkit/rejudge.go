@@ -23,6 +23,7 @@ func cmdRejudge(args []string) error {
 	overwrite := fs.Bool("overwrite", false, "replace a previous run in the output folder")
 	backend := fs.String("backend", "", "GoMLX backend: go, xla:cpu, xla:cuda (default: $GOMLX_BACKEND, else the fastest that loads)")
 	dtype := dtypeFlag(fs)
+	devices := devicesFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func cmdRejudge(args []string) error {
 	if err := extractDirState(*outDir, *overwrite, false); err != nil {
 		return err
 	}
-	m, mismatch, err := loadForVector("rejudge", *modelPath, *backend, *dtype, x.Vector, x.Config.WithDefaults().MaxNewTokens)
+	m, mismatch, err := loadForVector("rejudge", *modelPath, *backend, *dtype, *devices, x.Vector, x.Config.WithDefaults().MaxNewTokens)
 	if err != nil {
 		return err
 	}

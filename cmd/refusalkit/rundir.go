@@ -111,8 +111,8 @@ func readVectorDir(dir string) (*refusalkit.Extraction, error) {
 // model that v fits, with room for maxNew tokens. A vector made with
 // another model of the same shape is a warning, returned for the command
 // to print with its own.
-func loadForVector(command, modelPath, backend, dtype string, v *refusalkit.RefusalVector, maxNew int) (*models.Model, []string, error) {
-	m, err := loadModel(modelPath, backend, dtype)
+func loadForVector(command, modelPath, backend, dtype string, devices int, v *refusalkit.RefusalVector, maxNew int) (*models.Model, []string, error) {
+	m, err := loadModel(modelPath, backend, dtype, devices)
 	if err != nil {
 		return nil, nil, err
 	}
