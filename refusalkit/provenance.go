@@ -37,6 +37,11 @@ type Provenance struct {
 	// ModelHash identifies the model's files (ModelFiles); "" in files
 	// written before it was recorded.
 	ModelHash string `json:"model_hash,omitempty"`
+	// ModelContent identifies the model's files without their modification
+	// times (ModelContent): the same for two copies of one model, so that
+	// shards from two machines, or a vector and the model it is applied to,
+	// can be matched. "" in files written before it was recorded.
+	ModelContent string `json:"model_content,omitempty"`
 	// Tokenizer fingerprints the tokenizer by what it does (TokenizerFingerprint).
 	Tokenizer string            `json:"tokenizer,omitempty"`
 	Backend   string            `json:"backend"` // as --backend names it: xla:cpu, xla:cuda, go
@@ -61,6 +66,7 @@ func ProvenanceOf(m *models.Model, settings Settings) Provenance {
 	if p.ModelHash = settings.Value("model_files"); p.ModelHash == "" {
 		p.ModelHash, _ = ModelFiles(m.Source)
 	}
+	p.ModelContent, _ = ModelContent(m.Source)
 	if settings != nil {
 		p.RunDigest, p.RunSettings = settings.Digest(), settings
 	}
@@ -71,13 +77,13 @@ func ProvenanceOf(m *models.Model, settings Settings) Provenance {
 // order of the fields. The model path is left out: it differs between a
 // notebook's and a command's spelling of the same model (metadata.json
 // records it); the alias is the file's "model" key.
-var metadataKeys = []string{"model_hash", "tokenizer", "backend", "dtype", "versions", "run_digest", "run_settings"}
+var metadataKeys = []string{"model_hash", "model_content", "tokenizer", "backend", "dtype", "versions", "run_digest", "run_settings"}
 
 // Metadata is p as a vector file's string metadata: each field under its
 // JSON name, maps and lists as JSON, empty fields left out (backend and
 // dtype always written, as they always were).
 func (p Provenance) Metadata() map[string]string {
-	meta := map[string]string{"model_hash": p.ModelHash, "tokenizer": p.Tokenizer, "backend": p.Backend, "dtype": p.DType, "run_digest": p.RunDigest}
+	meta := map[string]string{"model_hash": p.ModelHash, "model_content": p.ModelContent, "tokenizer": p.Tokenizer, "backend": p.Backend, "dtype": p.DType, "run_digest": p.RunDigest}
 	if len(p.Versions) > 0 {
 		b, _ := json.Marshal(p.Versions)
 		meta["versions"] = string(b)
@@ -97,7 +103,7 @@ func (p Provenance) Metadata() map[string]string {
 // ProvenanceFromMetadata reads back what Metadata wrote, and the alias
 // from the "model" key; keys a file lacks are left empty.
 func ProvenanceFromMetadata(meta map[string]string) (Provenance, error) {
-	p := Provenance{ModelAlias: meta["model"], ModelHash: meta["model_hash"], Tokenizer: meta["tokenizer"],
+	p := Provenance{ModelAlias: meta["model"], ModelHash: meta["model_hash"], ModelContent: meta["model_content"], Tokenizer: meta["tokenizer"],
 		Backend: meta["backend"], DType: meta["dtype"], RunDigest: meta["run_digest"]}
 	if s, ok := meta["versions"]; ok {
 		if err := json.Unmarshal([]byte(s), &p.Versions); err != nil {

@@ -103,6 +103,9 @@ func cmdAbliterate(args []string) error {
 	if v.Model != "" && v.Model != ck.Alias {
 		return usagef("the vector in %s was made with %q, not %q: abliterate the model it was extracted from", *vectorDir, v.Model, ck.Alias)
 	}
+	if err := sameModelContent(vectorFile, *vectorDir, ck.Path); err != nil {
+		return err
+	}
 	vectorSHA, err := abliterate.FileSHA256(vectorFile)
 	if err != nil {
 		return err
@@ -167,4 +170,30 @@ func checkAbliterated(source, written, backend string, direction []float32, prom
 		c.Prompts = fmt.Sprintf("ALPACA validation instructions (seed %d)", refusalkit.SpecValidationSeed)
 	}
 	return c, err
+}
+
+// sameModelContent refuses a vector whose provenance (its file's, else its
+// run folder's metadata.json) names other model bytes than the source's:
+// same alias and shape, another model (a fine-tune, another quantisation).
+// A vector written before the model's content was recorded is let through
+// on its alias and shape.
+func sameModelContent(vectorFile, vectorDir, source string) error {
+	var recorded string
+	for _, p := range []string{vectorFile, vectorDir} {
+		if prov, err := runs.ReadProvenance(p); err == nil && prov.ModelContent != "" {
+			recorded = prov.ModelContent
+			break
+		}
+	}
+	if recorded == "" {
+		return nil
+	}
+	content, err := refusalkit.ModelContent(source)
+	if err != nil {
+		return err
+	}
+	if content != recorded {
+		return usagef("the vector in %s was made with other model files (%s) than %s's (%s): abliterate the model it was extracted from", vectorDir, recorded, source, content)
+	}
+	return nil
 }

@@ -18,14 +18,17 @@ const familiesDir = "../../testdata/reference/families"
 
 // familyVectorDir is a vector folder shaped for a tiny family checkpoint,
 // made (per its metadata) with the model named alias.
-func familyVectorDir(t *testing.T, checkpoint, alias string) string {
+func familyVectorDir(t *testing.T, checkpoint, alias string, provenance ...string) string {
 	t.Helper()
 	ck, err := models.ReadCheckpoint(checkpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := ck.Config
-	rv := &refusalkit.RefusalVector{Model: alias, NLayers: c.NumLayers, DModel: c.DModel, Data: make([][]float32, c.NumLayers+1)}
+	rv := &refusalkit.RefusalVector{Model: alias, NLayers: c.NumLayers, DModel: c.DModel, Data: make([][]float32, c.NumLayers+1), Provenance: map[string]string{}}
+	for i := 0; i+1 < len(provenance); i += 2 {
+		rv.Provenance[provenance[i]] = provenance[i+1]
+	}
 	for i := range rv.Data {
 		rv.Data[i] = make([]float32, c.DModel)
 		for j := range rv.Data[i] {
@@ -49,6 +52,8 @@ func TestAbliterateRefusedBeforeWork(t *testing.T) {
 	gemma2 := filepath.Join(familiesDir, "gemma2", "hf")
 	vec := familyVectorDir(t, qwen, "model")
 	other := familyVectorDir(t, qwen, "another-model")
+	fineTune := familyVectorDir(t, qwen, "model", "model_content", "size 1, sha256 0123456789abcdef of the first and last MiB")
+	content, _ := refusalkit.ModelContent(qwen)
 	gemmaVec := familyVectorDir(t, gemma2, "hf")
 	evaluated := familyVectorDir(t, qwen, "model")
 	if err := tensorfile.WriteJSONAtomic(filepath.Join(evaluated, runs.EvalSummaryFile), refusalkit.EvalSummary{SelectedLayer: 7}); err != nil {
@@ -73,6 +78,7 @@ func TestAbliterateRefusedBeforeWork(t *testing.T) {
 		{abl(qwen, evaluated), "refusalkit abliterate: layer 7 is outside the refusal vector's layers 0..2: choose another layer (the selected_layer of " + filepath.Join(evaluated, runs.EvalSummaryFile) + ")"},
 		{abl(qwen, vec, "--direction", "harmful_harmless", "--layer", "1"), "refusalkit abliterate: --direction harmful_harmless needs " + filepath.Join(vec, "harmful_harmless", runs.HarmfulHarmlessDirectionFile)},
 		{abl(qwen, other, "--layer", "1"), `refusalkit abliterate: the vector in ` + other + ` was made with "another-model", not "model": abliterate the model it was extracted from`},
+		{abl(qwen, fineTune, "--layer", "1"), "refusalkit abliterate: the vector in " + fineTune + " was made with other model files (size 1, sha256 0123456789abcdef of the first and last MiB) than " + qwen + "'s (" + content + "): abliterate the model it was extracted from"},
 		{abl(gemma2, gemmaVec, "--layer", "1"), "refusalkit abliterate: model family gemma2 normalises each block's output before the residual add (post-norms): projecting a direction out of the weights does not remove it from the stream, so no exact abliterated checkpoint exists; use `refusalkit ablate`, which removes it at run time"},
 		{abl(qwen, vec, "--layer", "1", "--format", "hf"), "refusalkit abliterate: --format hf needs a Hugging Face folder as the source; " + qwen + " is a GGUF: write --format gguf"},
 		{[]string{"abliterate", "--model_path", qwen, "--vector_dir", vec, "--out", exists, "--layer", "1"}, "refusalkit abliterate: output folder " + exists + " exists: give --overwrite to replace it, or another --out"},

@@ -269,7 +269,7 @@ func (r *Run) Extract(m *models.Model, cfg refusalkit.ExtractConfig, opts ...ref
 	saved.Provenance = refusalkit.ProvenanceOf(m, settings)
 	save := r.saveExtraction
 	if cfg.Shard != nil {
-		save = func(x *refusalkit.Extraction, md Metadata) error { return r.saveShard(m, x, md) }
+		save = r.saveShard
 	}
 	if err := save(x, saved); err != nil {
 		return nil, err

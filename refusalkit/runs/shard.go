@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
 	"github.com/refusalkit/refusalkit/refusalkit/judge"
 	"github.com/refusalkit/refusalkit/refusalkit/tensorfile"
@@ -39,9 +38,6 @@ type ShardRecord struct {
 	// the settings (and their digest: the run's, which every shard shares),
 	// the queries; its counts are the shard's.
 	Metadata Metadata `json:"metadata"`
-	// ModelContent identifies the model's files without their modification
-	// times (refusalkit.ModelContent), which differ between machines.
-	ModelContent string `json:"model_content"`
 	NRefusal     int    `json:"n_refusal_summed"`
 	NCompliant   int    `json:"n_compliant_summed"`
 	SumsSHA256   string `json:"sums_sha256"`
@@ -49,11 +45,7 @@ type ShardRecord struct {
 
 // saveShard writes a shard's folder: the response files, the sums, and
 // shard.json last.
-func (r *Run) saveShard(m *models.Model, x *refusalkit.Extraction, md Metadata) error {
-	content, err := refusalkit.ModelContent(m.Source)
-	if err != nil {
-		return err
-	}
+func (r *Run) saveShard(x *refusalkit.Extraction, md Metadata) error {
 	for name, rs := range map[string][]refusalkit.Response{CompliantResponsesFile: x.Compliant, RefusalResponsesFile: x.Refusal} {
 		if rs == nil {
 			rs = []refusalkit.Response{}
@@ -69,7 +61,7 @@ func (r *Run) saveShard(m *models.Model, x *refusalkit.Extraction, md Metadata) 
 	if err := tensorfile.WriteFileAtomic(r.path(ShardSumsFile), func(w io.Writer) error { _, err := w.Write(sums.Bytes()); return err }); err != nil {
 		return err
 	}
-	return tensorfile.WriteJSONAtomic(r.path(ShardFile), ShardRecord{Shard: *x.Config.Shard, Metadata: md, ModelContent: content,
+	return tensorfile.WriteJSONAtomic(r.path(ShardFile), ShardRecord{Shard: *x.Config.Shard, Metadata: md,
 		NRefusal: x.RefusalSums.N, NCompliant: x.CompliantSums.N, SumsSHA256: sha256Hex(sums.Bytes())})
 }
 
@@ -122,8 +114,8 @@ func sameRun(a, b ShardRecord) (name, was, now string) {
 	if sa.Digest() != sb.Digest() {
 		return sb.FirstDifference(sa) // was: a's value, now: b's
 	}
-	if a.ModelContent != b.ModelContent {
-		return "model_files", a.ModelContent, b.ModelContent
+	if a.Metadata.ModelContent != b.Metadata.ModelContent {
+		return "model_files", a.Metadata.ModelContent, b.Metadata.ModelContent
 	}
 	return "", "", ""
 }

@@ -143,7 +143,7 @@ func TestSameRunIgnoresOnlyModificationTimes(t *testing.T) {
 	rec := func(path string) ShardRecord {
 		files, _ := refusalkit.ModelFiles(path)
 		content, _ := refusalkit.ModelContent(path)
-		return ShardRecord{ModelContent: content, Metadata: Metadata{Provenance: refusalkit.Provenance{
+		return ShardRecord{Metadata: Metadata{Provenance: refusalkit.Provenance{ModelContent: content,
 			RunSettings: RunSettings{{Name: "seed", Value: "42"}, {Name: "model_files", Value: files}}}}}
 	}
 	if fa, _ := refusalkit.ModelFiles(a); fa == rec(b).Metadata.RunSettings[1].Value {
