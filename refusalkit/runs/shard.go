@@ -37,10 +37,10 @@ type ShardRecord struct {
 	// Metadata is what metadata.json says of the shard's part: the model,
 	// the settings (and their digest: the run's, which every shard shares),
 	// the queries; its counts are the shard's.
-	Metadata Metadata `json:"metadata"`
-	NRefusal     int    `json:"n_refusal_summed"`
-	NCompliant   int    `json:"n_compliant_summed"`
-	SumsSHA256   string `json:"sums_sha256"`
+	Metadata   Metadata `json:"metadata"`
+	NRefusal   int      `json:"n_refusal_summed"`
+	NCompliant int      `json:"n_compliant_summed"`
+	SumsSHA256 string   `json:"sums_sha256"`
 }
 
 // saveShard writes a shard's folder: the response files, the sums, and
