@@ -64,6 +64,10 @@ type Family struct {
 	// GGUFPermutedQK: llama.cpp's converter permutes the rows of Q and K for
 	// its interleaved RoPE (LlamaModel.permute); they are un-permuted on load.
 	GGUFPermutedQK bool
+	// GGUFTiedHead: llama.cpp's graph for the architecture reads the LM head
+	// from token_embd.weight, whatever else the file holds (Gemma): a GGUF of
+	// it cannot carry an untied head.
+	GGUFTiedHead bool
 
 	// hfNames overrides the Hugging Face tensor names of block weights
 	// (keys: the slot names of weights.go).
@@ -113,14 +117,14 @@ var families = []*Family{
 	{ModelTypes: []string{"qwen3"}, BiasKeys: attnBiasKey, GGUFArchs: []string{"qwen3"}, QKNorm: QKNormHead, LayerTypes: true, DefaultHeadDim: 128,
 		WindowKey: true, DefaultWindow: 4096, hfKeys: readQwenWindow},
 	{ModelTypes: []string{"gemma"}, BiasKeys: attnBiasKey, GGUFArchs: []string{"gemma"}, Activation: "gelu_pytorch_tanh", LegacyGelu: true,
-		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, DefaultHeadDim: 256},
+		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, DefaultHeadDim: 256, GGUFTiedHead: true},
 	{ModelTypes: []string{"gemma2"}, BiasKeys: attnBiasKey, GGUFArchs: []string{"gemma2"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
-		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, hfNames: gemmaNorms,
+		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, hfNames: gemmaNorms, GGUFTiedHead: true,
 		DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096, LayerTypes: true,
 		DefaultPattern: func(i int) LayerType { return slidingEvery(i, 2) },
 		hfKeys:         readGemma2, ggufKeys: readGemma2GGUF},
 	{ModelTypes: []string{"gemma3_text"}, BiasKeys: attnBiasKey, GGUFArchs: []string{"gemma3"}, Activation: "gelu_pytorch_tanh", ActivationKey: "hidden_activation",
-		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, QKNorm: QKNormHead,
+		NormPlusOne: true, ScaleEmbeddings: true, TiedDefault: true, PostNorms: true, QKNorm: QKNormHead, GGUFTiedHead: true,
 		hfNames: gemmaNorms, DefaultTheta: 1e6, DefaultHeadDim: 256, WindowKey: true, DefaultWindow: 4096, LayerTypes: true,
 		SlidingRoPEKey: "rope_local_base_freq",
 		DefaultPattern: func(i int) LayerType { return slidingEvery(i, 6) },

@@ -166,6 +166,9 @@ func Prepare(source, out string, opts Options) (*Plan, error) {
 	default:
 		return nil, fmt.Errorf("--format %q: use hf or gguf", opts.Format)
 	}
+	if f := ck.Config.Family(); ck.GGUF && ck.Config.TiedEmbeddings && f.GGUFTiedHead {
+		return nil, fmt.Errorf("llama.cpp reads a %s GGUF's LM head from token_embd.weight, so the untied head an abliterated model needs cannot be written in one: abliterate the Hugging Face folder instead", f.GGUFArchs[0])
+	}
 	if st, err := os.Stat(out); err == nil {
 		if !st.IsDir() {
 			return nil, fmt.Errorf("output %s is a file: give a folder with --out", out)

@@ -127,6 +127,13 @@ func TestAbliteratedMatchesRuntimeAblation(t *testing.T) {
 			dir := randomDirection(ck.Config.DModel, 11)
 			out := filepath.Join(t.TempDir(), "abliterated")
 			rec, err := Write(c.path, out, Options{Direction: dir})
+			if f := ck.Config.Family(); ck.GGUF && f.GGUFTiedHead && !f.PostNorms {
+				want := "llama.cpp reads a " + f.GGUFArchs[0] + " GGUF's LM head from token_embd.weight"
+				if err == nil || !strings.HasPrefix(err.Error(), want) {
+					t.Fatalf("tied %s GGUF: got %v, want an error starting %q", f.GGUFArchs[0], err, want)
+				}
+				return
+			}
 			if ck.Config.Family().PostNorms {
 				want := "model family " + ck.Config.Family().ModelTypes[0] + " normalises each block's output before the residual add (post-norms)"
 				if err == nil || !strings.HasPrefix(err.Error(), want) {
