@@ -19,26 +19,10 @@ import (
 
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit"
-	"github.com/refusalkit/refusalkit/refusalkit/runs"
 )
 
 func TestInteropAbliterated(t *testing.T) {
-	bin, _ := filepath.Abs("../../.cache/llamacpp-build/bin/refusalkit-cvec-logits")
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("llama.cpp is not built (%s): run make interop-check (tools/setup/llamacpp_build.sh)", bin)
-	}
-	dir := os.Getenv("REFUSALKIT_INTEROP_VECTOR_DIR")
-	if dir == "" {
-		t.Skip("REFUSALKIT_INTEROP_VECTOR_DIR is not set: run make interop-check")
-	}
-	modelFile, err := models.Resolve(models.DefaultModel)
-	if err != nil {
-		t.Skipf("bundled model not installed (%v)", err)
-	}
-	v, err := runs.LoadVector(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin, dir, modelFile, v := interopSetup(t)
 	layer := v.NLayers / 2
 	if l, _, ok := selectedLayer(dir); ok {
 		layer = l

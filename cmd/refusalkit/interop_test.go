@@ -138,23 +138,30 @@ func argmax(xs []float32) int {
 	return best
 }
 
-func TestInteropLlamaCpp(t *testing.T) {
-	bin, _ := filepath.Abs("../../.cache/llamacpp-build/bin/refusalkit-cvec-logits")
+// interopSetup is what every interop check needs, or skips without: the
+// llama.cpp driver, the vector folder make interop-check made, the bundled
+// model's file and the vector.
+func interopSetup(t *testing.T) (bin, dir, modelFile string, v *refusalkit.RefusalVector) {
+	t.Helper()
+	bin, _ = filepath.Abs("../../.cache/llamacpp-build/bin/refusalkit-cvec-logits")
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("llama.cpp is not built (%s): run make interop-check (tools/setup/llamacpp_build.sh)", bin)
 	}
-	dir := os.Getenv("REFUSALKIT_INTEROP_VECTOR_DIR")
-	if dir == "" {
+	if dir = os.Getenv("REFUSALKIT_INTEROP_VECTOR_DIR"); dir == "" {
 		t.Skip("REFUSALKIT_INTEROP_VECTOR_DIR is not set: run make interop-check")
 	}
 	modelFile, err := models.Resolve(models.DefaultModel)
 	if err != nil {
 		t.Skipf("bundled model not installed (%v)", err)
 	}
-	v, err := runs.LoadVector(dir)
-	if err != nil {
+	if v, err = runs.LoadVector(dir); err != nil {
 		t.Fatal(err)
 	}
+	return bin, dir, modelFile, v
+}
+
+func TestInteropLlamaCpp(t *testing.T) {
+	bin, dir, modelFile, v := interopSetup(t)
 	layer := v.NLayers / 2
 	if s := os.Getenv("REFUSALKIT_INTEROP_LAYER"); s != "" {
 		layer, _ = strconv.Atoi(s)
