@@ -123,8 +123,8 @@ func runTransformers(python string, m *models.Model, x *refusalkit.Extraction, e
 
 // printSideBySide prints each phase's seconds for transformers and refusalkit and their ratio.
 func printSideBySide(r report, m *models.Model, scale float64) {
-	fmt.Printf("\nW0 (scale %g), %s, %s on both sides, %d cores: transformers %s (torch %s) and refusalkit (%s)\n\n",
-		scale, m.Alias(), r.DType, runtime.NumCPU(), r.HFVersions["transformers"], r.HFVersions["torch"], r.Backend)
+	fmt.Printf("\nW0 (scale %g), %s, %s on both sides, %d cores: transformers %s (torch %s, %d threads) and refusalkit (%s); each phase the minimum of %d runs per side, alternating which goes first\n\n",
+		scale, m.Alias(), r.DType, runtime.NumCPU(), r.HFVersions["transformers"], r.HFVersions["torch"], r.HFThreads, r.Backend, r.Rounds)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "phase\ttransformers s\trefusalkit s\tratio\t\n")
 	for _, p := range []string{"load", "generation", "activations", "extraction", "layer_selection",
