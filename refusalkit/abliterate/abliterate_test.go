@@ -207,6 +207,9 @@ func TestWriteRefuses(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "model.safetensors")); err != nil {
 		t.Fatalf("--overwrite did not write the model: %v", err)
 	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o755 {
+		t.Errorf("the written folder has mode %v, want rwxr-xr-x as any folder the user makes", st.Mode().Perm())
+	}
 	for _, tc := range []struct {
 		opts Options
 		want string
