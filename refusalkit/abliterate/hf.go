@@ -164,8 +164,8 @@ func (j *hfJob) write(out string, r []float64, rec *Record, progress func(string
 		}
 	}
 	if j.index != nil {
-		if j.untie {
-			j.index["weight_map"].(map[string]any)[head] = j.headIn.name
+		if wm, ok := j.index["weight_map"].(map[string]any); ok && j.untie {
+			wm[head] = j.headIn.name
 			if m, ok := j.index["metadata"].(map[string]any); ok {
 				if total, ok := m["total_size"].(float64); ok {
 					e := j.headIn.tensors[j.ck.EmbeddingName()]
