@@ -405,3 +405,92 @@ func TestAbliterateBF16(t *testing.T) {
 		t.Errorf("bf16 abliteration is %g from runtime ablation", d)
 	}
 }
+
+// reshard copies the Hugging Face folder src into two safetensors shards
+// and their index, as checkpoints past a few GB are saved: the embeddings
+// in the first, the rest in the second.
+func reshard(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "sharded")
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(src)
+	for _, e := range entries {
+		if e.Name() != "model.safetensors" {
+			if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s, err := readShard(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(src, "model.safetensors"))
+	names := [2]string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}
+	headers := [2]map[string]any{{"__metadata__": map[string]string{"format": "pt"}}, {"__metadata__": map[string]string{"format": "pt"}}}
+	var data [2][]byte
+	weightMap := map[string]string{}
+	var total int64
+	var tensorNames []string
+	for n := range s.tensors {
+		tensorNames = append(tensorNames, n)
+	}
+	slices.Sort(tensorNames)
+	for _, n := range tensorNames {
+		e := s.tensors[n]
+		k := 1
+		if n == "model.embed_tokens.weight" {
+			k = 0
+		}
+		from := int64(len(data[k]))
+		data[k] = append(data[k], raw[s.dataAt+e.DataOffsets[0]:s.dataAt+e.DataOffsets[1]]...)
+		headers[k][n] = stEntry{DType: e.DType, Shape: e.Shape, DataOffsets: [2]int64{from, int64(len(data[k]))}}
+		weightMap[n] = names[k]
+		total += e.DataOffsets[1] - e.DataOffsets[0]
+	}
+	for k := range names {
+		hb, _ := json.Marshal(headers[k])
+		for len(hb)%8 != 0 {
+			hb = append(hb, ' ')
+		}
+		out := append(binary.LittleEndian.AppendUint64(nil, uint64(len(hb))), hb...)
+		if err := os.WriteFile(filepath.Join(dst, names[k]), append(out, data[k]...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index, _ := json.Marshal(map[string]any{"metadata": map[string]any{"total_size": total}, "weight_map": weightMap})
+	if err := os.WriteFile(filepath.Join(dst, indexFile), index, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// A sharded folder is written sharded, each shard under its own name, the
+// untied head in the embeddings' shard and in the index; loaded back it is
+// runtime ablation of the source.
+func TestAbliterateSharded(t *testing.T) {
+	src := reshard(t, filepath.Join(familiesDir, "qwen2", "hf")) // tied
+	ck, err := models.ReadCheckpoint(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := randomDirection(ck.Config.DModel, 9)
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := Write(src, out, Options{Direction: dir}); err != nil {
+		t.Fatal(err)
+	}
+	var index struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	data, _ := os.ReadFile(filepath.Join(out, indexFile))
+	if err := json.Unmarshal(data, &index); err != nil || index.WeightMap["lm_head.weight"] != "model-00001-of-00002.safetensors" {
+		t.Errorf("index: %v, lm_head.weight in %q", err, index.WeightMap["lm_head.weight"])
+	}
+	seqs := familyCheckpoints(t)[0].seqs
+	want := logits(t, load(t, src), seqs, models.ForwardOptions{Ablate: unitFloat32(dir)})
+	if d := maxDiff(logits(t, load(t, out), seqs, models.ForwardOptions{}), want); d > 1e-4 {
+		t.Errorf("sharded abliteration is %g from runtime ablation", d)
+	}
+}
