@@ -222,7 +222,8 @@ func (p *Plan) Write() (*Record, error) {
 		return nil, fmt.Errorf("cannot write into %s (%v): choose a writable --out", parent, err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp's 0700 would keep the model from its other users
+	// MkdirTemp's 0700 would keep the model from its other users.
+	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, err
 	}
 	if err := p.job.write(tmp, p.r, rec, p.opts.Progress); err != nil {
