@@ -318,11 +318,12 @@ func TestPostNormRewriteIsNotAblation(t *testing.T) {
 	}
 }
 
-// toBF16 copies the Hugging Face folder src to a new folder with every
-// tensor rounded to bfloat16, as a bf16 checkpoint is saved.
-func toBF16(t *testing.T, src string) string {
+// copyAllButWeights copies the Hugging Face folder src, but for its
+// model.safetensors, into a new folder named name, and returns it with that
+// file's header and bytes, for the caller to write the weights its way.
+func copyAllButWeights(t *testing.T, src, name string) (string, *shard, []byte) {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), "bf16")
+	dst := filepath.Join(t.TempDir(), name)
 	if err := os.Mkdir(dst, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -342,6 +343,14 @@ func toBF16(t *testing.T, src string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dst, s, raw
+}
+
+// toBF16 copies the Hugging Face folder src to a new folder with every
+// tensor rounded to bfloat16, as a bf16 checkpoint is saved.
+func toBF16(t *testing.T, src string) string {
+	t.Helper()
+	dst, s, raw := copyAllButWeights(t, src, "bf16")
 	var names []string
 	for n := range s.tensors {
 		names = append(names, n)
@@ -411,23 +420,7 @@ func TestAbliterateBF16(t *testing.T) {
 // in the first, the rest in the second.
 func reshard(t *testing.T, src string) string {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), "sharded")
-	if err := os.Mkdir(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, _ := os.ReadDir(src)
-	for _, e := range entries {
-		if e.Name() != "model.safetensors" {
-			if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	s, err := readShard(filepath.Join(src, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := os.ReadFile(filepath.Join(src, "model.safetensors"))
+	dst, s, raw := copyAllButWeights(t, src, "sharded")
 	names := [2]string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}
 	headers := [2]map[string]any{{"__metadata__": map[string]string{"format": "pt"}}, {"__metadata__": map[string]string{"format": "pt"}}}
 	var data [2][]byte
