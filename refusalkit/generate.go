@@ -231,7 +231,9 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 					return nil, fmt.Errorf("checkpoint of %s responses %d-%d: %w", mode, start, end-1, err)
 				}
 				copy(rows[start:end], saved)
-				mine = append(mine, rows[start:end]...)
+				if h.shard != nil {
+					mine = append(mine, rows[start:end]...)
+				}
 				if progress != nil {
 					progress(done, total)
 				}
@@ -268,7 +270,9 @@ func GenerateResponses(m *models.Model, queries []string, mode Mode, cfg Generat
 				return nil, fmt.Errorf("checkpoint: %w", err)
 			}
 		}
-		mine = append(mine, rows[start:end]...)
+		if h.shard != nil {
+			mine = append(mine, rows[start:end]...)
+		}
 		if progress != nil {
 			progress(done, total)
 		}
