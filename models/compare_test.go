@@ -89,7 +89,7 @@ func TestReferenceReused(t *testing.T) {
 	for d := range vec {
 		vec[d] = float32(d%7) - 3
 	}
-	ref, err := m.NewReference(seqs, from)
+	ref, err := m.NewReference(seqs, from, ReferenceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,4 +144,90 @@ func unit(v []float32) []float32 {
 		out[i] = float32(float64(x) / math.Sqrt(n))
 	}
 	return out
+}
+
+// A reference that keeps the clean stream at some layers resumes a steering
+// comparison at the latest of them at or before its first steered layer,
+// and gives what the full pass gives; ablation still runs every block. The
+// scored window covers a short reply after a long prompt: its clean
+// log-probabilities are those of separate forward passes.
+func TestReferenceResume(t *testing.T) {
+	cfg := TinyConfig()
+	cfg.NumLayers = 4
+	m := newTinyForTest(t, cfg)
+	long := make([]int32, 40) // P = 64 and a 32-position window: the prompt's head is not scored
+	for i := range long {
+		long[i] = int32(3 + i*7%200)
+	}
+	seqs := [][]int32{long, {12, 7, 7, 30}, {3, 3, 9, 41, 5}}
+	from := []int{36, 1, 2}
+	vec := make([]float32, m.Config.DModel)
+	for d := range vec {
+		vec[d] = float32(d%7) - 3
+	}
+	full, err := m.NewReference(seqs, from, ReferenceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	kept, err := m.NewReference(seqs, from, ReferenceOptions{Resume: []int{0, 2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	if full.window != 32 || full.s.prefillLen != 64 {
+		t.Fatalf("window %d of %d positions, want 32 of 64", full.window, full.s.prefillLen)
+	}
+	for i, seq := range seqs {
+		for j, lp := range full.CleanLogProb[i] {
+			tok := from[i] + j
+			prefix, err := m.Forward([][]int32{seq[:tok]}, ForwardOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := logSoftmaxAt(prefix.Logits[0], seq[tok]); math.Abs(lp-want) > 1e-4 {
+				t.Errorf("sequence %d token %d: log-probability %g, separate forward pass %g", i, tok, lp, want)
+			}
+			if kept.CleanLogProb[i][j] != lp {
+				t.Errorf("sequence %d token %d: log-probability %g keeping streams, %g without", i, tok, kept.CleanLogProb[i][j], lp)
+			}
+		}
+	}
+	rows := [][]Steering{{{Layer: 3, Coeff: 1, Vector: vec}}, {{Layer: 2, Coeff: -2, Vector: vec}}, nil}
+	for _, c := range []struct {
+		opts   ForwardOptions
+		resume int
+	}{
+		{ForwardOptions{Steer: []Steering{{Layer: 2, Coeff: 2, Vector: vec}}}, 2},
+		{ForwardOptions{Steer: []Steering{{Layer: 3, Coeff: 4, Vector: vec}, {Layer: 2, Coeff: 1, Vector: vec}}}, 2},
+		{ForwardOptions{Steer: []Steering{{Layer: 1, Coeff: 2, Vector: vec}}}, 0}, // nothing kept at or before layer 1
+		{ForwardOptions{SteerRows: rows}, 2},
+		{ForwardOptions{Ablate: unit(vec), Steer: []Steering{{Layer: 3, Coeff: 1, Vector: vec}}}, 0},
+	} {
+		if got := kept.resumeAt(c.opts); got != c.resume {
+			t.Errorf("%+v: resumes at block %d, want %d", c.opts, got, c.resume)
+		}
+		a, err := full.Compare(c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := kept.Compare(c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst, moved := 0.0, 0.0
+		for i := range seqs {
+			for j := range a.KL[i] {
+				worst = math.Max(worst, math.Max(math.Abs(a.KL[i][j]-b.KL[i][j]), math.Abs(a.LogProb[i][j]-b.LogProb[i][j])))
+				moved = math.Max(moved, a.KL[i][j])
+			}
+		}
+		t.Logf("resume at %d: largest difference from the full pass %.3g (largest KL %.3g)", c.resume, worst, moved)
+		if worst > 1e-6 || moved == 0 {
+			t.Errorf("%+v: resumed comparison differs from the full pass by up to %g (largest KL %g)", c.opts, worst, moved)
+		}
+	}
+	if _, err := m.NewReference(seqs, from, ReferenceOptions{Resume: []int{4}}); err == nil {
+		t.Error("resume at layer 4 of 4 accepted")
+	}
 }

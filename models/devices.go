@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/distributed"
@@ -252,7 +253,7 @@ func (l *layout) specs(names []string) []*distributed.ShardingSpec {
 // placed value or a donated one. It returns each output on every device.
 func (m *Model) call(exec *graph.Exec, weights bool, in []any) ([]placed, error) {
 	n := m.Config.numDevices()
-	var args []any
+	var args, keyArgs []any // keyArgs: args as compileKey reads them
 	var clones []*tensors.Tensor
 	for d := range n {
 		if weights {
@@ -269,11 +270,13 @@ func (m *Model) call(exec *graph.Exec, weights bool, in []any) ([]placed, error)
 			case placed:
 				args = append(args, v[d])
 			case donated:
+				keyArgs = append(keyArgs, donatedShape{v[d].Shape()})
 				b, err := graph.DonateTensorBuffer(v[d], m.Backend, compute.DeviceNum(d))
 				if err != nil {
 					return nil, err
 				}
 				args = append(args, b)
+				continue
 			case *tensors.Tensor:
 				if d == 0 {
 					args = append(args, v)
@@ -289,9 +292,25 @@ func (m *Model) call(exec *graph.Exec, weights bool, in []any) ([]placed, error)
 			default:
 				args = append(args, v)
 			}
+			keyArgs = append(keyArgs, args[len(args)-1])
 		}
 	}
+	if weights {
+		keyArgs = append(args[:len(m.weightList):len(m.weightList)], keyArgs...)
+	}
+	whole := m.compileFirst(exec, keyArgs, n)
+	start := time.Now()
 	outs, err := exec.Call(args...)
+	took := time.Since(start)
+	m.count(func(s *Stats) {
+		if whole {
+			s.Compilations++
+			s.CompileTime += took
+		} else {
+			s.Runs++
+			s.RunTime += took
+		}
+	})
 	for _, c := range clones {
 		_ = c.FinalizeAll()
 	}

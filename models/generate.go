@@ -244,6 +244,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 		next := make([]int32, len(rows))
 		mask := make([]float32, len(rows))
 		feed := 0
+		sampleStart := time.Now()
 		for r, b := range rows {
 			if gen.Stopped[b] || len(gen.Tokens[b]) >= opts.MaxNewTokens {
 				continue
@@ -258,6 +259,7 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 				feed++
 			}
 		}
+		sampled := time.Since(sampleStart)
 		// Feed the chosen tokens. When no row will sample again, this last
 		// step is only needed to capture the final reply tokens.
 		moreToSample := false
@@ -278,10 +280,18 @@ func (m *Model) GenerateIDs(prompts [][]int32, opts GenerateOptions) (*Generatio
 		if opts.Capture {
 			stepMask = mask
 		}
+		stepStart := time.Now()
 		logits, captured, err = s.step(next, 1, s.prefillLen+step, stepMask)
 		if err != nil {
 			return nil, err
 		}
+		m.count(func(st *Stats) {
+			st.DecodeSteps++
+			st.DecodeRows += len(rows)
+			st.DecodeIdle += len(rows) - feed
+			st.DecodeTime += time.Since(stepStart)
+			st.SampleTime += sampled
+		})
 		gen.Steps++
 		gen.TokensProcessed += len(rows)
 		if opts.Capture {

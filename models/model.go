@@ -62,6 +62,8 @@ type Model struct {
 
 	mu       sync.Mutex
 	programs map[string]*graph.Exec // compiled programs by name: steps by interventions, KV-cache helpers, sweep suffixes
+
+	statsState // the work done, for Stats
 }
 
 // newModel uploads the weights (if the loader has not) and prepares the

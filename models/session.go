@@ -123,6 +123,15 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 	if err != nil {
 		return nil, nil, err
 	}
+	if n > 1 { // a prompt pass: decoding steps are counted by GenerateIDs, which knows the idle rows
+		s.m.count(func(st *Stats) {
+			st.Prefills++
+			st.PrefillPositions += B * n
+			for _, p := range s.pads {
+				st.PrefillPadding += p
+			}
+		})
+	}
 	outs, err := s.m.call(s.exec, true, named)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model step: %w", err)
@@ -141,7 +150,7 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 		s.kv[i] = out[name]
 	}
 	lt := out[outLogits].host()
-	if logits, err = tensors.CopyFlatData[float32](lt); err != nil {
+	if logits, err = s.m.copyToHost(lt); err != nil {
 		return nil, nil, err
 	}
 	_ = lt.FinalizeAll()
@@ -150,7 +159,7 @@ func (s *session) step(tokens []int32, n, offset int, captureMask []float32) (lo
 	}
 	if s.iv.Capture {
 		if wantCapture {
-			if captured, err = tensors.CopyFlatData[float32](out[outCaptured][0]); err != nil {
+			if captured, err = s.m.copyToHost(out[outCaptured][0]); err != nil {
 				return nil, nil, err
 			}
 		}

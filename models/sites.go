@@ -55,13 +55,19 @@ const (
 	outHidden   = "hidden"   // [B, S, d_model]: the final hidden state (layer n_layers) at every position
 
 	// The comparison program (compare.go).
-	inTargets    = "targets"        // [B, S] int32: the token each position predicts
-	outKL        = "kl"             // [B, S]: KL(clean ‖ intervened) of the next-token distributions
-	outCleanLogP = "clean_logp"     // [B, S]: log-probability of the target, clean
-	outSteerLogP = "steered_logp"   // [B, S]: the same with the interventions
-	outCleanDist = "clean_logprobs" // [B, S, vocab] float32: the clean next-token log-probabilities (Reference)
+	// R is the scored window: the R positions before the last (see logProbsGraph).
+	inTargets    = "targets"        // [B, R] int32: the token each window position predicts
+	outKL        = "kl"             // [B, R]: KL(clean ‖ intervened) of the next-token distributions
+	outCleanLogP = "clean_logp"     // [B, R]: log-probability of the target, clean
+	outSteerLogP = "steered_logp"   // [B, R]: the same with the interventions
+	outCleanDist = "clean_logprobs" // [B, R, vocab] float32: the clean next-token log-probabilities (Reference)
 	inCleanDist  = "clean_logprobs" // the same, fed back to compare an intervention with it
+	inResume     = "resume_stream"  // [B, S, d_model]: the clean stream entering the block a comparison resumes at
 )
+
+// resumeName is the reference program's output of the clean stream
+// entering block l (ReferenceOptions.Resume), [B, S, d_model].
+func resumeName(l int) string { return fmt.Sprintf("resume_stream.%d", l) }
 
 func kCacheName(i int) string { return fmt.Sprintf("k_cache.%d", i) } // [B, n_kv_heads, T, head_dim]
 func vCacheName(i int) string { return fmt.Sprintf("v_cache.%d", i) }

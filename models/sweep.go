@@ -135,13 +135,14 @@ func (m *Model) sweepBatch(prompts [][]int32, vectors [][]float32, reduce func([
 		if err != nil {
 			return nil, nil, err
 		}
+		m.countPass(s.pads, P, K)
 		out, err := m.call(exec, true, named)
 		if err != nil {
 			return nil, nil, fmt.Errorf("layer sweep, layers %v: %w", chunk, err)
 		}
 		trimCHeap() // each chunk's program may just have been compiled
 		lt := out[0].host()
-		flat, err := tensors.CopyFlatData[float32](lt)
+		flat, err := m.copyToHost(lt)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -218,7 +218,7 @@ func Ablate(m *models.Model, x *Extraction, cfg AblateConfig, opts ...Option) (*
 	}
 	ab := &Ablation{Config: cfg, Direction: dir, Harmful: harmful, Induced: induced, Harmless: harmless, Sets: map[string]AblationSet{}}
 	timings := map[string]float64{}
-	timed := timer(timings)
+	timed := timer(m, timings, nil)
 	progress := collect(opts).report("ablate")
 	total, done := 2*(len(harmful)+len(induced)+len(harmless)), 0
 	step := func(n int) {

@@ -146,6 +146,8 @@ type Evaluation struct {
 	Calibration *Calibration // with Config.TargetRefusalRate
 	Completions map[float64][]EvalCompletion
 	Summary     EvalSummary
+	// Profile is the model's work in each stage of Summary.TimingsSeconds.
+	Profile map[string]models.Stats
 }
 
 // Evaluate runs the spec's evaluation of an extraction's vector, in memory:
@@ -164,7 +166,8 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 		return nil, err
 	}
 	timings := map[string]float64{}
-	timed := timer(timings)
+	ev := &Evaluation{Config: cfg, Profile: map[string]models.Stats{}}
+	timed := timer(m, timings, ev.Profile)
 	v := x.Vector
 	if v == nil {
 		return nil, fmt.Errorf("the extraction has no refusal vector to evaluate (too few kept responses?)")
@@ -172,7 +175,7 @@ func Evaluate(m *models.Model, x *Extraction, cfg EvalConfig, opts ...Option) (*
 	if err := v.CheckFits(m.Config); err != nil {
 		return nil, err
 	}
-	ev := &Evaluation{Config: cfg, Vector: v}
+	ev.Vector = v
 	if ev.Validation, ev.Test, err = EvalPlan(cfg, x.Instructions()); err != nil {
 		return nil, err
 	}
@@ -351,12 +354,16 @@ func (ev *Evaluation) Peek(w io.Writer, rows ...int) {
 	PeekSweep(w, ev.Summary.Coefficients, ev.Completions, rows...)
 }
 
-// timer returns a helper that records a stage's wall time in seconds.
-func timer(into map[string]float64) func(stage string, f func() error) error {
+// timer returns a helper that records a stage's wall time in seconds and,
+// when profile is not nil, the model's work during it (models.Stats).
+func timer(m *models.Model, into map[string]float64, profile map[string]models.Stats) func(stage string, f func() error) error {
 	return func(stage string, f func() error) error {
-		start := time.Now()
+		before, start := m.Stats(), time.Now()
 		err := f()
 		into[stage] = time.Since(start).Seconds()
+		if profile != nil {
+			profile[stage] = m.Stats().Sub(before)
+		}
 		return err
 	}
 }

@@ -38,7 +38,7 @@ func Rejudge(m *models.Model, x *Extraction, judgeName string) (*Extraction, err
 			return nil, fmt.Errorf("response to %q (query %d, completion %d) has no token ids: its activations cannot be recomputed", r.Instruction, r.QueryIndex, r.CompletionIndex)
 		}
 	}
-	err = y.keepAndAverage(m, jd, cfg.BatchSize, timer(y.Timings))
+	err = y.keepAndAverage(m, jd, cfg.BatchSize, timer(m, y.Timings, nil))
 	if errors.Is(err, ErrTooFewResponses) {
 		return y, fmt.Errorf("%w. The %s judge kept %d of %d compliant and %d of %d refusal responses",
 			err, jd.Name(), len(y.FilteredCompliant), len(y.Compliant), len(y.FilteredRefusal), len(y.Refusal))

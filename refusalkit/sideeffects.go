@@ -2,7 +2,9 @@ package refusalkit
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/refusalkit/refusalkit/models"
@@ -135,6 +137,7 @@ func MeanKL(m *models.Model, opts models.ForwardOptions, completions []EvalCompl
 func compareAll(m *models.Model, interventions []models.ForwardOptions, completions []EvalCompletion, batchSize int) (kls, cleanLogProbs [][]float64, err error) {
 	batchSize = positiveOr(batchSize, 8)
 	kls = make([][]float64, len(interventions))
+	resume := models.ReferenceOptions{Resume: resumeLayers(interventions)}
 	for start := 0; start < len(completions); start += batchSize {
 		seqs, from := continuations(completions[start:min(start+batchSize, len(completions))])
 		if len(interventions) == 0 {
@@ -145,7 +148,7 @@ func compareAll(m *models.Model, interventions []models.ForwardOptions, completi
 			cleanLogProbs = append(cleanLogProbs, lp...)
 			continue
 		}
-		ref, err := m.NewReference(seqs, from)
+		ref, err := m.NewReference(seqs, from, resume)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -164,6 +167,40 @@ func compareAll(m *models.Model, interventions []models.ForwardOptions, completi
 	}
 	return kls, cleanLogProbs, nil
 }
+
+// resumeLayers are the layers a reference keeps the clean stream of, so
+// that each steering comparison runs only the blocks from its first
+// steered layer on: those layers themselves when there are at most
+// maxResumeLayers, else each rounded down to a multiple of the count that
+// keeps them that few (every layer for steering_kl), since each layer
+// resumed at compiles a program of its own.
+func resumeLayers(interventions []models.ForwardOptions) []int {
+	firsts := map[int]bool{}
+	for _, opts := range interventions {
+		first := -1
+		for _, st := range opts.Steer {
+			if first < 0 || st.Layer < first {
+				first = st.Layer
+			}
+		}
+		if first > 0 && opts.Ablate == nil && opts.SteerRows == nil {
+			firsts[first] = true
+		}
+	}
+	layers := slices.Sorted(maps.Keys(firsts))
+	if len(layers) <= maxResumeLayers {
+		return layers
+	}
+	step := (layers[len(layers)-1] + maxResumeLayers) / maxResumeLayers
+	rounded := map[int]bool{}
+	for _, l := range layers {
+		rounded[l/step*step] = true
+	}
+	return slices.Sorted(maps.Keys(rounded))
+}
+
+// maxResumeLayers bounds the comparison programs a reference's interventions compile.
+const maxResumeLayers = 6
 
 // cleanLogProbsOf returns the clean model's log-probabilities of each
 // completion's generated tokens, one forward pass per batch.

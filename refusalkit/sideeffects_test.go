@@ -2,6 +2,7 @@ package refusalkit
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,5 +97,33 @@ func TestSteeringKLLayerSelection(t *testing.T) {
 	cfg.MaxKL = 1e-12
 	if _, err := Evaluate(m, x, cfg); err == nil || !strings.Contains(err.Error(), "no layer keeps the KL at coefficient 1 within --max_kl 1e-12") {
 		t.Errorf("an impossible bound: %v", err)
+	}
+}
+
+// A reference keeps the stream at each steering comparison's first layer,
+// at most maxResumeLayers of them: every layer (steering_kl) rounds down to
+// a few, and ablation or per-row steering resumes nowhere.
+func TestResumeLayers(t *testing.T) {
+	at := func(layers ...int) models.ForwardOptions {
+		var opts models.ForwardOptions
+		for _, l := range layers {
+			opts.Steer = append(opts.Steer, models.Steering{Layer: l})
+		}
+		return opts
+	}
+	sweep := []models.ForwardOptions{at(17), at(17), at(17)}
+	if got := resumeLayers(sweep); !slices.Equal(got, []int{17}) {
+		t.Errorf("a coefficient sweep at layer 17: resume at %v, want [17]", got)
+	}
+	if got := resumeLayers([]models.ForwardOptions{at(9, 4), {Ablate: []float32{1}}, {SteerRows: [][]models.Steering{{{Layer: 3}}}}}); !slices.Equal(got, []int{4}) {
+		t.Errorf("steering at 9 and 4, an ablation, per-row steering: resume at %v, want [4]", got)
+	}
+	var every []models.ForwardOptions
+	for l := range 30 {
+		every = append(every, at(l))
+	}
+	got := resumeLayers(every)
+	if !slices.Equal(got, []int{0, 5, 10, 15, 20, 25}) {
+		t.Errorf("every layer of 30: resume at %v, want [0 5 10 15 20 25]", got)
 	}
 }

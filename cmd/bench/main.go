@@ -187,6 +187,8 @@ func run(modelPath string, scale float64, backendName string, skipNaive, w0Only 
 	r.PeakRSSMB = benchutil.PeakRSSMB()
 	r.Phases = phasesOf(loadS, x, ev)
 	r.W0S = r.Phases["total"]
+	fmt.Printf("\nwhere refusalkit's W0 time went (scale %g, %s, %s):\n\n", scale, m.Alias(), r.Backend)
+	printProfile(os.Stdout, x, ev)
 
 	// transformers on the same work, right after, on the same machine; then,
 	// for each further round, both again, the side that goes first
