@@ -46,4 +46,3 @@ func share(part, whole int) string {
 	}
 	return fmt.Sprintf("%.0f%%", 100*float64(part)/float64(whole))
 }
-
