@@ -157,14 +157,14 @@ def teacher_forced(model, seqs, layers, steer_layer=None, vec=None):
 
 
 def side_effects(model, seqs, layers, layer, vec, batch_size):
-    """Per sequence: mean KL(steered || clean) over the reply, and the clean perplexity."""
+    """Per sequence: mean KL(clean || steered) over the reply (refusalkit's direction), and the clean perplexity."""
     results = []
     for chunk in batches(seqs, batch_size):
         chunk = [s if s[1] else (s[0], [0]) for s in chunk]  # an empty reply: score one token
         clean = teacher_forced(model, chunk, layers)
         steered = teacher_forced(model, chunk, layers, layer, vec)
         for (p, r), c, s in zip(chunk, clean, steered):
-            kl = (s.exp() * (s - c)).sum(-1).mean().item()
+            kl = (c.exp() * (c - s)).sum(-1).mean().item()
             nll = -c[torch.arange(len(r)), torch.tensor(r)].mean().item()
             results.append((kl, float(torch.tensor(nll).exp())))
     return results
