@@ -50,19 +50,70 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class Profile:
+    """Where each phase's time goes in transformers: the model's forward calls,
+    as passes over several positions (prompts, teacher-forced sequences) and
+    decoding steps over one, their positions and left padding, the rows
+    generate kept stepping after they had finished, and the time spent inside
+    the calls (the rest is generate's sampling and Python around it)."""
+
+    def __init__(self, model) -> None:
+        self.phase = None
+        self.stats: dict[str, dict[str, float]] = {}
+        model.register_forward_pre_hook(self._before, with_kwargs=True)
+        model.register_forward_hook(self._after, with_kwargs=True)
+
+    def add(self, key: str, n: float) -> None:
+        if self.phase is not None:
+            st = self.stats.setdefault(self.phase, {})
+            st[key] = st.get(key, 0) + n
+
+    def _before(self, module, args, kwargs):
+        ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
+        B, S = ids.shape
+        if S == 1:
+            self.add("decode_steps", 1)
+            self.add("decode_rows", B)
+        else:
+            self.add("passes", 1)
+            self.add("pass_positions", B * S)
+            if mask is not None:
+                self.add("pass_padding", int((mask[:, -S:] == 0).sum()))
+        self.t0 = time.perf_counter()
+
+    def _after(self, module, args, kwargs, output):
+        self.add("forward_s", time.perf_counter() - self.t0)
+
+    def print(self, seconds: dict[str, float]) -> None:
+        log("hf_w0: where transformers' time went (passes: prompt and teacher-forced forward calls; "
+            "steps: decoding steps; forward s: inside the model's forward calls)")
+        log(f"{'phase':>24} {'wall s':>8} {'passes':>7} {'pass pad':>9} {'steps':>7} {'rows':>7} {'idle':>6} "
+            f"{'forward s':>10} {'other s':>8}")
+        for phase, st in self.stats.items():
+            pct = lambda a, b: f"{100 * st.get(a, 0) / st[b]:.0f}%" if st.get(b) else "-"
+            log(f"{phase:>24} {seconds[phase]:8.1f} {st.get('passes', 0):7.0f} {pct('pass_padding', 'pass_positions'):>9} "
+                f"{st.get('decode_steps', 0):7.0f} {st.get('decode_rows', 0):7.0f} {pct('idle_rows', 'decode_rows'):>6} "
+                f"{st.get('forward_s', 0):10.1f} {seconds[phase] - st.get('forward_s', 0):8.1f}")
+
+
 class Timer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.profile: Profile | None = None
 
     def __call__(self, name: str):
         timer = self
 
         class _T:
             def __enter__(self):
+                if timer.profile is not None:
+                    timer.profile.phase = name
                 self.t0 = time.perf_counter()
 
             def __exit__(self, *exc):
                 timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0
+                if timer.profile is not None:
+                    timer.profile.phase = None
                 log(f"hf_w0: {name}: {timer.seconds[name]:.1f} s")
 
         return _T()
@@ -94,7 +145,7 @@ def strip_stop(ids: list[int], stops: set[int]) -> list[int]:
     return out
 
 
-def generate(model, tok, messages, plan, greedy: bool, max_new_tokens: int):
+def generate(model, tok, messages, plan, greedy: bool, max_new_tokens: int, profile: Profile):
     """Reply ids per message, batch_size at a time."""
     stops = plan["stop_token_ids"]
     replies = []
@@ -109,9 +160,12 @@ def generate(model, tok, messages, plan, greedy: bool, max_new_tokens: int):
         with torch.inference_mode():
             out = model.generate(**enc, **kw)
         P = enc["input_ids"].shape[1]
+        steps = out.shape[1] - P - 1  # decoding steps after the prefill: the last token is sampled, not fed
         for row, mask in zip(out, enc["attention_mask"]):
             prompt = row[:P][mask.bool()].tolist()
-            replies.append((prompt, strip_stop(row[P:].tolist(), set(stops))))
+            reply = strip_stop(row[P:].tolist(), set(stops))
+            replies.append((prompt, reply))
+            profile.add("idle_rows", max(0, steps - len(reply)))  # steps fed after its stop token
     return replies
 
 
@@ -197,13 +251,15 @@ def main() -> int:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kw)
         model.eval()
     layers = model.model.layers
+    profile = Profile(model)
+    t.profile = profile
 
     # Extraction: generation in both modes, the judge, the per-layer means.
     kept = {}
     for mode in ("compliant", "refusal"):
         messages = plan[mode + "_messages"]  # one per row: each query n_completions times
         with t("generation"):
-            replies = generate(model, tok, messages, plan, greedy=False, max_new_tokens=plan["max_new_tokens"])
+            replies = generate(model, tok, messages, plan, greedy=False, max_new_tokens=plan["max_new_tokens"], profile=profile)
         want = mode == "refusal"
         kept[mode] = [(p, r) for p, r in replies if r and is_refusal(tok.decode(r, skip_special_tokens=True),
                                                                         plan["refusal_substrings"]) == want]
@@ -243,14 +299,14 @@ def main() -> int:
         layer = max(range(len(scores)), key=lambda l: (scores[l], -l))
     log(f"hf_w0: selected layer {layer} (steering score {scores[layer]:.3f}, baseline {sum(base) / len(base):.3f})")
     with t("validation_side_effects"):
-        val = generate(model, tok, plan["validation"], plan, greedy=True, max_new_tokens=plan["eval_max_new_tokens"])
+        val = generate(model, tok, plan["validation"], plan, greedy=True, max_new_tokens=plan["eval_max_new_tokens"], profile=profile)
         side_effects(model, val, layers, layer, vector[layer], B)
     rates = {}
     with t("coefficient_sweep"):
         for c in plan["coefficients"]:
             h = layers[layer].register_forward_pre_hook(steering_hook(c * vector[layer]), with_kwargs=True)
             try:
-                replies = generate(model, tok, plan["test"], plan, greedy=True, max_new_tokens=plan["eval_max_new_tokens"])
+                replies = generate(model, tok, plan["test"], plan, greedy=True, max_new_tokens=plan["eval_max_new_tokens"], profile=profile)
             finally:
                 h.remove()
             side_effects(model, replies, layers, layer, c * vector[layer], B)
@@ -259,6 +315,7 @@ def main() -> int:
     log("hf_w0: refusals by coefficient: " + ", ".join(f"{c:g}: {k}/{len(plan['test'])}" for c, k in rates.items()))
 
     s = t.seconds
+    profile.print(s)
     s["extraction"] = s["load"] + s["generation"] + s["activations"]
     s["evaluation"] = s["layer_selection"] + s["validation_side_effects"] + s["coefficient_sweep"]
     s["total"] = s["extraction"] + s["evaluation"]
