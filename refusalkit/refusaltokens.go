@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/refusalkit/refusalkit/internal/avx"
 	"github.com/refusalkit/refusalkit/models"
 	"github.com/refusalkit/refusalkit/refusalkit/judge"
 )
@@ -150,17 +151,22 @@ func containsInt32(xs []int32, x int32) bool {
 // RefusalScore is log P(refusal tokens) − log P(all other tokens) for one
 // next-token distribution given as logits, computed stably in float64.
 func RefusalScore(logits []float32, tokens []int32) float64 {
+	avx.ClearUpper() // the exps below are math.Exp's SSE code (see package avx)
 	maxL := math.Inf(-1)
 	for _, l := range logits {
 		maxL = math.Max(maxL, float64(l))
 	}
-	isRefusal := make(map[int32]bool, len(tokens))
+	// A mark per vocabulary entry, not a map: the layer sweep scores every
+	// layer's logits, and a map lookup per entry cost more than the exp.
+	isRefusal := make([]bool, len(logits))
 	for _, id := range tokens {
-		isRefusal[id] = true
+		if id >= 0 && int(id) < len(logits) {
+			isRefusal[id] = true
+		}
 	}
 	var ref, other float64 // summed apart: other = total − ref would cancel when ref dominates
 	for i, l := range logits {
-		if e := math.Exp(float64(l) - maxL); isRefusal[int32(i)] {
+		if e := math.Exp(float64(l) - maxL); isRefusal[i] {
 			ref += e
 		} else {
 			other += e
