@@ -189,6 +189,9 @@ func run(modelPath string, scale float64, backendName string, skipNaive, w0Only 
 	r.W0S = r.Phases["total"]
 	fmt.Printf("\nwhere refusalkit's W0 time went (scale %g, %s, %s):\n\n", scale, m.Alias(), r.Backend)
 	printProfile(os.Stdout, x, ev)
+	fmt.Printf("\nrefusalkit: kept %d/%d compliant and %d/%d refusal replies; selected layer %d (steering score %.3f, baseline %.3f)\n",
+		len(x.FilteredCompliant), len(x.Compliant), len(x.FilteredRefusal), len(x.Refusal),
+		ev.Summary.SelectedLayer, ev.Summary.SelectedLayerSteeringScore, ev.Summary.BaselineRefusalScore)
 
 	// transformers on the same work, right after, on the same machine; then,
 	// for each further round, both again, the side that goes first
