@@ -197,25 +197,9 @@ func (r *Reference) Compare(opts ForwardOptions) (*Comparison, error) {
 }
 
 // resumeAt is the block a comparison of opts starts at: the latest kept
-// layer at or before the first layer opts steer; 0 (every block) when opts
-// ablate (which acts at every layer) or steer nothing, or none is kept.
+// layer at or before opts' first intervened one; 0 (every block) when none is.
 func (r *Reference) resumeAt(opts ForwardOptions) int {
-	if opts.Ablate != nil {
-		return 0
-	}
-	first := r.m.Config.NumLayers
-	for _, st := range opts.Steer {
-		first = min(first, st.Layer)
-	}
-	for _, row := range opts.SteerRows {
-		for _, st := range row {
-			first = min(first, st.Layer)
-		}
-	}
-	if first == r.m.Config.NumLayers {
-		return 0
-	}
-	at := 0
+	first, at := opts.FirstIntervenedLayer(), 0
 	for l := range r.resume {
 		if l <= first {
 			at = max(at, l)

@@ -12,6 +12,25 @@ type ForwardOptions struct {
 	Ablate      []float32
 }
 
+// FirstIntervenedLayer is the first block whose input opts change: the
+// lowest layer Steer or SteerRows steer at, 0 with Ablate (it acts at every
+// layer), -1 when opts change nothing. The blocks before it see the clean
+// stream, so a pass may resume there from a kept one (ReferenceOptions).
+func (o ForwardOptions) FirstIntervenedLayer() int {
+	if o.Ablate != nil {
+		return 0
+	}
+	first := -1
+	for _, row := range append([][]Steering{o.Steer}, o.SteerRows...) {
+		for _, st := range row {
+			if first < 0 || st.Layer < first {
+				first = st.Layer
+			}
+		}
+	}
+	return first
+}
+
 // ForwardResult holds one entry per sequence.
 type ForwardResult struct {
 	// Logits of the last position, [vocab] per sequence: for a chat prompt,

@@ -62,12 +62,6 @@ func (s Stats) Sub(earlier Stats) Stats {
 	}
 }
 
-// Add returns the sum of two phases' work.
-func (s Stats) Add(o Stats) Stats {
-	var zero Stats
-	return s.Sub(zero.Sub(o))
-}
-
 // Stats returns a snapshot of the model's counts.
 func (m *Model) Stats() Stats {
 	m.statsMu.Lock()

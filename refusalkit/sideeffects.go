@@ -169,21 +169,15 @@ func compareAll(m *models.Model, interventions []models.ForwardOptions, completi
 }
 
 // resumeLayers are the layers a reference keeps the clean stream of, so
-// that each steering comparison runs only the blocks from its first
-// steered layer on: those layers themselves when there are at most
-// maxResumeLayers, else each rounded down to a multiple of the count that
-// keeps them that few (every layer for steering_kl), since each layer
-// resumed at compiles a program of its own.
+// that each comparison runs only the blocks from its first intervened
+// layer on (models.ForwardOptions.FirstIntervenedLayer): those layers
+// themselves when there are at most maxResumeLayers, else each rounded
+// down to a multiple of the count that keeps them that few (every layer
+// for steering_kl), since each layer resumed at compiles a program of its own.
 func resumeLayers(interventions []models.ForwardOptions) []int {
 	firsts := map[int]bool{}
 	for _, opts := range interventions {
-		first := -1
-		for _, st := range opts.Steer {
-			if first < 0 || st.Layer < first {
-				first = st.Layer
-			}
-		}
-		if first > 0 && opts.Ablate == nil && opts.SteerRows == nil {
+		if first := opts.FirstIntervenedLayer(); first > 0 {
 			firsts[first] = true
 		}
 	}

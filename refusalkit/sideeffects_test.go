@@ -102,7 +102,7 @@ func TestSteeringKLLayerSelection(t *testing.T) {
 
 // A reference keeps the stream at each steering comparison's first layer,
 // at most maxResumeLayers of them: every layer (steering_kl) rounds down to
-// a few, and ablation or per-row steering resumes nowhere.
+// a few; ablation resumes nowhere, and per-row steering at its rows' first layer.
 func TestResumeLayers(t *testing.T) {
 	at := func(layers ...int) models.ForwardOptions {
 		var opts models.ForwardOptions
@@ -115,8 +115,8 @@ func TestResumeLayers(t *testing.T) {
 	if got := resumeLayers(sweep); !slices.Equal(got, []int{17}) {
 		t.Errorf("a coefficient sweep at layer 17: resume at %v, want [17]", got)
 	}
-	if got := resumeLayers([]models.ForwardOptions{at(9, 4), {Ablate: []float32{1}}, {SteerRows: [][]models.Steering{{{Layer: 3}}}}}); !slices.Equal(got, []int{4}) {
-		t.Errorf("steering at 9 and 4, an ablation, per-row steering: resume at %v, want [4]", got)
+	if got := resumeLayers([]models.ForwardOptions{at(9, 4), {Ablate: []float32{1}}, {SteerRows: [][]models.Steering{nil, {{Layer: 5}, {Layer: 3}}}}}); !slices.Equal(got, []int{3, 4}) {
+		t.Errorf("steering at 9 and 4, an ablation, per-row steering at 5 and 3: resume at %v, want [3 4]", got)
 	}
 	var every []models.ForwardOptions
 	for l := range 30 {
